@@ -1,0 +1,1 @@
+"""The command-line interface: thin adapters from typer options to the pure core."""

@@ -1,0 +1,50 @@
+"""The ``fwbench`` typer application. Commands live one per module; none imports a framework."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from fwbench import __version__
+from fwbench.errors import FwbenchError
+
+app = typer.Typer(
+    name="fwbench",
+    help="Run the same deep-learning workloads through PyTorch, TensorFlow and Keras, and compare them fairly.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"fwbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """fwbench: fair, reproducible framework benchmarks."""
+
+
+def _register() -> None:
+    from fwbench.cli import env_cmd, list_cmd, run_cmd
+
+    for module in (run_cmd, list_cmd, env_cmd):
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point: fwbench's own errors become one line on stderr and exit code 2."""
+    try:
+        app(standalone_mode=True)
+    except FwbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

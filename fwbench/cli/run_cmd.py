@@ -1,0 +1,175 @@
+"""``fwbench run``: run workloads through runners on devices, with live progress, then print the tables."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from fwbench.errors import UsageError
+
+DEVICE_CHOICES = ("cpu", "cuda", "tpu", "auto")
+EXIT_SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Interrupted(Exception):
+    def __init__(self, signum: int):
+        self.signum = signum
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+
+
+def parse_size(text: str) -> int:
+    """``512MiB``, ``2GiB``, ``2G``, ``1048576`` -> bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)\s*", text, re.IGNORECASE)
+    if not m:
+        raise UsageError(f"--memory-limit {text!r}: give a size such as 512MiB or 2GiB")
+    scale = 1024 ** "KMGT".find(m.group(2).upper()) * 1024 if m.group(2) else 1
+    return int(float(m.group(1)) * scale)
+
+
+def resolve_devices(devices: list[str]) -> list[str]:
+    from fwbench import env as envmod
+
+    out = []
+    for d in devices:
+        if d not in DEVICE_CHOICES:
+            raise UsageError(f"unknown device {d!r}; choose from: {', '.join(DEVICE_CHOICES)}")
+        if d == "auto":
+            d = "cuda" if envmod.devices()["cuda"] else "cpu"
+        if d not in out:
+            out.append(d)
+    return out
+
+
+def check_writable(path: Path) -> None:
+    """Fail before any work if the results file cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.parent / f".fwbench-write-test-{time.time_ns()}"
+        probe.write_text("x")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write results to {path}: {exc.strerror or exc}") from None
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a directory; give a file name such as {path / 'run.json'}")
+
+
+def run(
+    framework: list[str] = typer.Option([], "--framework", "-f", help="Family: torch, tensorflow, keras, or all installed."),
+    runner: list[str] = typer.Option([], "--runner", "-r", help="One runner exactly (repeatable), e.g. torch-compile."),
+    workload: list[str] = typer.Option([], "--workload", "-w", help="Workload name or path to a .toml file (default: cnn)."),
+    device: list[str] = typer.Option(["cpu"], "--device", "-d", help="cpu, cuda, tpu or auto (cuda where available)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Results file (default: results/<run-id>.json)."),
+    results_dir: Path = typer.Option(Path("results"), "--results-dir", help="Folder for results when --out is not given."),
+    timeout: float = typer.Option(600.0, "--timeout", min=1.0, help="Seconds before a cell's worker is killed."),
+    quick: bool = typer.Option(False, "--quick", help="Smoke run: 2 warm-up and at most 20 timed steps or 2 s per cell."),
+    threads: int = typer.Option(0, "--threads", min=0, help="Intra-op threads per worker (0 = all cores)."),
+    repeats: int = typer.Option(1, "--repeats", min=1, help="Run each cell in this many fresh worker processes."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="PyTorch: NHWC (channels_last) memory format."),
+    target: bool = typer.Option(False, "--target", help="Also train to the workload's accuracy target (time-to-accuracy)."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when the parity check flags a runner."),
+    memory_limit: Optional[str] = typer.Option(None, "--memory-limit", help="Per-worker address-space limit, e.g. 4GiB."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Finish the missing or interrupted cells of this results file."),
+) -> None:
+    """Run workloads through runners and record every measurement in a results file."""
+    from fwbench import env as envmod
+    from fwbench import results
+    from fwbench.pipeline import RunOptions, execute, plan
+    from fwbench.runners.registry import select
+    from fwbench.workload import load_workload
+
+    if resume is not None:
+        doc = results.read(resume)
+        cfg = doc["config"]
+        framework, runner, workload, device = cfg["frameworks"], cfg["runners"], cfg["workloads"], cfg["devices"]
+        quick, threads, repeats, target = cfg["quick"], cfg["threads"], cfg["repeats"], cfg.get("target", False)
+        timeout, channels_last = cfg["timeout"], cfg["options"].get("channels_last", False)
+        memory_limit = cfg.get("memory_limit")
+        out = resume
+    if not framework and not runner:
+        framework = ["torch"]
+    runners = select(framework, runner)
+    if not runners:
+        raise UsageError("no runner selected: none of the chosen frameworks is installed (see `fwbench list`)")
+    workload = workload or ["cnn"]
+    specs = [load_workload(w) for w in workload]
+    if quick:
+        specs = [s.with_timing(warmup=2, min_steps=5, max_steps=20, min_seconds=0.0, max_seconds=2.0) for s in specs]
+    devices = resolve_devices(device)
+    limit = parse_size(memory_limit) if memory_limit else None
+    options: dict[str, Any] = {"channels_last": channels_last}
+    phases = ("timing", "parity") + (("target",) if target else ())
+    opts = RunOptions(timeout=timeout, memory_limit=limit, threads=threads, repeats=repeats, options=options,
+                      phases=phases)
+    config = {"frameworks": framework, "runners": runner, "workloads": workload, "devices": device,
+              "resolved_devices": devices, "timeout": timeout, "quick": quick, "threads": threads or envmod.cpu_count(),
+              "repeats": repeats, "target": target, "options": options, "memory_limit": memory_limit,
+              "argv": sys.argv[1:]}
+    jobs = plan(specs, runners, devices, opts)
+    if resume is not None:
+        done = {c["id"] for c in doc["cells"] if c["status"] not in ("timeout",) and c.get("reason") != "interrupted"}
+        jobs = [j for j in jobs if j.cell_id not in done]
+    else:
+        doc = results.new_document(config, envmod.capture(threads or None))
+        out = out or results_dir / f"{doc['run_id']}.json"
+    assert out is not None
+    check_writable(out)
+    code = _execute_with_progress(doc, jobs, out, opts, strict)
+    raise typer.Exit(code)
+
+
+def _execute_with_progress(doc: dict[str, Any], jobs: list, out: Path, opts: Any, strict: bool) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from fwbench.cli.console import print_run_tables
+    from fwbench.pipeline import execute
+
+    console, err = Console(), Console(stderr=True)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        raise Interrupted(signum)
+
+    old = {s: signal.signal(s, on_signal) for s in EXIT_SIGNALS}
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True)
+    task = progress.add_task("starting", total=len(jobs))
+
+    def on_event(kind: str, i: int, n: int, job: Any, cell: Any) -> None:
+        if kind == "start":
+            progress.update(task, description=f"cell {i + 1}/{n}: {job.cell_id}")
+        else:
+            progress.advance(task)
+            mark = "✓" if cell["status"] == "ok" else "✗"
+            err.print(f"{mark} {job.cell_id}: {cell['status']}" + (f" ({cell['reason']})" if cell.get("reason") else ""),
+                      highlight=False, markup=False)
+
+    interrupted = None
+    try:
+        with progress:
+            execute(doc, jobs, out, opts, on_event)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        interrupted = getattr(exc, "signum", signal.SIGINT)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    print_run_tables(doc, console)
+    err.print(f"Results: {out}", highlight=False)
+    if interrupted is not None:
+        err.print(f"Interrupted: {len(doc['cells'])} finished cells are saved; "
+                  f"`fwbench run --resume {out}` runs the rest.", highlight=False)
+        return EXIT_SIGNALS[interrupted]
+    bad = [c for c in doc["cells"] if c["status"] != "ok"]
+    if bad:
+        return 1
+    if strict and not doc.get("parity", {}).get("ok", True):
+        return 1
+    return 0

@@ -1,0 +1,69 @@
+"""Deterministic batches, identical for every runner: batch ``i`` depends only on the workload and ``i``.
+
+Data is channels-last NumPy (``[batch, *input_shape]`` float32, int64 labels); runners convert layout
+and move to the device *before* timing, so data preparation is never inside a timed step.
+Sources: ``synthetic`` (standard-normal inputs, uniform labels) and ``digits`` (scikit-learn's bundled
+8x8 handwritten digits, scaled to [0, 1], with a seeded held-out split; nothing is downloaded).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from fwbench.workload import WorkloadSpec
+
+Batch = tuple[np.ndarray, np.ndarray]
+
+
+class DataSource:
+    """Batches and (for real data) a held-out test set for one workload."""
+
+    def __init__(self, spec: WorkloadSpec):
+        self.spec = spec
+
+    def batch(self, i: int) -> Batch:
+        """Training batch number ``i`` (0-based); the same arrays in every process."""
+        if self.spec.data == "digits":
+            return self._digits_batch(i)
+        rng = np.random.default_rng([self.spec.seed, 1, i])
+        b = self.spec.batch_size
+        x = rng.standard_normal((b, *self.spec.input_shape), dtype=np.float32)
+        y = rng.integers(0, self.spec.classes, size=b, dtype=np.int64)
+        return x, y
+
+    def batches(self, n: int, start: int = 0) -> list[Batch]:
+        return [self.batch(i) for i in range(start, start + n)]
+
+    def test_set(self) -> Batch | None:
+        """Held-out inputs and labels, or ``None`` for synthetic data."""
+        if self.spec.data != "digits":
+            return None
+        x, y = self._digits
+        return x[self._split:], y[self._split:]
+
+    @cached_property
+    def _digits(self) -> Batch:
+        from sklearn.datasets import load_digits  # bundled with scikit-learn: no download
+
+        d = load_digits()
+        x = (d.data / 16.0).astype(np.float32).reshape(-1, *self.spec.input_shape)
+        y = d.target.astype(np.int64)
+        order = np.random.default_rng([self.spec.seed, 2]).permutation(len(y))
+        return x[order], y[order]
+
+    @property
+    def _split(self) -> int:
+        return int(round(len(self._digits[1]) * (1.0 - self.spec.test_fraction)))
+
+    def _digits_batch(self, i: int) -> Batch:
+        x, y = self._digits
+        n_train, b = self._split, self.spec.batch_size
+        per_epoch = max(1, n_train // b)
+        epoch, j = divmod(i, per_epoch)
+        order = np.random.default_rng([self.spec.seed, 3, epoch]).permutation(n_train)
+        idx = order[(j * b) % n_train:(j * b) % n_train + b]
+        if len(idx) < b:  # batch larger than the training split: wrap around
+            idx = np.resize(order, b)
+        return x[idx], y[idx]

@@ -1,0 +1,79 @@
+"""The cross-framework parity check: did every runner do the same math? (pure functions)
+
+Every cell records, from the shared initial weights and the shared batches with dropout removed, the
+loss on the first batch (``initial_loss``) and the loss after K optimizer steps (``kstep_loss``). Within
+one workload and device, each runner is compared with a reference runner (``torch`` where it ran):
+
+- ``initial_loss`` must agree within rtol = atol = 1e-4 (fp32: the same weights, the same batch; only
+  summation order differs);
+- ``kstep_loss`` within rtol = atol = 2e-3: K steps of Adam amplify rounding differences a little, and
+  frameworks place Adam's epsilon slightly differently (Keras adds it to sqrt(v), PyTorch to
+  sqrt(v)/sqrt(1-beta2^t)).
+
+Per cell ``parity.status`` is ``reference``, ``ok``, ``mismatch`` (with ``detail``) or ``n/a`` (no losses,
+e.g. a failed cell, or the only runner of its group). Reduced precision widens both tolerances
+(``TOLERANCES``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+TOLERANCES = {  # precision -> (initial rtol=atol, K-step rtol=atol)
+    "fp32": (1e-4, 2e-3),
+    "bf16": (2e-2, 5e-2),
+    "fp16": (1e-2, 3e-2),
+}
+EXCLUDED_FAMILIES = ("fake",)
+
+
+def close(a: float, b: float, tol: float) -> bool:
+    return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= tol + tol * abs(b)
+
+
+def evaluate(cells: list[dict[str, Any]], reference: str = "torch", precision: str = "fp32") -> dict[str, Any]:
+    """Set ``cell['parity']['status']`` on every cell and return the run-level summary.
+
+    Returns ``{"reference", "tolerances", "groups": [...], "mismatches": [cell ids], "ok": bool}``.
+    """
+    t_init, t_k = TOLERANCES.get(precision, TOLERANCES["fp32"])
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for cell in cells:
+        p = cell.get("parity")
+        if not isinstance(p, dict):
+            continue
+        p["status"], p["detail"] = "n/a", ""
+        if cell.get("family") in EXCLUDED_FAMILIES or p.get("initial_loss") is None:
+            continue
+        groups.setdefault((cell["workload"], cell["device"], cell.get("repeat", 0)), []).append(cell)
+    summary: dict[str, Any] = {"reference": reference, "precision": precision,
+                               "tolerances": {"initial_loss": t_init, "kstep_loss": t_k},
+                               "groups": [], "mismatches": []}
+    for (workload, device, repeat), members in groups.items():
+        if len(members) < 2:
+            continue
+        ref = next((c for c in members if c["runner"] == reference), members[0])
+        rp = ref["parity"]
+        rp["status"] = "reference"
+        group_ok = True
+        for cell in members:
+            if cell is ref:
+                continue
+            p = cell["parity"]
+            problems = []
+            if not close(p["initial_loss"], rp["initial_loss"], t_init):
+                problems.append(f"initial loss {p['initial_loss']:.6g} vs {rp['initial_loss']:.6g} ({ref['runner']})")
+            if p.get("kstep_loss") is not None and rp.get("kstep_loss") is not None \
+                    and not close(p["kstep_loss"], rp["kstep_loss"], t_k):
+                problems.append(f"loss after {p.get('k')} steps {p['kstep_loss']:.6g} vs {rp['kstep_loss']:.6g}")
+            p["status"] = "mismatch" if problems else "ok"
+            p["detail"] = "; ".join(problems)
+            if problems:
+                group_ok = False
+                summary["mismatches"].append(cell["id"])
+        summary["groups"].append({"workload": workload, "device": device, "repeat": repeat,
+                                  "reference": ref["runner"], "ok": group_ok,
+                                  "runners": [c["runner"] for c in members]})
+    summary["ok"] = not summary["mismatches"]
+    return summary

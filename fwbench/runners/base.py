@@ -1,0 +1,71 @@
+"""The Session interface every runner implements inside a worker process.
+
+A session turns a :class:`~fwbench.workload.WorkloadSpec` and the shared initial parameters
+(:mod:`fwbench.weights`, canonical channels-last layout) into a model, an optimizer and a step
+function of its framework. The worker (:mod:`fwbench.worker`) drives it; timing lives in
+:mod:`fwbench.timing` and never in a runner.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+from fwbench.data import Batch
+from fwbench.job import Job
+from fwbench.weights import Params
+from fwbench.workload import WorkloadSpec
+
+
+class CellSkipped(Exception):
+    """Raised by a session when the cell cannot run here (device absent, backend missing): status ``skipped``."""
+
+
+class Session(ABC):
+    """One runner in one worker process. Methods are called in the order they are listed."""
+
+    def __init__(self, job: Job):
+        self.job = job
+        self.device = job.device
+        self.options = job.options
+
+    def setup(self) -> None:
+        """Configure threads, precision and device; raise :class:`CellSkipped` when the device is absent."""
+
+    @abstractmethod
+    def build(self, spec: WorkloadSpec, params: Params) -> None:
+        """Build a fresh model from ``spec`` loaded with ``params``, plus optimizer and step functions."""
+
+    @abstractmethod
+    def put(self, batch: Batch) -> Any:
+        """Move one channels-last NumPy batch to the device in this framework's layout (not timed)."""
+
+    @abstractmethod
+    def train_step(self, batch: Any) -> Any:
+        """One optimizer step on a batch from :meth:`put`; returns the loss *before* the update (may be lazy)."""
+
+    @abstractmethod
+    def infer_step(self, batch: Any) -> Any:
+        """One forward pass (inference mode) on a batch from :meth:`put`; returns its loss (may be lazy)."""
+
+    @abstractmethod
+    def value(self, loss: Any) -> float:
+        """Wait for the device and return ``loss`` as a Python float (this is the synchronisation point)."""
+
+    @abstractmethod
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Logits for channels-last inputs ``x`` (inference mode), as NumPy; used for accuracy."""
+
+    def peak_device_bytes(self) -> int | None:
+        """Peak device memory of this process, where the device reports it."""
+        return None
+
+    def settings(self) -> dict[str, Any]:
+        """Conditions of the measurement: threads, layout, dtype, compiler flags ... (recorded per cell)."""
+        return {}
+
+    def retraces(self) -> int | None:
+        """Graph (re)traces or recompiles seen since :meth:`build`, where the framework can count them."""
+        return None

@@ -1,0 +1,200 @@
+"""PyTorch runners: ``torch`` (eager) and ``torch-compile`` (``torch.compile`` of the model).
+
+Imported only inside a worker. Data and convolutions run NCHW (PyTorch's default) unless the
+``channels_last`` option asks for the channels-last memory format; the layout is recorded per cell.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fwbench.data import Batch
+from fwbench.layout import nhwc_to_nchw, to_channels_first
+from fwbench.runners.base import CellSkipped, Session
+from fwbench.weights import Params
+from fwbench.workload import Layer, WorkloadSpec, layer_shapes
+
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "linear": nn.Identity}
+
+
+class SamePad(nn.Module):
+    """TensorFlow's ``same`` padding: total padding split with the extra pixel at the bottom/right."""
+
+    def __init__(self, in_hw: tuple[int, int], k: int, s: int, value: float = 0.0):
+        super().__init__()
+        pads = []
+        for n in in_hw:
+            total = max((math.ceil(n / s) - 1) * s + k - n, 0)
+            pads.append((total // 2, total - total // 2))
+        (top, bottom), (left, right) = pads
+        self.pad = (left, right, top, bottom)
+        self.value = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, self.pad, value=self.value) if any(self.pad) else x
+
+
+def build_module(spec: WorkloadSpec, params: Params) -> nn.Sequential:
+    """An ``nn.Sequential`` equal to ``spec``, loaded with the shared ``params`` (canonical layout)."""
+    tparams = to_channels_first(spec, params)
+    shapes = [tuple(spec.input_shape)] + layer_shapes(spec.input_shape, spec.layers)
+    mods: list[nn.Module] = []
+    for layer, p, in_shape in zip(spec.layers, tparams, shapes):
+        mods += _layer_modules(layer, p, in_shape)
+    return nn.Sequential(*mods)
+
+
+def _layer_modules(layer: Layer, p: dict[str, np.ndarray], in_shape: tuple[int, ...]) -> list[nn.Module]:
+    if layer.kind == "conv2d":
+        conv = nn.Conv2d(in_shape[-1], layer.filters, layer.kernel_size, stride=layer.strides)
+        _load(conv, weight=p["kernel"], bias=p["bias"])
+        pad = [SamePad(in_shape[:2], layer.kernel_size, layer.strides)] if layer.padding == "same" else []
+        return [*pad, conv, _ACTIVATIONS[layer.activation]()]
+    if layer.kind == "maxpool2d":
+        pad = ([SamePad(in_shape[:2], layer.pool_size, layer.strides, value=-math.inf)]
+               if layer.padding == "same" else [])
+        return [*pad, nn.MaxPool2d(layer.pool_size, stride=layer.strides)]
+    if layer.kind == "flatten":
+        return [nn.Flatten()]
+    if layer.kind == "dense":
+        lin = nn.Linear(in_shape[-1], layer.units)
+        _load(lin, weight=p["kernel"], bias=p["bias"])
+        return [lin, _ACTIVATIONS[layer.activation]()]
+    if layer.kind == "dropout":
+        return [nn.Dropout(layer.rate)]
+    if layer.kind == "batchnorm":
+        cls = nn.BatchNorm2d if len(in_shape) == 3 else nn.BatchNorm1d
+        # Keras momentum m (moving = m*moving + (1-m)*batch) is PyTorch momentum 1-m.
+        bn = cls(in_shape[-1], eps=layer.epsilon, momentum=1.0 - layer.momentum)
+        _load(bn, weight=p["gamma"], bias=p["beta"], running_mean=p["moving_mean"], running_var=p["moving_variance"])
+        return [bn]
+    if layer.kind == "activation":
+        return [_ACTIVATIONS[layer.activation]()]
+    raise ValueError(f"unknown layer {layer.kind}")
+
+
+def _load(module: nn.Module, **tensors: np.ndarray) -> None:
+    with torch.no_grad():
+        for name, value in tensors.items():
+            getattr(module, name).copy_(torch.from_numpy(np.asarray(value)))
+
+
+def make_optimizer(spec: WorkloadSpec, params: Any) -> torch.optim.Optimizer:
+    o = spec.optimizer
+    if o.name == "adam":
+        return torch.optim.Adam(params, lr=o.learning_rate, betas=(o.beta_1, o.beta_2), eps=o.epsilon)
+    return torch.optim.SGD(params, lr=o.learning_rate, momentum=o.momentum)
+
+
+class TorchSession(Session):
+    """PyTorch eager: a plain ``zero_grad / forward / backward / step`` loop."""
+
+    compiled = False
+
+    def setup(self) -> None:
+        if self.job.threads:
+            torch.set_num_threads(self.job.threads)
+        if self.device == "cuda":
+            if not torch.cuda.is_available():
+                raise CellSkipped(f"torch {torch.__version__} sees no CUDA device")
+        elif self.device != "cpu":
+            raise CellSkipped(f"the torch runners support cpu and cuda, not {self.device}")
+        # fp32 means fp32: TF32 tensor-core math is off unless asked for (recorded in settings).
+        tf32 = bool(self.options.get("tf32", False))
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        self.dev = torch.device(self.device)
+        self.channels_last = bool(self.options.get("channels_last", False))
+
+    def build(self, spec: WorkloadSpec, params: Params) -> None:
+        self.spec = spec
+        model = build_module(spec, params).to(self.dev)
+        if self.channels_last and len(spec.input_shape) == 3:
+            model = model.to(memory_format=torch.channels_last)
+        model.train(spec.mode == "train")
+        self.model = model
+        self.opt = make_optimizer(spec, model.parameters())
+        self.forward = self._wrap(model)
+
+    def _wrap(self, model: nn.Module) -> Any:
+        return model
+
+    def put(self, batch: Batch) -> Any:
+        x, y = batch
+        if x.ndim == 4:
+            x = nhwc_to_nchw(x)
+        tx = torch.from_numpy(x).to(self.dev)
+        if self.channels_last and tx.ndim == 4:
+            tx = tx.contiguous(memory_format=torch.channels_last)
+        return tx, torch.from_numpy(y).to(self.dev)
+
+    def train_step(self, batch: Any) -> Any:
+        x, y = batch
+        self.opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(self.forward(x), y)
+        loss.backward()
+        self.opt.step()
+        return loss.detach()
+
+    def infer_step(self, batch: Any) -> Any:
+        x, y = batch
+        with torch.no_grad():
+            return F.cross_entropy(self.forward(x), y)
+
+    def value(self, loss: Any) -> float:
+        return float(loss.item())  # .item() waits for the device
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                return self.forward(self.put((x, np.zeros(len(x), np.int64)))[0]).float().cpu().numpy()
+        finally:
+            self.model.train(was_training)
+
+    def peak_device_bytes(self) -> int | None:
+        return int(torch.cuda.max_memory_allocated()) if self.device == "cuda" else None
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "layout": "NHWC (channels_last)" if self.channels_last else "NCHW",
+            "intra_op_threads": torch.get_num_threads(),
+            "inter_op_threads": torch.get_num_interop_threads(),
+            "dtype": "float32",
+            "tf32": torch.backends.cuda.matmul.allow_tf32,
+            "mkldnn": torch.backends.mkldnn.is_available(),
+            "compiled": self.compiled,
+        }
+
+
+class TorchCompileSession(TorchSession):
+    """``torch.compile`` of the model (default mode, inductor backend); the first step pays compilation."""
+
+    compiled = True
+
+    def _wrap(self, model: nn.Module) -> Any:
+        import torch._dynamo
+
+        torch._dynamo.reset()  # each build compiles afresh, so first-step time is the real compile cost
+        self._graphs0 = _unique_graphs()
+        return torch.compile(model)
+
+    def retraces(self) -> int | None:
+        # the first compile is expected; anything after it is a recompilation
+        return max(0, _unique_graphs() - self._graphs0 - 1)
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "compile_backend": "inductor", "compile_mode": "default"}
+
+
+def _unique_graphs() -> int:
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])

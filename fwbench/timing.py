@@ -1,0 +1,72 @@
+"""Warm-up and adaptive timing loop, framework-free.
+
+The runner supplies ``step(i) -> float``: run training (or inference) step ``i`` *and* synchronise the
+device, returning the loss as a Python float. Fetching the loss forces all pending work to finish, so
+the clock is read only after the step really completed. Each step is timed on its own.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from fwbench.stats import summarize
+from fwbench.workload import Timing
+
+StepFn = Callable[[int], float]
+
+
+@dataclass
+class TimingResult:
+    """Raw times in seconds. ``warmup_s[0]`` is the first step (trace/compile cost included)."""
+
+    warmup_s: list[float] = field(default_factory=list)
+    step_s: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    diverged_step: int | None = None
+    stop_reason: str = ""
+
+
+def measure(step: StepFn, policy: Timing, clock: Callable[[], float] = time.perf_counter,
+            check_every: int = 5) -> TimingResult:
+    """Run ``policy.warmup`` timed warm-up steps, then timed steps until the median is precise enough.
+
+    Stops after at least ``min_steps`` steps and ``min_seconds`` once the 95% CI half-width of the median
+    is within ``target_ci`` of it; or at ``max_steps`` / ``max_seconds`` (whichever comes first); or at
+    the first non-finite loss (``diverged_step`` records the global step index).
+    """
+    res = TimingResult()
+    i = 0
+    for _ in range(policy.warmup):
+        t0 = clock()
+        loss = step(i)
+        res.warmup_s.append(clock() - t0)
+        res.losses.append(loss)
+        if not math.isfinite(loss):
+            res.diverged_step, res.stop_reason = i, "diverged"
+            return res
+        i += 1
+    start = clock()
+    while True:
+        t0 = clock()
+        loss = step(i)
+        t1 = clock()
+        res.step_s.append(t1 - t0)
+        res.losses.append(loss)
+        if not math.isfinite(loss):
+            res.diverged_step, res.stop_reason = i, "diverged"
+            return res
+        i += 1
+        n, elapsed = len(res.step_s), t1 - start
+        if n >= policy.max_steps:
+            res.stop_reason = "max_steps"
+            return res
+        if elapsed >= policy.max_seconds and n >= 3:
+            res.stop_reason = "max_seconds"
+            return res
+        if n >= policy.min_steps and elapsed >= policy.min_seconds and n % check_every == 0:
+            if summarize(res.step_s).rel_half_width <= policy.target_ci:
+                res.stop_reason = "ci_target"
+                return res

@@ -1,0 +1,154 @@
+"""The worker: ``python -m fwbench.worker JOB.json RESULT.json`` runs one cell in a fresh process.
+
+This is the only place where frameworks are imported. It never raises: every outcome, including a
+Python exception or a refused allocation, is written to RESULT.json as a cell with a status and a
+reason. Faults that kill the process (signals, hangs) are classified by the launcher instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import resource
+import sys
+import time
+import traceback
+from typing import Any
+
+import numpy as np
+
+from fwbench.data import DataSource
+from fwbench.job import Job
+from fwbench.jsonio import write_json_atomic
+from fwbench.runners.base import CellSkipped, Session
+from fwbench.runners.registry import RUNNERS
+from fwbench.stats import summarize
+from fwbench.timing import measure
+from fwbench.weights import init_params
+from fwbench.workload import WorkloadSpec
+
+BATCH_POOL = 8  # distinct batches cycled through during timing, all resident on the device
+
+
+def load_session(job: Job) -> Session:
+    module, _, cls = RUNNERS[job.runner].impl.partition(":")
+    return getattr(importlib.import_module(module), cls)(job)
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Run the job's phases and return the measured fields of the cell."""
+    spec = WorkloadSpec.from_dict(job.workload)
+    session = load_session(job)
+    session.setup()
+    params = init_params(spec)
+    data = DataSource(spec)
+    out: dict[str, Any] = {"status": "ok"}
+    if "timing" in job.phases:
+        out.update(timing_phase(session, spec, params, data))
+    if "parity" in job.phases:
+        out["parity"] = parity_phase(session, spec, params, data)
+    if "target" in job.phases and spec.target is not None:
+        out["time_to_accuracy"] = target_phase(session, spec, params, data)
+    out["settings"] = session.settings()
+    out["peak_device_bytes"] = session.peak_device_bytes()
+    return out
+
+
+def _step_fn(session: Session, spec: WorkloadSpec):
+    return session.train_step if spec.mode == "train" else session.infer_step
+
+
+def timing_phase(session: Session, spec: WorkloadSpec, params, data: DataSource) -> dict[str, Any]:
+    session.build(spec, params)
+    pool = [session.put(b) for b in data.batches(BATCH_POOL)]
+    fn = _step_fn(session, spec)
+    t = measure(lambda i: session.value(fn(pool[i % len(pool)])), spec.timing)
+    out: dict[str, Any] = {"warmup_s": t.warmup_s, "step_s": t.step_s, "stop_reason": t.stop_reason,
+                           "first_step_s": t.warmup_s[0] if t.warmup_s else None,
+                           "final_loss": t.losses[-1] if t.losses else None, "retraces": session.retraces()}
+    if t.diverged_step is not None:
+        out.update(status="diverged", diverged_step=t.diverged_step,
+                   reason=f"loss became {t.losses[-1]} at step {t.diverged_step}")
+    if t.step_s:
+        s = summarize(t.step_s)
+        out["summary"] = s.to_dict()
+        out["samples_per_s"] = spec.batch_size / s.median
+        out["samples_per_s_ci"] = [spec.batch_size / s.ci_high, spec.batch_size / s.ci_low]
+    return out
+
+
+def parity_phase(session: Session, spec: WorkloadSpec, params, data: DataSource) -> dict[str, Any]:
+    """Losses of the shared initial weights on the shared batches: step 0 and after K steps (no dropout)."""
+    p = spec.without_dropout()
+    session.build(p, params)
+    if spec.mode == "infer":
+        loss = session.value(session.infer_step(session.put(data.batch(0))))
+        return {"initial_loss": loss, "kstep_loss": None, "k": 0, "losses": [loss]}
+    losses = [session.value(session.train_step(session.put(data.batch(i)))) for i in range(spec.parity_steps)]
+    # losses[j] is computed before update j, so losses[0] is the initial weights' loss on batch 0
+    return {"initial_loss": losses[0], "kstep_loss": losses[-1], "k": spec.parity_steps - 1, "losses": losses}
+
+
+def target_phase(session: Session, spec: WorkloadSpec, params, data: DataSource) -> dict[str, Any]:
+    """Train until held-out accuracy reaches the target; training time excludes the evaluations."""
+    target = spec.target
+    assert target is not None
+    session.build(spec, params)
+    test = data.test_set()
+    if test is None:  # synthetic data: measure against the training batches' own labels
+        test = data.batch(0)
+    x_test, y_test = test
+    train_s, curve, reached_at = 0.0, [], None
+    wall0 = time.perf_counter()
+    accuracy = 0.0
+    for step in range(1, target.max_steps + 1):
+        batch = session.put(data.batch(step - 1))
+        t0 = time.perf_counter()
+        loss = session.value(session.train_step(batch))
+        train_s += time.perf_counter() - t0
+        if not math.isfinite(loss):
+            break
+        if step % target.eval_every == 0 or step == target.max_steps:
+            accuracy = float(np.mean(np.argmax(session.predict(x_test), axis=1) == y_test))
+            curve.append([step, round(train_s, 6), accuracy])
+            if accuracy >= target.accuracy:
+                reached_at = step
+                break
+    return {"target_accuracy": target.accuracy, "reached": reached_at is not None,
+            "steps_to_target": reached_at, "time_to_target_s": train_s if reached_at else None,
+            "train_s": train_s, "wall_s": time.perf_counter() - wall0,
+            "final_accuracy": accuracy, "curve": curve}
+
+
+def _brief(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    last = text[-1] if len(text) > 1 else ""
+    msg = f"{type(exc).__name__}: {first}" + (f" ... {last}" if last and last != first else "")
+    return msg[:500]
+
+
+def main(argv: list[str] | None = None) -> int:
+    job_path, result_path = (argv if argv is not None else sys.argv[1:])[:2]
+    with open(job_path, encoding="utf-8") as f:
+        job = Job.from_dict(json.load(f))
+    t0 = time.perf_counter()
+    try:
+        cell = run_job(job)
+    except CellSkipped as exc:
+        cell = {"status": "skipped", "reason": str(exc)}
+    except MemoryError as exc:
+        traceback.print_exc()
+        cell = {"status": "oom", "reason": f"out of memory: {_brief(exc)}"}
+    except Exception as exc:  # a failure is data: recorded in the cell, the run goes on
+        traceback.print_exc()
+        cell = {"status": "failed", "reason": _brief(exc)}
+    cell["worker_s"] = time.perf_counter() - t0
+    cell["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    write_json_atomic(result_path, cell)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
