@@ -79,11 +79,7 @@ def cli() -> CliRunner:
 
 
 def invoke(cli: CliRunner, *args: str):
-    """Run ``fwbench ARGS`` in-process the way the console script does (FwbenchError -> exit 2)."""
+    """Run ``fwbench ARGS`` in-process through typer's CliRunner."""
     from fwbench.cli.app import app
-    from fwbench.errors import FwbenchError
 
-    result = cli.invoke(app, list(args), catch_exceptions=True)
-    if isinstance(result.exception, FwbenchError):
-        result.exit_code = 2
-    return result
+    return cli.invoke(app, list(args))

@@ -8,7 +8,9 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    app.command("env")(env)
+    from fwbench.cli.app import guarded
+
+    app.command("env")(guarded(env))
 
 
 def env(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:

@@ -6,7 +6,9 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    app.command("list")(list_all)
+    from fwbench.cli.app import guarded
+
+    app.command("list")(guarded(list_all))
 
 
 def list_all() -> None:

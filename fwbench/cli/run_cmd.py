@@ -23,7 +23,9 @@ class Interrupted(Exception):
 
 
 def register(app: typer.Typer) -> None:
-    app.command("run")(run)
+    from fwbench.cli.app import guarded
+
+    app.command("run")(guarded(run))
 
 
 def parse_size(text: str) -> int:
