@@ -6,8 +6,8 @@ from typing import Any
 
 from fwbench import units
 
-COLUMNS = ("runner", "device", "step time (median ±95% CI)", "samples/s", "first step", "peak RSS",
-           "peak device mem", "final loss", "parity", "status")
+COLUMNS = ("runner", "device", "step (median ±95% CI)", "samples/s", "first step", "peak mem", "final loss",
+           "parity", "status")
 PARITY_MARKS = {"ok": "✓", "reference": "ref", "mismatch": "✗ MISMATCH", "n/a": "-"}
 
 
@@ -22,11 +22,12 @@ def run_rows(doc: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
         out.setdefault(cell["workload"], []).append({
             "runner": runner,
             "device": cell["device"],
-            "step time (median ±95% CI)": units.ci(s["median"], s["ci_low"], s["ci_high"]) if s else "-",
+            "step (median ±95% CI)": units.ci(s["median"], s["ci_low"], s["ci_high"]) if s else "-",
             "samples/s": units.rate(cell.get("samples_per_s")),
             "first step": units.seconds(cell.get("first_step_s")),
-            "peak RSS": units.nbytes(cell.get("peak_rss_bytes")),
-            "peak device mem": units.nbytes(cell.get("peak_device_bytes")),
+            # device memory where the device reports it, else the worker's RSS high-water mark
+            "peak mem": (units.nbytes(cell["peak_device_bytes"]) + " dev" if cell.get("peak_device_bytes")
+                         else units.nbytes(cell.get("peak_rss_bytes")) + " RSS" if cell.get("peak_rss_bytes") else "-"),
             "final loss": units.loss(cell.get("final_loss")),
             "parity": PARITY_MARKS.get(parity, parity),
             "status": status,
