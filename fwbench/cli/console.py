@@ -19,7 +19,8 @@ def print_run_tables(doc: dict[str, Any], console: Console) -> None:
         title = f"{workload} — {spec.get('mode', 'train')}, batch {spec.get('batch_size', '?')}"
         table = Table(title=title, title_justify="left")
         for col in COLUMNS:
-            table.add_column(col, overflow="fold", justify="right" if col in ("samples/s", "first step") else "left")
+            table.add_column(col, overflow="fold", no_wrap=col != "status", min_width=6 if col == "status" else None,
+                             justify="right" if col in ("samples/s", "first step") else "left")
         for row in rows:
             status = row["status"].split(":")[0]
             table.add_row(*(row[c] for c in COLUMNS), style=STATUS_STYLE.get(status, "red"))
