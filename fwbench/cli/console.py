@@ -4,27 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from fwbench.tables import COLUMNS, run_rows
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow"}
+RIGHT = ("step (median ±95% CI)", "samples/s", "first step", "peak mem", "final loss")
 
 
 def print_run_tables(doc: dict[str, Any], console: Console) -> None:
-    """One table per workload, then the parity verdict."""
+    """One table per workload (reasons of cells that did not succeed listed under it), then the parity verdict."""
     for workload, rows in run_rows(doc).items():
         spec = doc.get("workloads", {}).get(workload, {})
         title = f"{workload} — {spec.get('mode', 'train')}, batch {spec.get('batch_size', '?')}"
-        table = Table(title=title, title_justify="left")
-        for col in COLUMNS:
-            table.add_column(col, overflow="fold", no_wrap=col != "status", min_width=6 if col == "status" else None,
-                             justify="right" if col in ("samples/s", "first step") else "left")
+        cols = [c for c in COLUMNS if c != "device" or len({r["device"] for r in rows}) > 1]
+        if len({r["device"] for r in rows}) == 1:
+            title += f", {rows[0]['device']}"
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for col in cols:
+            table.add_column(col, justify="right" if col in RIGHT else "left")
+        notes = []
         for row in rows:
-            status = row["status"].split(":")[0]
-            table.add_row(*(row[c] for c in COLUMNS), style=STATUS_STYLE.get(status, "red"))
+            status, _, reason = row["status"].partition(": ")
+            if reason:
+                notes.append(f"{row['runner']}: {status}: {reason}")
+            cells = [status if c == "status" else row[c] for c in cols]
+            table.add_row(*cells, style=STATUS_STYLE.get(status, "red"))
         console.print(table)
+        for note in notes:
+            console.print(f"  {note}", highlight=False, markup=False)
     parity = doc.get("parity") or {}
     if parity.get("mismatches"):
         console.print(f"[bold red]Parity check FAILED[/] for {', '.join(parity['mismatches'])}: "
@@ -33,7 +43,7 @@ def print_run_tables(doc: dict[str, Any], console: Console) -> None:
         for cell in doc["cells"]:
             detail = (cell.get("parity") or {}).get("detail")
             if detail:
-                console.print(f"  {cell['id']}: {detail}")
+                console.print(f"  {cell['id']}: {detail}", highlight=False, markup=False)
     elif parity.get("groups"):
         console.print(f"Parity: every runner matched the reference ({parity.get('reference')}) "
                       "on the initial and K-step losses.")
