@@ -38,6 +38,7 @@ DATA_SOURCES = ("synthetic", "digits")
 PADDINGS = ("valid", "same")
 MAX_DIM = 8192
 MAX_PARAMS = 2_000_000_000
+MAX_ACTIVATIONS = 4_000_000_000  # elements of the largest activation times the batch: 16 GB in fp32
 
 
 @dataclass(frozen=True)
@@ -324,6 +325,10 @@ def _parse(doc: Mapping[str, Any], source: str) -> WorkloadSpec:
     n_params = parameter_count(shape, layers)
     if n_params > MAX_PARAMS:
         raise WorkloadError("layers", f"{n_params:,} parameters is more than the {MAX_PARAMS:,} allowed")
+    largest = max(math.prod(s) for s in [shape, *shapes])
+    if largest * batch > MAX_ACTIVATIONS:
+        raise WorkloadError("batch_size", f"{batch} x {largest:,} activations of the largest layer is more than "
+                                          f"the {MAX_ACTIVATIONS:,} allowed; lower batch_size or input_shape")
     return WorkloadSpec(
         name=name, description=description, input_shape=shape, classes=classes, layers=layers,
         batch_size=batch, seed=seed, mode=mode, loss=loss, optimizer=Optimizer(**opt),
