@@ -59,6 +59,21 @@ register(RunnerInfo("torch", "torch", "eager (dynamic graph)", "fwbench.runners.
                     ("torch",), ("torch",)))
 register(RunnerInfo("torch-compile", "torch", "torch.compile (compiled graph)",
                     "fwbench.runners.torch_runner:TorchCompileSession", ("torch",), ("torch",)))
+register(RunnerInfo("tf-eager", "tensorflow", "eager GradientTape step (dynamic)",
+                    "fwbench.runners.tf_runner:TFEagerSession", ("tensorflow",), ("tensorflow",)))
+register(RunnerInfo("tf-graph", "tensorflow", "tf.function (static graph)",
+                    "fwbench.runners.tf_runner:TFGraphSession", ("tensorflow",), ("tensorflow",)))
+register(RunnerInfo("tf-xla", "tensorflow", "tf.function(jit_compile=True) (XLA)",
+                    "fwbench.runners.tf_runner:TFXLASession", ("tensorflow",), ("tensorflow",)))
+register(RunnerInfo("keras", "keras", "Keras 3 train_on_batch, tensorflow backend",
+                    "fwbench.runners.keras_runner:KerasSession", ("keras", "tensorflow"), ("keras", "tensorflow"),
+                    env=(("KERAS_BACKEND", "tensorflow"),)))
+register(RunnerInfo("keras-torch", "keras", "Keras 3 train_on_batch, torch backend",
+                    "fwbench.runners.keras_runner:KerasSession", ("keras", "torch"), ("keras", "torch"),
+                    env=(("KERAS_BACKEND", "torch"),)))
+register(RunnerInfo("keras-jax", "keras", "Keras 3 train_on_batch, jax backend (XLA)",
+                    "fwbench.runners.keras_runner:KerasSession", ("keras", "jax"), ("keras", "jax", "jaxlib"),
+                    env=(("KERAS_BACKEND", "jax"),)))
 register(RunnerInfo("fake", "fake", "no framework (deterministic test double)",
                     "fwbench.runners.fake_runner:FakeSession", (), (), devices=("cpu",), hidden=True))
 

@@ -1,0 +1,271 @@
+"""TensorFlow runners: ``tf-eager``, ``tf-graph`` and ``tf-xla``: one training step, wrapped three ways.
+
+Imported only inside a worker. The network is plain TensorFlow (``tf.Variable`` + ``tf.nn`` ops, no
+Keras), built from the workload and loaded with the shared initial weights, whose canonical layout
+(HWIO kernels, ``[in, out]`` dense, HWC flatten) *is* TensorFlow's: no conversion, data runs NHWC.
+
+:func:`make_steps` writes the ``tf.GradientTape`` training step and the inference step once; the
+sessions differ only in how they wrap them: called as they are (eager), through ``tf.function``
+(graph: the first call traces, later calls run the graph) or ``tf.function(jit_compile=True)`` (XLA).
+A Python side effect inside the step counts traces: it runs once per trace and never when the graph
+runs, so :meth:`TFGraphSession.retraces` is the number of traces after the first.
+
+The optimizers are TensorFlow's own fused kernels (``ResourceApplyAdam``, ``ResourceApplyKerasMomentum``,
+``ResourceApplyGradientDescent``), which implement exactly the Keras update rules (Adam's epsilon is
+added to sqrt(v) with the bias correction folded into the step size; SGD momentum ``v = m*v - lr*g``)
+and which XLA compiles.
+
+Settings (recorded per cell): intra/inter-op thread pools from ``job.threads``; oneDNN through
+``TF_ENABLE_ONEDNN_OPTS`` (default ``1``, read by TensorFlow at import); XLA auto-clustering off, so
+only ``tf-xla`` uses XLA; TF32 off unless ``options["tf32"]``. ``--device cpu`` hides every GPU;
+``--device cuda`` runs on the first GPU with memory growth on.
+"""
+
+from __future__ import annotations
+
+import os
+
+# TensorFlow reads this at import: set it explicitly (a user's own value wins and is recorded).
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+from typing import Any, Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from fwbench.data import Batch  # noqa: E402
+from fwbench.runners.base import CellSkipped, Session  # noqa: E402
+from fwbench.weights import Params  # noqa: E402
+from fwbench.workload import Layer, WorkloadSpec  # noqa: E402
+
+_ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
+    "relu": tf.nn.relu, "tanh": tf.math.tanh, "sigmoid": tf.math.sigmoid, "linear": tf.identity}
+
+
+class Net(tf.Module):
+    """The workload's layer list as TensorFlow variables and ``tf.nn`` ops (NHWC, Keras semantics)."""
+
+    def __init__(self, spec: WorkloadSpec, params: Params, dtype: tf.DType = tf.float32):
+        super().__init__(name="net")
+        self.layers = spec.layers
+        self.dtype = dtype
+        self.rng = tf.random.Generator.from_seed(spec.seed)  # dropout masks, reproducible per build
+        self.vars: list[dict[str, tf.Variable]] = []
+        for i, p in enumerate(params):
+            self.vars.append({k: tf.Variable(v, dtype=dtype, name=f"l{i}_{k}",
+                                             trainable=k not in ("moving_mean", "moving_variance"))
+                              for k, v in p.items()})
+        self.trainable = [v for d in self.vars for v in d.values() if v.trainable]
+
+    def __call__(self, x: tf.Tensor, training: bool) -> tf.Tensor:
+        for layer, v in zip(self.layers, self.vars):
+            x = self._layer(layer, v, x, training)
+        return x
+
+    def _layer(self, layer: Layer, v: dict[str, tf.Variable], x: tf.Tensor, training: bool) -> tf.Tensor:
+        if layer.kind == "conv2d":
+            x = tf.nn.conv2d(x, v["kernel"], strides=layer.strides, padding=layer.padding.upper())
+            return _ACTIVATIONS[layer.activation](tf.nn.bias_add(x, v["bias"]))
+        if layer.kind == "maxpool2d":
+            return tf.nn.max_pool2d(x, layer.pool_size, layer.strides, padding=layer.padding.upper())
+        if layer.kind == "flatten":
+            return tf.reshape(x, [tf.shape(x)[0], -1])  # NHWC -> HWC order, the canonical one
+        if layer.kind == "dense":
+            return _ACTIVATIONS[layer.activation](tf.matmul(x, v["kernel"]) + v["bias"])
+        if layer.kind == "dropout":
+            if not training or layer.rate == 0.0:
+                return x
+            seed = self.rng.make_seeds(1)[:, 0]
+            return tf.nn.experimental.stateless_dropout(x, rate=layer.rate, seed=seed)
+        if layer.kind == "batchnorm":
+            return self._batchnorm(layer, v, x, training)
+        if layer.kind == "activation":
+            return _ACTIVATIONS[layer.activation](x)
+        raise ValueError(f"unknown layer {layer.kind}")
+
+    @staticmethod
+    def _batchnorm(layer: Layer, v: dict[str, tf.Variable], x: tf.Tensor, training: bool) -> tf.Tensor:
+        if training:
+            # Keras: normalise with the batch's (biased) moments; moving = m*moving + (1-m)*batch.
+            mean, var = tf.nn.moments(x, axes=list(range(len(x.shape) - 1)))
+            m = layer.momentum
+            v["moving_mean"].assign(v["moving_mean"] * m + mean * (1.0 - m))
+            v["moving_variance"].assign(v["moving_variance"] * m + var * (1.0 - m))
+        else:
+            mean, var = v["moving_mean"], v["moving_variance"]
+        return tf.nn.batch_normalization(x, mean, var, v["beta"], v["gamma"], layer.epsilon)
+
+
+class Optimizer(tf.Module):
+    """Keras-rule Adam / SGD (with momentum) over ``variables``, through TensorFlow's fused kernels."""
+
+    def __init__(self, spec: WorkloadSpec, variables: list[tf.Variable], dtype: tf.DType = tf.float32):
+        super().__init__(name="optimizer")
+        o = spec.optimizer
+        self.name_ = o.name
+        c = lambda value: tf.constant(value, dtype)  # noqa: E731
+        self.lr, self.beta_1, self.beta_2, self.epsilon, self.momentum = (
+            c(o.learning_rate), c(o.beta_1), c(o.beta_2), c(o.epsilon), c(o.momentum))
+        zeros = lambda: [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]  # noqa: E731
+        if o.name == "adam":
+            self.m, self.v = zeros(), zeros()
+            # beta^t for the step being applied (t = 1 at the first step)
+            self.beta_1_power = tf.Variable(1.0, dtype=dtype, trainable=False)
+            self.beta_2_power = tf.Variable(1.0, dtype=dtype, trainable=False)
+        elif o.momentum > 0.0:
+            self.accum = zeros()
+
+    def apply(self, grads: list[tf.Tensor], variables: list[tf.Variable]) -> None:
+        if self.name_ == "adam":
+            b1p = self.beta_1_power.assign(self.beta_1_power * self.beta_1)
+            b2p = self.beta_2_power.assign(self.beta_2_power * self.beta_2)
+            for var, m, v, g in zip(variables, self.m, self.v, grads):
+                tf.raw_ops.ResourceApplyAdam(var=var.handle, m=m.handle, v=v.handle, beta1_power=b1p,
+                                             beta2_power=b2p, lr=self.lr, beta1=self.beta_1, beta2=self.beta_2,
+                                             epsilon=self.epsilon, grad=g)
+        elif hasattr(self, "accum"):
+            for var, a, g in zip(variables, self.accum, grads):
+                tf.raw_ops.ResourceApplyKerasMomentum(var=var.handle, accum=a.handle, lr=self.lr, grad=g,
+                                                      momentum=self.momentum)
+        else:
+            for var, g in zip(variables, grads):
+                tf.raw_ops.ResourceApplyGradientDescent(var=var.handle, alpha=self.lr, delta=g)
+
+
+def loss_fn(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    """Sparse categorical cross-entropy from logits, mean over the batch."""
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+
+
+def make_steps(net: Net, opt: Optimizer):
+    """The training step, the inference step (both return the loss) and the forward pass, written once."""
+
+    def train_step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = loss_fn(net(x, training=True), y)
+        grads = tape.gradient(loss, net.trainable)
+        opt.apply(grads, net.trainable)
+        return loss
+
+    def infer_step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        return loss_fn(net(x, training=False), y)
+
+    def forward(x: tf.Tensor) -> tf.Tensor:
+        return net(x, training=False)
+
+    return train_step, infer_step, forward
+
+
+class TFEagerSession(Session):
+    """TensorFlow eager: the ``GradientTape`` step runs op by op from Python."""
+
+    execution = "eager"
+    jit_compile = False
+
+    def setup(self) -> None:
+        threads = self.job.threads or os.cpu_count() or 1
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+            tf.config.optimizer.set_jit(False)  # no auto-clustering: only tf-xla uses XLA, on purpose
+            gpus = tf.config.list_physical_devices("GPU")
+            if self.device == "cuda":
+                if not gpus:
+                    raise CellSkipped(f"tensorflow {tf.__version__} sees no GPU "
+                                      f"(built with CUDA: {tf.test.is_built_with_cuda()})")
+                tf.config.set_visible_devices(gpus[0], "GPU")
+                tf.config.experimental.set_memory_growth(gpus[0], True)  # share the GPU with other processes
+                self.tf_device = "/GPU:0"
+            elif self.device == "cpu":
+                tf.config.set_visible_devices([], "GPU")  # cpu means cpu, even where a GPU exists
+                self.tf_device = "/CPU:0"
+            else:
+                raise CellSkipped(f"the TensorFlow runners support cpu and cuda, not {self.device}")
+        except RuntimeError as exc:  # the runtime was initialised before setup(): settings cannot apply
+            raise RuntimeError(f"TensorFlow was initialised before its settings could be applied: {exc}") from exc
+        # fp32 means fp32: TF32 tensor-core math is off unless asked for (recorded in settings).
+        tf.config.experimental.enable_tensor_float_32_execution(bool(self.options.get("tf32", False)))
+        self.dtype = tf.float32
+
+    def build(self, spec: WorkloadSpec, params: Params) -> None:
+        self.spec = spec
+        self.traces = {"train": 0, "infer": 0}
+        with tf.device(self.tf_device):
+            tf.random.set_seed(spec.seed)
+            self.net = Net(spec, params, self.dtype)
+            self.opt = Optimizer(spec, self.net.trainable, self.dtype)
+        train, infer, forward = make_steps(self.net, self.opt)
+        self._train = self._wrap(train, "train")
+        self._infer = self._wrap(infer, "infer")
+        self._forward = self._wrap(forward, None)
+
+    def _wrap(self, fn: Callable, kind: str | None) -> Callable:
+        return fn
+
+    def put(self, batch: Batch) -> Any:
+        x, y = batch
+        with tf.device(self.tf_device):
+            return tf.constant(x, dtype=self.dtype), tf.constant(y)
+
+    def train_step(self, batch: Any) -> Any:
+        return self._train(*batch)
+
+    def infer_step(self, batch: Any) -> Any:
+        return self._infer(*batch)
+
+    def value(self, loss: Any) -> float:
+        return float(loss.numpy())  # .numpy() waits for the device
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        with tf.device(self.tf_device):
+            return self._forward(tf.constant(x, dtype=self.dtype)).numpy().astype(np.float32)
+
+    def peak_device_bytes(self) -> int | None:
+        if self.device != "cuda":
+            return None
+        return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+
+    def settings(self) -> dict[str, Any]:
+        from tensorflow.python.util import _pywrap_util_port  # private, but the only way to ask
+
+        return {
+            "layout": "NHWC",
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+            "dtype": self.dtype.name,
+            "tf32": bool(tf.config.experimental.tensor_float_32_execution_enabled()),
+            "onednn": bool(_pywrap_util_port.IsMklEnabled()) and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0",
+            "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", ""),
+            "execution": self.execution,
+            "jit_compile": self.jit_compile,
+            "xla_auto_clustering": bool(tf.config.optimizer.get_jit()),
+            "TF_XLA_FLAGS": os.environ.get("TF_XLA_FLAGS", ""),
+            "tf_device": self.tf_device,
+            "optimizer_kernels": "ResourceApply* (Keras update rules)",
+        }
+
+
+class TFGraphSession(TFEagerSession):
+    """The same step under ``tf.function``: the first call traces (first-step time), later calls run the graph."""
+
+    execution = "tf.function"
+
+    def _wrap(self, fn: Callable, kind: str | None) -> Callable:
+        if kind is None:
+            return tf.function(fn, jit_compile=self.jit_compile)
+
+        def counted(*args: Any) -> Any:
+            self.traces[kind] += 1  # Python runs only while tracing: one increment per (re)trace
+            return fn(*args)
+
+        return tf.function(counted, jit_compile=self.jit_compile)
+
+    def retraces(self) -> int | None:
+        return sum(max(0, n - 1) for n in self.traces.values())
+
+
+class TFXLASession(TFGraphSession):
+    """The same step under ``tf.function(jit_compile=True)``: XLA compiles it on the first call."""
+
+    execution = "tf.function(jit_compile=True)"
+    jit_compile = True
