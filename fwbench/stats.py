@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -59,3 +60,188 @@ def summarize(samples: list[float] | np.ndarray, confidence: float = 0.95) -> Su
     return Summary(n=n, median=float(np.median(x)), ci_low=float(x[lo]), ci_high=float(x[hi]),
                    mean=float(x.mean()), stdev=float(x.std(ddof=1)) if n > 1 else 0.0,
                    min=float(x[0]), max=float(x[-1]))
+
+
+# --------------------------------------------------------------------------------------------------
+# Comparing two sets of measurements (used by fwbench.compare). Every function here is vectorised
+# over leading axes, so that the seeded gate simulations run thousands of comparisons in one call.
+# --------------------------------------------------------------------------------------------------
+
+DEFAULT_BOOT = 4000  # bootstrap resamples: the percentile CI's Monte-Carlo error is then well under 0.5%
+DEFAULT_SEED = 20240501  # fixed, so the same two files always give the same CI (a gate must be reproducible)
+
+
+def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(DEFAULT_SEED if seed is None else seed)
+
+
+def bootstrap_medians(x: np.ndarray, n_boot: int = DEFAULT_BOOT,
+                      seed: int | np.random.Generator | None = None) -> np.ndarray:
+    """Medians of ``n_boot`` bootstrap resamples of ``x`` (over its last axis): shape ``x.shape[:-1] + (n_boot,)``.
+
+    Exact and O(n_boot) rather than O(n_boot * n): the m-th smallest of n resampled values is
+    ``sorted(x)[floor(n * U)]`` where ``U`` is the m-th order statistic of n uniforms, ``U ~ Beta(m, n-m+1)``
+    (``floor(n*u)`` is monotone in ``u``). For even n the next order statistic is drawn from its
+    conditional law ``U' = U + (1-U) * Beta(1, n-m)``, and the median is the mean of the two.
+    """
+    rng = _rng(seed)
+    xs = np.sort(np.asarray(x, dtype=float), axis=-1)
+    n = xs.shape[-1]
+    if n == 0:
+        raise ValueError("need at least one sample")
+    shape = xs.shape[:-1] + (n_boot,)
+    m = (n + 1) // 2
+    u = rng.beta(m, n - m + 1, size=shape)
+    lo = np.take_along_axis(xs, np.minimum((n * u).astype(np.intp), n - 1), axis=-1)
+    if n % 2:
+        return lo
+    u2 = u + (1.0 - u) * rng.beta(1, n - m, size=shape)
+    hi = np.take_along_axis(xs, np.minimum((n * u2).astype(np.intp), n - 1), axis=-1)
+    return (lo + hi) / 2.0
+
+
+def bootstrap_median_ci(x: np.ndarray, confidence: float = 0.95, n_boot: int = DEFAULT_BOOT,
+                        seed: int | np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(median, low, high)`` over the last axis: the median with its bootstrap percentile CI."""
+    x = np.asarray(x, dtype=float)
+    boot = bootstrap_medians(x, n_boot, seed)
+    tail = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(boot, [tail, 1.0 - tail], axis=-1)
+    return np.median(x, axis=-1), lo, hi
+
+
+def ratio_of_medians_ci(base: np.ndarray, current: np.ndarray, confidence: float = 0.95,
+                        n_boot: int = DEFAULT_BOOT, seed: int | np.random.Generator | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``median(current) / median(base)`` with a bootstrap percentile CI, and the bootstrap standard error
+    of its logarithm: ``(ratio, low, high, se_log)``. The two sets are resampled independently."""
+    rng = _rng(seed)
+    base, current = np.asarray(base, dtype=float), np.asarray(current, dtype=float)
+    log_ratio = np.log(bootstrap_medians(current, n_boot, rng)) - np.log(bootstrap_medians(base, n_boot, rng))
+    tail = (1.0 - confidence) / 2.0
+    lo, hi = np.quantile(log_ratio, [tail, 1.0 - tail], axis=-1)
+    ratio = np.median(current, axis=-1) / np.median(base, axis=-1)
+    return ratio, np.exp(lo), np.exp(hi), log_ratio.std(axis=-1, ddof=1)
+
+
+def mann_whitney_p(base: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Two-sided Mann–Whitney U p-value (SciPy) that the two sets come from the same distribution.
+
+    Distribution-free, so the heavy right tail of step times (a preempted step) cannot fake a difference
+    the way it moves a mean. Exact for small samples without ties, normal approximation otherwise.
+    """
+    from scipy.stats import mannwhitneyu
+
+    return np.asarray(mannwhitneyu(current, base, alternative="two-sided", axis=-1).pvalue, dtype=float)
+
+
+def welch_log_ratio(base: np.ndarray, current: np.ndarray, confidence: float = 0.95
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Welch's t-test on the logarithms of per-process medians (one value per worker process).
+
+    Returns ``(ratio, low, high, p, se_log, df)``: ratio = geometric mean of current / geometric mean of base,
+    its t-based CI, the two-sided p-value, the standard error of the log ratio and the Welch degrees of freedom. Used when both sides
+    ran in >= 3 processes: process medians are close to log-normal, and with 3-5 values per side a rank
+    test cannot reach small p-values (3 vs 3: p >= 0.1) while the bootstrap has too few distinct resamples.
+    """
+    from scipy.stats import t as student_t
+    from scipy.stats import ttest_ind
+
+    lb, lc = np.log(np.asarray(base, dtype=float)), np.log(np.asarray(current, dtype=float))
+    nb, nc = lb.shape[-1], lc.shape[-1]
+    vb, vc = lb.var(axis=-1, ddof=1) / nb, lc.var(axis=-1, ddof=1) / nc
+    se = np.sqrt(vb + vc)
+    # Welch-Satterthwaite degrees of freedom; identical processes (se 0) get the pooled-df fallback
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = np.where(se > 0, (vb + vc) ** 2 / (vb ** 2 / (nb - 1) + vc ** 2 / (nc - 1)), nb + nc - 2)
+    diff = lc.mean(axis=-1) - lb.mean(axis=-1)
+    half = student_t.ppf(0.5 + confidence / 2.0, df) * se
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.asarray(ttest_ind(lc, lb, equal_var=False, axis=-1).pvalue, dtype=float)
+    p = np.where(np.isnan(p), np.where(diff == 0, 1.0, 0.0), p)  # zero spread: exact equality or certain difference
+    return np.exp(diff), np.exp(diff - half), np.exp(diff + half), p, se, df
+
+
+def geometric_mean_ci(x: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(geometric mean, low, high)`` over the last axis: Student's t interval on the logarithms
+    (for a handful of per-process medians)."""
+    from scipy.stats import t as student_t
+
+    lx = np.log(np.asarray(x, dtype=float))
+    n = lx.shape[-1]
+    if n < 2:
+        raise ValueError("need at least two values")
+    centre = lx.mean(axis=-1)
+    half = student_t.ppf(0.5 + confidence / 2.0, n - 1) * lx.std(axis=-1, ddof=1) / np.sqrt(n)
+    return np.exp(centre), np.exp(centre - half), np.exp(centre + half)
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values (q-values); NaN entries (cells without a test) stay NaN
+    and do not count towards the number of tests. Vectorised over leading axes (one family per row)."""
+    from scipy.stats import false_discovery_control
+
+    p = np.asarray(p, dtype=float)
+    if p.ndim == 1:
+        q = np.full_like(p, np.nan)
+        ok = ~np.isnan(p)
+        if ok.any():
+            q[ok] = false_discovery_control(p[ok], method="bh")
+        return q
+    if np.isnan(p).any():
+        return np.stack([benjamini_hochberg(row) for row in p.reshape(-1, p.shape[-1])]).reshape(p.shape)
+    return false_discovery_control(p, axis=-1, method="bh")
+
+
+def min_detectable_change(se_log: np.ndarray, alpha: float, power: float = 0.8,
+                          df: np.ndarray | float = math.inf) -> np.ndarray:
+    """Smallest relative slowdown (0.05 = 5%) that a two-sided test at ``alpha`` detects with ``power``,
+    given the standard error of the log ratio; Student's t with ``df`` degrees of freedom (normal when
+    infinite), so that a Welch test on 3 processes per side is not credited with a normal test's power."""
+    from scipy.stats import t as student_t
+
+    crit = student_t.ppf(1.0 - alpha / 2.0, df) + student_t.ppf(power, df)
+    return np.expm1(crit * np.asarray(se_log, dtype=float))
+
+
+@dataclass(frozen=True)
+class RatioTest:
+    """Current vs baseline for one cell. ``ratio`` > 1 means slower. ``method``: ``steps`` (pooled steps,
+    Mann–Whitney + bootstrap) or ``processes`` (per-process medians, Welch t on logs)."""
+
+    ratio: float
+    ci_low: float
+    ci_high: float
+    p: float
+    se_log: float
+    method: str
+    n_base: int
+    n_current: int
+    df: float = math.inf
+
+
+MIN_PROCESSES = 3  # from this many worker processes per side, compare between-process variation
+
+
+def compare_processes(base: list[np.ndarray], current: list[np.ndarray], confidence: float = 0.95,
+                      n_boot: int = DEFAULT_BOOT, seed: int | np.random.Generator | None = None) -> RatioTest:
+    """Compare two cells given each one's step samples per worker process.
+
+    With >= :data:`MIN_PROCESSES` processes on both sides the unit of replication is the process: each
+    process's median step time is one observation, so a process that was slow throughout (CPU frequency,
+    memory placement, a noisy neighbour) counts once instead of as hundreds of agreeing steps. With fewer
+    processes the steps are pooled: Mann–Whitney on the steps, bootstrap CI of the ratio of medians; this
+    cannot see between-process variation, which is why the CI gate recommends ``--repeats 3`` or more.
+    """
+    base = [np.asarray(b, dtype=float) for b in base if len(b)]
+    current = [np.asarray(c, dtype=float) for c in current if len(c)]
+    if not base or not current:
+        raise ValueError("need samples on both sides")
+    if len(base) >= MIN_PROCESSES and len(current) >= MIN_PROCESSES:
+        mb, mc = np.array([np.median(b) for b in base]), np.array([np.median(c) for c in current])
+        r, lo, hi, p, se, df = welch_log_ratio(mb, mc, confidence)
+        return RatioTest(float(r), float(lo), float(hi), float(p), float(se), "processes", len(mb), len(mc), float(df))
+    xb, xc = np.concatenate(base), np.concatenate(current)
+    r, lo, hi, se = ratio_of_medians_ci(xb, xc, confidence, n_boot, seed)
+    p = mann_whitney_p(xb, xc)
+    return RatioTest(float(r), float(lo), float(hi), float(p), float(se), "steps", len(xb), len(xc))

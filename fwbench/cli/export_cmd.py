@@ -1,0 +1,39 @@
+"""``fwbench export RESULTS``: results in github-action-benchmark's ``customSmallerIsBetter`` JSON, or CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from fwbench.errors import UsageError
+
+
+def register(app: typer.Typer) -> None:
+    from fwbench.cli.app import guarded
+
+    app.command("export")(guarded(export))
+
+
+def export(
+    results_file: Path = typer.Argument(..., help="Results file to export."),
+    fmt: str = typer.Option("github-action-benchmark", "--format",
+                            help="github-action-benchmark (customSmallerIsBetter JSON) or csv."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write here instead of stdout."),
+) -> None:
+    """Export median step times (ms, with 95% CI) per workload/runner/device cell."""
+    from fwbench import export as exporter
+    from fwbench import results
+
+    if fmt not in exporter.FORMATS:
+        raise UsageError(f"--format {fmt!r}: choose from {', '.join(exporter.FORMATS)}")
+    text = exporter.render(results.read(results_file), fmt)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None

@@ -1,0 +1,242 @@
+"""Baseline vs current results document -> one verdict per cell (pure: no I/O, no printing).
+
+Matching. Cells are matched by ``(workload, runner, device)``; the ``repeat`` index is ignored, so the
+R worker processes of ``fwbench run --repeats R`` form one group per side. Before comparing, the things
+that change speed without being the code under test must agree, or the cell is *incomparable* and the
+differing keys are named: the workload definition as it affects speed (shape, layers, batch, loss,
+optimizer, data), the cell's mode, batch size, thread count and runner options, the runner's framework
+versions, the CPU model, and for ``cuda`` cells the GPU model.
+
+Statistics (see :mod:`fwbench.stats`). Only cells with status ``ok`` contribute samples.
+
+* Both sides ran in >= 3 processes: the unit of replication is the **process**. Each process's median
+  step time is one observation; the ratio is the ratio of the geometric means of those medians, its CI
+  and p-value come from Welch's t-test on their logarithms. Steps within a process are not independent
+  evidence about the next process (CPU frequency, memory placement and neighbours stay put for the
+  whole process), so pooling them would make a 2% process-to-process wobble look "highly significant".
+* Otherwise the steps are pooled: ratio of medians with an (exact-sampler) bootstrap CI, Mann–Whitney U
+  for the p-value. This sees only within-process noise; the threshold is then the only guard against
+  between-process drift, which is why ``docs/ci.md`` runs ``--repeats 3``.
+
+The p-values of all compared cells are adjusted together with Benjamini–Hochberg (q-values), so a
+24-cell matrix does not get 24 chances to raise a false alarm. CIs are shown at ``1 - alpha``.
+
+Verdicts (``ratio`` = current / baseline, > 1 is slower; ``thr`` = threshold):
+
+* ``slower``: q < alpha **and** ratio > 1 + thr. ``faster``: q < alpha and ratio < 1 / (1 + thr).
+* ``inconclusive``: neither, and either the minimum detectable change (MDC: the change this comparison
+  would flag with 80% probability at alpha) exceeds thr, or the ratio is beyond the threshold without
+  being significant. The MDC is reported, so the user knows how many more steps or repeats to give.
+* ``no change``: neither slower nor faster, and a change of thr would have been detected.
+* ``missing``: the cell is on one side only, or has no successful samples on one side (the reason says).
+* ``incomparable``: the keys above differ (unless ``allow_mismatch``; then the cell is compared and the
+  differences are kept in ``detail``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fwbench import stats
+
+# Chosen from benchmarks/gate_quality.py on a shared 2-core machine and the seeded simulations in
+# tests/test_gate_simulation.py; docs/ci.md gives the measured figures.
+DEFAULT_THRESHOLD = 0.05
+DEFAULT_ALPHA = 0.01
+MDC_POWER = 0.8
+
+VERDICTS = ("slower", "faster", "no change", "inconclusive", "missing", "incomparable")
+# workload fields that change the work a step does (description, seed, timing policy and source path do not)
+SPEED_KEYS = ("input_shape", "classes", "layers", "batch_size", "mode", "loss", "optimizer", "data", "distributed")
+CELL_KEYS = ("mode", "batch_size", "threads", "options")
+
+Key = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class CellVerdict:
+    """The comparison of one (workload, runner, device) cell. Numbers are ``None`` where not computed."""
+
+    workload: str
+    runner: str
+    device: str
+    verdict: str
+    detail: str = ""
+    ratio: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p: float | None = None
+    q: float | None = None
+    mdc: float | None = None
+    method: str = ""
+    n_base: int = 0
+    n_current: int = 0
+    base_median_s: float | None = None
+    current_median_s: float | None = None
+    missing_in: str = ""  # "current" (or failed there), "baseline" (a new cell) or both; "" when not missing
+
+    @property
+    def key(self) -> Key:
+        return self.workload, self.runner, self.device
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """All cells' verdicts, and the settings that produced them."""
+
+    cells: list[CellVerdict]
+    threshold: float
+    alpha: float
+    notes: list[str] = field(default_factory=list)
+
+    def count(self, verdict: str) -> int:
+        return sum(c.verdict == verdict for c in self.cells)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {v: self.count(v) for v in VERDICTS}
+
+    def exit_code(self, fail_on_inconclusive: bool = False, fail_on_missing: bool = False) -> int:
+        """0 no regression; 1 a cell is slower (or, with ``fail_on_missing``, absent or failed in the current
+        run: new cells never fail); 3 a cell is inconclusive or incomparable, with ``fail_on_inconclusive``.
+        A regression outranks 3."""
+        lost = any(c.verdict == "missing" and c.missing_in in ("current", "both") for c in self.cells)
+        if self.count("slower") or (fail_on_missing and lost):
+            return 1
+        if fail_on_inconclusive and (self.count("inconclusive") or self.count("incomparable")):
+            return 3
+        return 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "alpha": self.alpha, "counts": self.counts, "notes": self.notes,
+                "cells": [_rounded(c.to_dict()) for c in self.cells]}
+
+
+def _rounded(d: dict[str, Any]) -> dict[str, Any]:
+    """Six significant digits: what a reader (or a JSON diff) needs, not floating-point noise."""
+    return {k: float(f"{v:.6g}") if isinstance(v, float) and math.isfinite(v) else v for k, v in d.items()}
+
+
+def compare(baseline: dict[str, Any], current: dict[str, Any], threshold: float = DEFAULT_THRESHOLD,
+            alpha: float = DEFAULT_ALPHA, allow_mismatch: bool = False) -> Comparison:
+    """Verdicts for every cell of either document (checked results documents, see :mod:`fwbench.results`)."""
+    if not 0 < threshold < 1:
+        raise ValueError("threshold must be between 0 and 1 (0.05 = 5%)")
+    if not 0 < alpha < 1:
+        raise ValueError("alpha must be between 0 and 1")
+    base_groups, cur_groups = group_cells(baseline), group_cells(current)
+    keys = list(base_groups) + [k for k in cur_groups if k not in base_groups]
+    pending: list[tuple[Key, stats.RatioTest, str, float, float]] = []
+    verdicts: dict[Key, CellVerdict] = {}
+    for key in keys:
+        w, r, d = key
+        if key not in cur_groups:
+            verdicts[key] = CellVerdict(w, r, d, "missing", "not in current run", missing_in="current")
+            continue
+        if key not in base_groups:
+            verdicts[key] = CellVerdict(w, r, d, "missing", "new: not in baseline", missing_in="baseline")
+            continue
+        b_samples, b_why = samples(base_groups[key])
+        c_samples, c_why = samples(cur_groups[key])
+        if not b_samples or not c_samples:
+            why = "; ".join(x for x in (b_why and f"baseline {b_why}", c_why and f"current {c_why}") if x)
+            side = "both" if b_why and c_why else "current" if c_why else "baseline"
+            verdicts[key] = CellVerdict(w, r, d, "missing", why, missing_in=side)
+            continue
+        diffs = differences(baseline, base_groups[key], current, cur_groups[key])
+        if diffs and not allow_mismatch:
+            verdicts[key] = CellVerdict(w, r, d, "incomparable", "; ".join(diffs))
+            continue
+        test = stats.compare_processes(b_samples, c_samples, confidence=1.0 - alpha)
+        pending.append((key, test, "; ".join(diffs), float(np.median([np.median(s) for s in b_samples])),
+                        float(np.median([np.median(s) for s in c_samples]))))
+    qs = stats.benjamini_hochberg(np.array([t.p for _, t, *_ in pending])) if pending else []
+    for (key, test, note, bm, cm), q in zip(pending, qs):
+        mdc = float(stats.min_detectable_change(test.se_log, alpha, MDC_POWER, test.df))
+        v = decide(test.ratio, float(q), mdc, threshold, alpha)
+        verdicts[key] = CellVerdict(*key, v, note, test.ratio, test.ci_low, test.ci_high, test.p, float(q), mdc,
+                                    test.method, test.n_base, test.n_current, bm, cm)
+    notes = []
+    if pending and all(t.method == "steps" for _, t, *_ in pending):
+        notes.append("fewer than 3 processes per cell: only within-process noise is measured; "
+                     "use --repeats 3 or more for a gate that accounts for process-to-process variation")
+    return Comparison([verdicts[k] for k in keys], threshold, alpha, notes)
+
+
+def decide(ratio: float, q: float, mdc: float, threshold: float, alpha: float) -> str:
+    """The verdict rule of the module docstring, for one cell."""
+    upper, lower = 1.0 + threshold, 1.0 / (1.0 + threshold)
+    significant = q < alpha
+    if significant and ratio > upper:
+        return "slower"
+    if significant and ratio < lower:
+        return "faster"
+    if mdc > threshold or ratio > upper or ratio < lower:
+        return "inconclusive"
+    return "no change"
+
+
+def group_cells(doc: dict[str, Any]) -> dict[Key, list[dict[str, Any]]]:
+    """Cells by ``(workload, runner, device)``, each group in ``repeat`` order."""
+    groups: dict[Key, list[dict[str, Any]]] = {}
+    for cell in doc["cells"]:
+        groups.setdefault((cell["workload"], cell["runner"], cell["device"]), []).append(cell)
+    return {k: sorted(v, key=lambda c: c.get("repeat", 0)) for k, v in groups.items()}
+
+
+def samples(cells: list[dict[str, Any]]) -> tuple[list[np.ndarray], str]:
+    """Step samples of the successful processes, and why there are none when so."""
+    ok = [np.asarray(c["step_s"], dtype=float) for c in cells if c["status"] == "ok" and c.get("step_s")]
+    if ok:
+        return ok, ""
+    bad = cells[0]
+    if bad["status"] == "ok":
+        return [], "has no step samples"
+    return [], f"{bad['status']}" + (f" ({bad['reason']})" if bad.get("reason") else "")
+
+
+def differences(base_doc: dict[str, Any], base: list[dict[str, Any]], cur_doc: dict[str, Any],
+                cur: list[dict[str, Any]]) -> list[str]:
+    """Human-readable list of the keys that must match but do not, e.g. ``CPU model: 'A' vs 'B'``."""
+    out = []
+    b, c = base[0], cur[0]
+    for key in CELL_KEYS:
+        if b.get(key) != c.get(key):
+            out.append(f"{key.replace('_', ' ')}: {_show(b.get(key))} vs {_show(c.get(key))}")
+    bw = _speed_definition(base_doc, b["workload"])
+    cw = _speed_definition(cur_doc, c["workload"])
+    if bw is not None and cw is not None and bw != cw:
+        fields = [k for k in SPEED_KEYS if bw.get(k) != cw.get(k)]
+        out.append(f"workload definition differs ({', '.join(fields)})")
+    bv, cv = b.get("versions") or {}, c.get("versions") or {}
+    for dist in sorted(set(bv) | set(cv)):
+        if bv.get(dist) != cv.get(dist):
+            out.append(f"{dist} version: {_show(bv.get(dist))} vs {_show(cv.get(dist))}")
+    be, ce = base_doc.get("environment", {}), cur_doc.get("environment", {})
+    if be.get("cpu") != ce.get("cpu"):
+        out.append(f"CPU model: {_show(be.get('cpu'))} vs {_show(ce.get('cpu'))}")
+    if b["device"] == "cuda":
+        bg, cg = _gpu_models(be), _gpu_models(ce)
+        if bg != cg:
+            out.append(f"GPU model: {_show(', '.join(bg) or None)} vs {_show(', '.join(cg) or None)}")
+    return out
+
+
+def _speed_definition(doc: dict[str, Any], workload: str) -> dict[str, Any] | None:
+    spec = (doc.get("workloads") or {}).get(workload)
+    return {k: spec.get(k) for k in SPEED_KEYS} if isinstance(spec, dict) else None
+
+
+def _gpu_models(env: dict[str, Any]) -> list[str]:
+    return sorted(str(g.get("name")) for g in env.get("gpus") or [] if isinstance(g, dict))
+
+
+def _show(v: Any) -> str:
+    return "none" if v is None else repr(v) if isinstance(v, str) else str(v)

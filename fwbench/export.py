@@ -1,0 +1,106 @@
+"""Export a results document for other tools (pure: document in, text out).
+
+* ``github-action-benchmark``: the ``customSmallerIsBetter`` input of benchmark-action/github-action-benchmark,
+  a JSON list of ``{"name", "unit", "value", "range", "extra"}``, one entry per (workload, runner, device)
+  cell: the median step time in milliseconds, ``range`` the half-width of its 95% CI.
+* ``csv``: one row per (workload, runner, device) cell with the same figures and more columns.
+
+Repeats of a cell (``--repeats R``) are one entry: the value is the median of the processes' medians,
+the same figure ``fwbench compare`` prints; failed cells are left out of the JSON and kept in the CSV
+with their status, so a chart never plots a failure as a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fwbench import stats
+from fwbench.compare import group_cells, samples
+
+FORMATS = ("github-action-benchmark", "csv")
+CSV_COLUMNS = ("workload", "runner", "device", "status", "processes", "steps", "median_ms", "ci_low_ms",
+               "ci_high_ms", "samples_per_s", "reason")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One (workload, runner, device) cell, summarised across its processes. Times in seconds."""
+
+    workload: str
+    runner: str
+    device: str
+    status: str
+    processes: int = 0
+    steps: int = 0
+    median_s: float | None = None
+    ci_low_s: float | None = None
+    ci_high_s: float | None = None
+    samples_per_s: float | None = None
+    reason: str = ""
+
+
+def rows(doc: dict[str, Any]) -> list[Row]:
+    """One :class:`Row` per cell group, in the document's order."""
+    out = []
+    for (w, r, d), cells in group_cells(doc).items():
+        procs, why = samples(cells)
+        if not procs:
+            out.append(Row(w, r, d, cells[0]["status"], reason=why))
+            continue
+        medians = np.array([np.median(p) for p in procs])
+        pooled = np.concatenate(procs)
+        if len(procs) >= stats.MIN_PROCESSES:  # between-process spread, as compare uses it
+            _, low, high = (float(v) for v in stats.geometric_mean_ci(medians))
+        else:
+            _, low, high = (float(v) for v in stats.bootstrap_median_ci(pooled))
+        median = float(np.median(medians))
+        batch = cells[0].get("batch_size")
+        out.append(Row(w, r, d, "ok", len(procs), len(pooled), median, low, high,
+                       batch / median if batch and median > 0 else None))
+    return out
+
+
+def github_action_benchmark(doc: dict[str, Any]) -> str:
+    """``customSmallerIsBetter`` JSON (a list of entries), step time in ms."""
+    env = doc.get("environment", {})
+    entries = []
+    for row in rows(doc):
+        if row.median_s is None:
+            continue
+        half = (row.ci_high_s - row.ci_low_s) / 2.0 * 1e3 if row.ci_low_s is not None and row.ci_high_s is not None else 0.0
+        extra = (f"{row.processes} process(es), {row.steps} steps; cpu: {env.get('cpu', '?')}; "
+                 f"run {doc.get('run_id', '?')}")
+        entries.append({"name": f"{row.workload}/{row.runner}/{row.device} step time", "unit": "ms",
+                        "value": _sig(row.median_s * 1e3), "range": f"± {_sig(half, 3)}", "extra": extra})
+    return json.dumps(entries, indent=2, ensure_ascii=False) + "\n"
+
+
+def to_csv(doc: dict[str, Any]) -> str:
+    """CSV with a header row (:data:`CSV_COLUMNS`); empty fields where a cell has no samples."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows(doc):
+        ms = lambda s: "" if s is None else _sig(s * 1e3)  # noqa: E731
+        writer.writerow([row.workload, row.runner, row.device, row.status, row.processes, row.steps,
+                         ms(row.median_s), ms(row.ci_low_s), ms(row.ci_high_s),
+                         "" if row.samples_per_s is None else _sig(row.samples_per_s), row.reason])
+    return buf.getvalue()
+
+
+def render(doc: dict[str, Any], fmt: str) -> str:
+    if fmt == "csv":
+        return to_csv(doc)
+    if fmt == "github-action-benchmark":
+        return github_action_benchmark(doc)
+    raise ValueError(f"unknown export format {fmt!r}; choose from: {', '.join(FORMATS)}")
+
+
+def _sig(x: float, digits: int = 6) -> float:
+    return float(f"{x:.{digits}g}")
