@@ -6,7 +6,7 @@ from typing import Any
 
 from fwbench import units
 
-COLUMNS = ("runner", "device", "step (median ±95% CI)", "samples/s", "first step", "peak mem", "final loss",
+COLUMNS = ("runner", "device", "step (median ±95% CI)", "samples/s", "MFU", "first step", "peak mem", "final loss",
            "parity", "status")
 PARITY_MARKS = {"ok": "✓", "reference": "ref", "mismatch": "✗ MISMATCH", "n/a": "-"}
 
@@ -18,12 +18,17 @@ def run_rows(doc: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
         s = cell.get("summary")
         parity = (cell.get("parity") or {}).get("status", "n/a")
         status = cell["status"] + (f": {cell['reason']}" if cell.get("reason") else "")
+        sync = cell.get("sync_check") or {}
+        if sync.get("verdict") == "unsynchronised" and not cell.get("reason"):
+            status += f": timing self-check: {sync.get('note', 'timings look unsynchronised')}"
         runner = cell["runner"] + (f" #{cell['repeat']}" if cell.get("repeat") else "")
         out.setdefault(cell["workload"], []).append({
             "runner": runner,
             "device": cell["device"],
             "step (median ±95% CI)": units.ci(s["median"], s["ci_low"], s["ci_high"]) if s else "-",
             "samples/s": units.rate(cell.get("samples_per_s")),
+            # model-FLOPs utilisation against the matmul peak measured in the same worker (fwbench.flops)
+            "MFU": units.percent(cell.get("mfu")),
             "first step": units.seconds(cell.get("first_step_s")),
             # device memory where the device reports it, else the worker's RSS high-water mark
             "peak mem": (units.nbytes(cell["peak_device_bytes"]) + " dev" if cell.get("peak_device_bytes")
@@ -31,5 +36,25 @@ def run_rows(doc: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
             "final loss": units.loss(cell.get("final_loss")),
             "parity": PARITY_MARKS.get(parity, parity),
             "status": status,
+        })
+    return out
+
+
+TTA_COLUMNS = ("runner", "device", "target", "reached", "steps", "train time", "final accuracy")
+
+
+def tta_rows(doc: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """Workload -> time-to-accuracy rows, for cells that trained to a target (``--target``)."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for cell in doc["cells"]:
+        t = cell.get("time_to_accuracy")
+        if not t:
+            continue
+        out.setdefault(cell["workload"], []).append({
+            "runner": cell["runner"], "device": cell["device"], "target": f"{t['target_accuracy']:.3f}",
+            "reached": "yes" if t["reached"] else "NO",
+            "steps": str(t["steps_to_target"]) if t["reached"] else f"> {t['curve'][-1][0] if t['curve'] else 0}",
+            "train time": units.seconds(t["time_to_target_s"] if t["reached"] else t["train_s"]),
+            "final accuracy": f"{t['final_accuracy']:.4f}",
         })
     return out

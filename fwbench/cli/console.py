@@ -8,10 +8,10 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from fwbench.tables import COLUMNS, run_rows
+from fwbench.tables import COLUMNS, TTA_COLUMNS, run_rows, tta_rows
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow"}
-RIGHT = ("step (median ±95% CI)", "samples/s", "first step", "peak mem", "final loss")
+RIGHT = ("step (median ±95% CI)", "samples/s", "MFU", "first step", "peak mem", "final loss")
 
 
 def print_run_tables(doc: dict[str, Any], console: Console) -> None:
@@ -35,6 +35,14 @@ def print_run_tables(doc: dict[str, Any], console: Console) -> None:
         console.print(table)
         for note in notes:
             console.print(f"  {note}", highlight=False, markup=False)
+    for workload, rows in tta_rows(doc).items():
+        table = Table(title=f"{workload} — time to accuracy (training time, evaluations excluded)",
+                      title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for col in TTA_COLUMNS:
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*(row[c] for c in TTA_COLUMNS), style="green" if row["reached"] == "yes" else "red")
+        console.print(table)
     parity = doc.get("parity") or {}
     if parity.get("mismatches"):
         console.print(f"[bold red]Parity check FAILED[/] for {', '.join(parity['mismatches'])}: "
