@@ -1,0 +1,205 @@
+"""Keras 3 runners: ``keras`` (tensorflow backend), ``keras-torch`` and ``keras-jax``; one session class.
+
+Imported only inside a worker, whose ``KERAS_BACKEND`` the registry sets (Keras reads it once, at
+import). Keras is imported in :meth:`KerasSession.setup`, after the device and thread settings that
+must precede it are in the environment.
+
+The model is a ``keras.Sequential`` of Keras's own layers (Conv2D, MaxPooling2D, Flatten, Dense, Dropout,
+BatchNormalization, Activation), channels-last, loaded with the shared initial weights through
+``set_weights`` (the canonical layout is Keras's). It is compiled with Keras's Adam/SGD (the workload's
+hyper-parameters written out) and ``SparseCategoricalCrossentropy(from_logits=True)``.
+
+Which Keras API is measured:
+- training: ``model.train_on_batch(x, y)``: Keras's own single-step API, i.e. one optimizer step per call,
+  the unit every other runner times, with all of Keras's per-call work (data adaptation, metric reset,
+  returning the loss as a Python number) included. ``fit`` would time epochs, not steps, and
+  would need a callback inside its loop to time a step.
+- inference: ``model.test_on_batch(x, y)``: Keras's compiled evaluation step (forward in inference mode
+  plus the loss), so the inference loss comes from Keras's own compiled function, as in training;
+  ``model(x, training=False)`` would run eagerly on the tensorflow backend. ``predict`` (accuracy)
+  uses ``predict_on_batch``.
+- ``jit_compile`` is set explicitly, never ``"auto"`` (whose meaning depends on the machine): ``False`` on
+  tensorflow (so ``keras`` pairs with ``tf-graph``, the hand-written ``tf.function`` step: the price of
+  the high-level API; ``tf-xla`` is the XLA counterpart), ``True`` on jax (Keras-jax without jit runs op
+  by op; ``"auto"`` also means ``True`` there), ``False`` on torch (``True`` would be ``torch.compile``,
+  which Keras calls experimental). ``options["keras_jit_compile"]`` overrides it. Recorded in settings.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from fwbench.data import Batch
+from fwbench.runners.base import CellSkipped, Session
+from fwbench.weights import Params
+from fwbench.workload import Layer, WorkloadSpec
+
+DEFAULT_JIT_COMPILE = {"tensorflow": False, "jax": True, "torch": False}
+
+
+class KerasSession(Session):
+    """Keras 3 ``train_on_batch`` / ``test_on_batch`` on the backend named by ``KERAS_BACKEND``."""
+
+    def setup(self) -> None:
+        self.backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+        if self.device not in ("cpu", "cuda"):
+            raise CellSkipped(f"the Keras runners support cpu and cuda, not {self.device}")
+        self.threads = self.job.threads or os.cpu_count() or 1
+        self.tf32 = bool(self.options.get("tf32", False))
+        # Read by the backends when they load, so they must be set before `import keras`.
+        if self.backend == "torch":
+            os.environ["KERAS_TORCH_DEVICE"] = self.device
+        elif self.backend == "jax":
+            os.environ["JAX_PLATFORMS"] = self.device
+            os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # share the GPU like TF's memory growth
+        elif self.backend == "tensorflow":
+            os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+        import keras
+
+        if keras.backend.backend() != self.backend:
+            raise RuntimeError(f"Keras loaded backend {keras.backend.backend()!r}, expected {self.backend!r}")
+        self.keras = keras
+        getattr(self, f"_setup_{self.backend}")()
+        self.jit_compile = bool(self.options.get("keras_jit_compile", DEFAULT_JIT_COMPILE[self.backend]))
+
+    def _setup_tensorflow(self) -> None:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(self.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(self.threads)
+        tf.config.optimizer.set_jit(False)  # XLA only through jit_compile, explicitly
+        gpus = tf.config.list_physical_devices("GPU")
+        if self.device == "cuda":
+            if not gpus:
+                raise CellSkipped(f"tensorflow {tf.__version__} sees no GPU (built with CUDA: {tf.test.is_built_with_cuda()})")
+            tf.config.set_visible_devices(gpus[0], "GPU")
+            tf.config.experimental.set_memory_growth(gpus[0], True)
+        else:
+            tf.config.set_visible_devices([], "GPU")
+        tf.config.experimental.enable_tensor_float_32_execution(self.tf32)
+
+    def _setup_torch(self) -> None:
+        import torch
+
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise CellSkipped(f"torch {torch.__version__} sees no CUDA device")
+        torch.set_num_threads(self.threads)
+        torch.backends.cuda.matmul.allow_tf32 = self.tf32
+        torch.backends.cudnn.allow_tf32 = self.tf32
+
+    def _setup_jax(self) -> None:
+        import jax
+
+        try:
+            jax.devices(self.device if self.device == "cpu" else "gpu")
+        except RuntimeError as exc:
+            raise CellSkipped(f"jax {jax.__version__} sees no {self.device.upper()} device: {exc}") from None
+        # fp32 matmuls and convolutions really in fp32 on GPUs (jax's default may use TF32).
+        jax.config.update("jax_default_matmul_precision", "tensorfloat32" if self.tf32 else "highest")
+
+    # ------------------------------------------------------------------------------------------ model
+    def build(self, spec: WorkloadSpec, params: Params) -> None:
+        keras = self.keras
+        self.spec = spec
+        keras.utils.set_random_seed(spec.seed)  # dropout masks, reproducible per build
+        layers = [self._layer(layer) for layer in spec.layers]
+        model = keras.Sequential([keras.Input(shape=spec.input_shape), *layers])
+        for layer, kind, p in zip(layers, (l.kind for l in spec.layers), params):
+            if kind in ("conv2d", "dense"):
+                layer.set_weights([p["kernel"], p["bias"]])
+            elif kind == "batchnorm":
+                layer.set_weights([p["gamma"], p["beta"], p["moving_mean"], p["moving_variance"]])
+        o = spec.optimizer
+        if o.name == "adam":
+            opt = keras.optimizers.Adam(learning_rate=o.learning_rate, beta_1=o.beta_1, beta_2=o.beta_2,
+                                        epsilon=o.epsilon)
+        else:
+            opt = keras.optimizers.SGD(learning_rate=o.learning_rate, momentum=o.momentum)
+        model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      jit_compile=self.jit_compile)
+        self.model = model
+
+    def _layer(self, layer: Layer) -> Any:
+        L = self.keras.layers
+        if layer.kind == "conv2d":
+            return L.Conv2D(layer.filters, layer.kernel_size, strides=layer.strides, padding=layer.padding,
+                            activation=layer.activation)
+        if layer.kind == "maxpool2d":
+            return L.MaxPooling2D(layer.pool_size, strides=layer.strides, padding=layer.padding)
+        if layer.kind == "flatten":
+            return L.Flatten()
+        if layer.kind == "dense":
+            return L.Dense(layer.units, activation=layer.activation)
+        if layer.kind == "dropout":
+            return L.Dropout(layer.rate)
+        if layer.kind == "batchnorm":
+            return L.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon)
+        if layer.kind == "activation":
+            return L.Activation(layer.activation)
+        raise ValueError(f"unknown layer {layer.kind}")
+
+    # ------------------------------------------------------------------------------------------ steps
+    def put(self, batch: Batch) -> Any:
+        x, y = batch
+        ops = self.keras.ops
+        # backend tensors on the device up front, so no host-to-device copy is timed
+        return ops.convert_to_tensor(x), ops.convert_to_tensor(y.astype(np.int32))
+
+    def train_step(self, batch: Any) -> Any:
+        return self.model.train_on_batch(*batch)  # the batch's loss, computed before the update
+
+    def infer_step(self, batch: Any) -> Any:
+        return self.model.test_on_batch(*batch)
+
+    def value(self, loss: Any) -> float:
+        return float(loss)  # Keras already returned a host number, i.e. waited for the device
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict_on_batch(x), dtype=np.float32)
+
+    def peak_device_bytes(self) -> int | None:
+        if self.device != "cuda":
+            return None
+        if self.backend == "tensorflow":
+            import tensorflow as tf
+
+            return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+        if self.backend == "torch":
+            import torch
+
+            return int(torch.cuda.max_memory_allocated())
+        import jax
+
+        stats = jax.devices()[0].memory_stats() or {}
+        return stats.get("peak_bytes_in_use")
+
+    def settings(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"layout": "NHWC", "dtype": "float32", "keras_backend": self.backend,
+                               "keras_api": "train_on_batch / test_on_batch", "jit_compile": self.jit_compile,
+                               "tf32": self.tf32}
+        if self.backend == "tensorflow":
+            import tensorflow as tf
+            from tensorflow.python.util import _pywrap_util_port  # private, but the only way to ask
+
+            out.update(intra_op_threads=tf.config.threading.get_intra_op_parallelism_threads(),
+                       inter_op_threads=tf.config.threading.get_inter_op_parallelism_threads(),
+                       onednn=bool(_pywrap_util_port.IsMklEnabled()) and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0",
+                       TF_ENABLE_ONEDNN_OPTS=os.environ.get("TF_ENABLE_ONEDNN_OPTS", ""),
+                       xla_auto_clustering=bool(tf.config.optimizer.get_jit()),
+                       TF_XLA_FLAGS=os.environ.get("TF_XLA_FLAGS", ""))
+        elif self.backend == "torch":
+            import torch
+
+            out.update(intra_op_threads=torch.get_num_threads(), inter_op_threads=torch.get_num_interop_threads(),
+                       mkldnn=torch.backends.mkldnn.is_available(), torch_device=os.environ["KERAS_TORCH_DEVICE"])
+        else:
+            import jax
+
+            # XLA's CPU client sizes its own thread pool (all cores); jax offers no per-count setting.
+            out.update(intra_op_threads=None, xla_cpu_threads="XLA default (all cores)",
+                       XLA_FLAGS=os.environ.get("XLA_FLAGS", ""), jax_platform=jax.devices()[0].platform,
+                       jax_default_matmul_precision=jax.config.jax_default_matmul_precision)
+        return out
