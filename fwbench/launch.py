@@ -8,8 +8,10 @@ lines of its log.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,12 +20,15 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from fwbench.errors import ResultsError
 from fwbench.job import Job
 from fwbench.jsonio import write_json_atomic
+from fwbench.results import check_cell
 from fwbench.runners.registry import RUNNERS
 
 LOG_TAIL_LINES = 15
 KILL_GRACE_S = 3.0
+IDENTITY_FIELDS = ("id", "workload", "runner", "family", "device", "repeat")
 
 
 def worker_env(job: Job, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -33,6 +38,7 @@ def worker_env(job: Job, extra: dict[str, str] | None = None) -> dict[str, str]:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
         env[var] = threads
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"  # a worker killed by a fatal signal leaves its Python stack in the log
     env.update(dict(RUNNERS[job.runner].env))
     env.update(extra or {})
     return env
@@ -47,6 +53,17 @@ def _limit_memory(limit_bytes: int) -> Any:
     return apply
 
 
+def cell_stem(cell_id: str) -> str:
+    """File-name stem for a cell's job, result and log files.
+
+    Workload names are user data (any printable text, up to 80 characters); they never reach a path as
+    they are. The stem keeps ASCII letters, digits, ``.``, ``_`` and ``-`` (no leading dot, at most 60
+    characters) for the reader, and a hash of the full id so that distinct cells never share files.
+    """
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", cell_id)[:60].lstrip(".") or "cell"
+    return f"{readable}-{hashlib.sha256(cell_id.encode('utf-8', 'surrogatepass')).hexdigest()[:10]}"
+
+
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -56,21 +73,25 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 def kill_group(proc: subprocess.Popen) -> None:
-    """SIGTERM the worker's process group, then SIGKILL whatever is left after a grace period."""
-    for sig, wait in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, None)):
+    """SIGTERM the worker's process group, then SIGKILL whatever is left after a grace period.
+
+    The SIGKILL is sent from a ``finally``: an interrupt that lands during the grace period must not leave
+    a process of the group (a framework's helper that ignores SIGTERM, say) running.
+    """
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=KILL_GRACE_S)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    finally:
+        try:  # the leader may be gone while its children still hold the group
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            if sig == signal.SIGTERM:  # the leader is gone; make sure no child of it lingers
-                os.killpg(proc.pid, signal.SIGKILL)
-            return
-        except ProcessLookupError:
-            return
-        except subprocess.TimeoutExpired:
-            continue
+            proc.wait(timeout=KILL_GRACE_S)
+        except subprocess.TimeoutExpired:  # stuck in the kernel (a driver call); nothing more to do
+            pass
 
 
 def run_cell(job: Job, workdir: Path, timeout: float, memory_limit: int | None = None,
@@ -79,25 +100,28 @@ def run_cell(job: Job, workdir: Path, timeout: float, memory_limit: int | None =
 
     ``KeyboardInterrupt`` (and the CLI's SIGTERM handler) still propagate, after the worker group is killed.
     """
-    stem = job.cell_id.replace("/", "_")
+    stem = cell_stem(job.cell_id)
     job_path, result_path, log_path = (workdir / f"{stem}.{ext}" for ext in ("job.json", "result.json", "log"))
     write_json_atomic(job_path, job.to_dict())
     result_path.unlink(missing_ok=True)
     t0 = time.perf_counter()
+    proc: subprocess.Popen | None = None
     with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fwbench.worker", str(job_path), str(result_path)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=worker_env(job, extra_env),
-            start_new_session=True, preexec_fn=_limit_memory(memory_limit) if memory_limit else None,
-        )
-        try:
+        try:  # Popen inside the try: an interrupt right after the fork must still kill the new worker
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "fwbench.worker", str(job_path), str(result_path)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=worker_env(job, extra_env),
+                start_new_session=True, preexec_fn=_limit_memory(memory_limit) if memory_limit else None,
+            )
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            assert proc is not None
             kill_group(proc)
             return {"status": "timeout", "reason": f"no result after the {timeout:g} s cell timeout; worker killed",
                     "duration_s": time.perf_counter() - t0, "log_tail": log_tail(log_path)}
         except BaseException:
-            kill_group(proc)
+            if proc is not None:
+                kill_group(proc)
             raise
     cell = classify(code, result_path, log_path, memory_limit)
     cell["duration_s"] = time.perf_counter() - t0
@@ -114,8 +138,14 @@ def classify(code: int, result_path: Path, log_path: Path, memory_limit: int | N
         cell = json.loads(result_path.read_text(encoding="utf-8"))
         if not isinstance(cell, dict) or "status" not in cell:
             raise ValueError("no status")
-    except (OSError, ValueError):
+        # The cell's identity is the parent's, never the worker's; the rest must pass the results schema,
+        # or one bad worker would make the whole results file unreadable.
+        cell = {k: v for k, v in cell.items() if k not in IDENTITY_FIELDS}
+        check_cell({"id": "", "workload": "", "runner": "", "device": "", **cell}, "worker result")
+    except (OSError, ValueError, RecursionError, ResultsError) as exc:
         reason = f"worker exited with code {code} without a valid result"
+        if isinstance(exc, ResultsError):
+            reason = f"worker exited with code {code} with an invalid result ({exc.message})"
         if memory_limit and "MemoryError" in tail:
             return {"status": "oom", "reason": f"out of memory under the {memory_limit / 2**20:.0f} MiB limit",
                     "log_tail": tail}

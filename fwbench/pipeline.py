@@ -1,7 +1,9 @@
 """The whole run in a few readable functions: plan the cells, run each in a worker, save after each.
 
 No printing here: the CLI passes an ``on_event`` callback for progress. Each finished cell is written
-to the results file at once (atomically), so a killed run loses nothing it already measured.
+to the results file at once (atomically), so a killed run loses nothing it already measured. When the
+file cannot be written (disk full, read-only), the run stops with a :class:`~fwbench.errors.ResultsError`
+after flushing what it measured to a file in the temp folder (see :func:`fwbench.results.save_or_fallback`).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def execute(doc: dict[str, Any], jobs: list[Job], out: Path, opts: RunOptions,
     machine_devices = machine_devices if machine_devices is not None else envmod.devices()
     for job in jobs:
         doc["workloads"].setdefault(job.workload["name"], job.workload)
-    results.save(out, doc)
+    results.save_or_fallback(out, doc)
     with tempfile.TemporaryDirectory(prefix="fwbench-") as tmp:
         for i, job in enumerate(jobs):
             if on_event:
@@ -85,7 +87,7 @@ def execute(doc: dict[str, Any], jobs: list[Job], out: Path, opts: RunOptions,
                 cell.update(run_cell(job, Path(tmp), opts.timeout, opts.memory_limit))
             results.upsert_cell(doc, cell)
             doc["parity"] = parity.evaluate(doc["cells"], opts.reference, opts.options.get("precision", "fp32"))
-            results.save(out, doc)
+            results.save_or_fallback(out, doc)
             if on_event:
                 on_event("done", i, len(jobs), job, cell)
     return doc

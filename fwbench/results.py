@@ -20,6 +20,7 @@ import json
 import math
 import os
 import secrets
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,35 @@ def save(path: Path | str, doc: dict[str, Any]) -> None:
     write_json_atomic(path, doc)
 
 
+def fallback_path(doc: dict[str, Any]) -> Path:
+    """Where :func:`save_or_fallback` puts a run whose results file cannot be written: the temp folder."""
+    safe_id = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(doc.get("run_id", "run")))[:80]
+    return Path(tempfile.gettempdir()) / f"fwbench-{safe_id}.json"
+
+
+def save_or_fallback(path: Path | str, doc: dict[str, Any]) -> None:
+    """Save ``doc`` to ``path``; when that fails (disk full, read-only, removed folder), flush it elsewhere.
+
+    The measurements held in memory go to :func:`fallback_path` (or, failing that, the home folder) and a
+    :class:`ResultsError` names both files and how to continue: ``fwbench run --resume FALLBACK``.
+    """
+    try:
+        save(path, doc)
+        return
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+    n = len(doc.get("cells", []))
+    for where in (fallback_path(doc), Path.home() / fallback_path(doc).name):
+        try:
+            save(where, doc)
+        except OSError:
+            continue
+        raise ResultsError(str(path), f"cannot write results ({problem}); the {n} finished cell(s) were saved to "
+                                      f"{where} instead; `fwbench run --resume {where}` finishes the run")
+    raise ResultsError(str(path), f"cannot write results ({problem}), nor a copy in the temp or home folder; "
+                                  f"the {n} finished cell(s) of this run are lost")
+
+
 def read(path: Path | str) -> dict[str, Any]:
     """Read and check a results document; raises :class:`ResultsError` with a one-line reason."""
     p = str(path)
@@ -66,8 +96,14 @@ def read(path: Path | str) -> dict[str, Any]:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        what = "truncated" if exc.pos >= len(text.rstrip()) else "not valid JSON"
+        # cut short: the error is at the very end, or a string runs to the end of the file
+        cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        what = "truncated" if cut else "not valid JSON"
         raise ResultsError(p, f"{what} (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise ResultsError(p, "not a results file (values nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise ResultsError(p, f"not valid JSON ({exc})") from None
     return check(doc, p)
 
 
@@ -89,6 +125,11 @@ def check(doc: Any, where: str = "<results>") -> dict[str, Any]:
     for i, cell in enumerate(doc["cells"]):
         _check_cell(cell, f"{where}: cells[{i}]")
     return doc
+
+
+def check_cell(cell: Any, where: str) -> None:
+    """Validate one cell's fields (raises :class:`ResultsError`); also applied to a worker's result file."""
+    _check_cell(cell, where)
 
 
 def _check_cell(cell: Any, where: str) -> None:

@@ -234,7 +234,7 @@ def _parse_layer(i: int, raw: Any) -> Layer:
     if not isinstance(raw, Mapping):
         raise WorkloadError(where, "must be a table such as { type = \"dense\", units = 64 }")
     kind = raw.get("type")
-    if kind not in LAYER_FIELDS:
+    if not isinstance(kind, str) or kind not in LAYER_FIELDS:
         raise WorkloadError(f"{where}.type", f"unknown layer {kind!r}; allowed: {', '.join(LAYER_FIELDS)}")
     fields = LAYER_FIELDS[kind]
     values: dict[str, Any] = {}
@@ -254,6 +254,8 @@ def _parse_layer(i: int, raw: Any) -> Layer:
 
 def parse_workload(doc: Mapping[str, Any], source: str = "<workload>") -> WorkloadSpec:
     """Validate a parsed TOML document (or a plugin's mapping). Raises :class:`WorkloadError`."""
+    if not isinstance(doc, Mapping):
+        raise WorkloadError("", f"must be a table of workload fields, got {type(doc).__name__}").in_file(source)
     try:
         return _parse(doc, source)
     except WorkloadError as exc:
@@ -374,6 +376,10 @@ def load_file(path: Path) -> WorkloadSpec:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise WorkloadError("", f"not valid TOML: {exc}").in_file(str(path)) from None
+    except RecursionError:  # arrays or tables nested thousands deep
+        raise WorkloadError("", "not a workload: values nested too deeply").in_file(str(path)) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise WorkloadError("", f"not valid TOML: {exc}").in_file(str(path)) from None
     return parse_workload(doc, str(path))
 
 
@@ -389,7 +395,14 @@ def load_workload(ref: str) -> WorkloadSpec:
         return load_file(files[ref])
     plugins = plugin_workloads()
     if ref in plugins:
-        return parse_workload(plugins[ref].load()(), f"plugin {ref}")
+        # A declared entry point is the one place workload code runs (the user installed it); its
+        # failure is still reported as a workload error, not a traceback.
+        try:
+            doc = plugins[ref].load()()
+        except Exception as exc:
+            raise WorkloadError("", f"plugin {plugins[ref].value} failed: {type(exc).__name__}: {exc}"
+                                ).in_file(f"plugin {ref}") from None
+        return parse_workload(doc, f"plugin {ref}")
     names = sorted(set(files) | set(plugins))
     raise WorkloadError("", f"unknown workload {ref!r}; available: {', '.join(names) or 'none'}").in_file(ref)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sys
@@ -51,11 +52,44 @@ def resolve_devices(devices: list[str]) -> list[str]:
     return out
 
 
+_RESUME_FIELDS: dict[str, Any] = {"frameworks": list, "runners": list, "workloads": list, "devices": list,
+                                  "quick": bool, "threads": int, "repeats": int, "timeout": (int, float),
+                                  "options": dict}
+
+
+def resume_config(doc: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The run configuration stored in a results file, checked before ``--resume`` relies on it."""
+    from fwbench.errors import ResultsError
+
+    cfg = doc["config"]
+    for key, typ in _RESUME_FIELDS.items():
+        value = cfg.get(key)
+        if not isinstance(value, typ) or (typ is list and not all(isinstance(v, str) for v in value)):
+            raise ResultsError(str(path), f"config.{key} is missing or malformed; this run cannot be resumed")
+    if not isinstance(cfg.get("memory_limit"), (str, type(None))):
+        raise ResultsError(str(path), "config.memory_limit is malformed; this run cannot be resumed")
+    return cfg
+
+
+def stored_workloads(doc: dict[str, Any], path: Path) -> list[Any]:
+    """The workload specs a results file was planned with (empty when it holds none)."""
+    from fwbench.errors import ResultsError
+    from fwbench.workload import WorkloadSpec
+
+    stored = doc.get("workloads")
+    if not isinstance(stored, dict):
+        return []
+    try:
+        return [WorkloadSpec.from_dict(spec) for spec in stored.values()]
+    except (TypeError, KeyError, ValueError, AttributeError):
+        raise ResultsError(str(path), "its stored workloads are malformed; this run cannot be resumed") from None
+
+
 def check_writable(path: Path) -> None:
     """Fail before any work if the results file cannot be written."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.parent / f".fwbench-write-test-{time.time_ns()}"
+        probe = path.parent / f".fwbench-write-test-{os.getpid()}-{time.time_ns()}"
         probe.write_text("x")
         probe.unlink()
     except OSError as exc:
@@ -90,7 +124,7 @@ def run(
 
     if resume is not None:
         doc = results.read(resume)
-        cfg = doc["config"]
+        cfg = resume_config(doc, resume)
         framework, runner, workload, device = cfg["frameworks"], cfg["runners"], cfg["workloads"], cfg["devices"]
         quick, threads, repeats, target = cfg["quick"], cfg["threads"], cfg["repeats"], cfg.get("target", False)
         timeout, channels_last = cfg["timeout"], cfg["options"].get("channels_last", False)
@@ -102,7 +136,9 @@ def run(
     if not runners:
         raise UsageError("no runner selected: none of the chosen frameworks is installed (see `fwbench list`)")
     workload = workload or ["cnn"]
-    specs = [load_workload(w) for w in workload]
+    # On --resume, the workloads the run was planned with (as stored in its file), not today's files.
+    specs = stored_workloads(doc, resume) if resume is not None else []
+    specs = specs or [load_workload(w) for w in workload]
     if quick:
         specs = [s.with_timing(warmup=2, min_steps=5, max_steps=20, min_seconds=0.0, max_seconds=2.0) for s in specs]
     devices = resolve_devices(device)
@@ -117,7 +153,8 @@ def run(
               "argv": sys.argv[1:]}
     jobs = plan(specs, runners, devices, opts)
     if resume is not None:
-        done = {c["id"] for c in doc["cells"] if c["status"] not in ("timeout",) and c.get("reason") != "interrupted"}
+        # Every recorded cell is finished (whatever its status); an interrupted cell was never recorded.
+        done = {c["id"] for c in doc["cells"]}
         jobs = [j for j in jobs if j.cell_id not in done]
     else:
         doc = results.new_document(config, envmod.capture(threads or None))
@@ -132,12 +169,16 @@ def _execute_with_progress(doc: dict[str, Any], jobs: list, out: Path, opts: Any
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from fwbench import results
     from fwbench.cli.console import print_run_tables
     from fwbench.pipeline import execute
 
     console, err = Console(), Console(stderr=True)
 
     def on_signal(signum: int, frame: Any) -> None:
+        # Later signals are ignored: stopping the worker's group and saving must not be cut short.
+        for s in EXIT_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
         raise Interrupted(signum)
 
     old = {s: signal.signal(s, on_signal) for s in EXIT_SIGNALS}
@@ -160,6 +201,10 @@ def _execute_with_progress(doc: dict[str, Any], jobs: list, out: Path, opts: Any
             execute(doc, jobs, out, opts, on_event)
     except (KeyboardInterrupt, Interrupted) as exc:
         interrupted = getattr(exc, "signum", signal.SIGINT)
+        for s in EXIT_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+        # The signal may have landed between recording a cell and saving it.
+        results.save_or_fallback(out, doc)
     finally:
         for s, h in old.items():
             signal.signal(s, h)

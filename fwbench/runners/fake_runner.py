@@ -5,15 +5,28 @@ known time, so its timings are genuine measurements of that sleep; its loss is a
 It is hidden from ``--framework all`` and never appears in comparisons unless asked for.
 
 Behaviour is chosen by the ``FWBENCH_FAKE`` environment variable, a comma list of ``BEHAVIOUR`` (every
-cell) or ``WORKLOAD=BEHAVIOUR`` entries. Behaviours: ``ok`` (default), ``crash`` (``os.abort()``),
-``hang`` (sleeps forever), ``oom`` (allocates until refused), ``raise`` (a Python exception),
-``garbage`` (prints noise and exits without a result), ``nan`` (loss turns NaN at step 3),
-``slow`` (steps take 30% longer). ``FWBENCH_FAKE_STEP_MS`` sets the step time (default 2 ms).
+cell) or ``WORKLOAD=BEHAVIOUR`` entries. Behaviours:
+
+- ``ok`` (default); ``slow`` (steps take 30% longer);
+- ``crash`` (``os.abort()``: SIGABRT); ``segv`` (a real segmentation fault: reads address 0);
+- ``hang`` (starts a grandchild that ignores SIGTERM, then both sleep forever: the launcher must kill
+  the whole process group);
+- ``oom`` (allocates until the worker's memory limit refuses: ``MemoryError``);
+- ``raise`` (a Python exception); ``garbage`` (prints noise and exits 0 without a result);
+- ``partial`` (writes half a result file, as a worker killed mid-write would, and exits);
+- ``badresult`` (writes a well-formed JSON result whose fields are nonsense, and exits);
+- ``nan`` (the loss turns NaN at step 3, i.e. step index 2); ``inf`` (the same with +inf).
+
+``FWBENCH_FAKE_STEP_MS`` sets the step time (default 2 ms). When ``FWBENCH_FAKE_PIDFILE`` names a
+file, every worker appends ``worker PID BEHAVIOUR`` to it (and ``grandchild PID`` for ``hang``), so
+that tests can check that no process outlives its cell.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import time
 from typing import Any
@@ -44,11 +57,20 @@ class FakeSession(Session):
     def setup(self) -> None:
         self.behaviour = behaviour_for(self.job.workload["name"], os.environ.get("FWBENCH_FAKE", ""))
         self.step_s = float(os.environ.get("FWBENCH_FAKE_STEP_MS", "2")) / 1000.0
+        _note_pid("worker", os.getpid(), self.behaviour)
         if self.behaviour == "slow":
             self.step_s *= 1.3
         if self.behaviour == "crash":
             os.abort()
+        if self.behaviour == "segv":
+            import ctypes
+
+            ctypes.string_at(0)  # dereferences NULL: the kernel sends SIGSEGV
         if self.behaviour == "hang":
+            # A grandchild in the worker's process group that ignores SIGTERM: only killing the whole
+            # group with SIGKILL ends it (as with a framework's helper processes).
+            child = subprocess.Popen([sys.executable, "-c", _STUBBORN_CHILD], stdin=subprocess.DEVNULL)
+            _note_pid("grandchild", child.pid, self.behaviour)
             while True:
                 time.sleep(3600)
         if self.behaviour == "oom":
@@ -61,6 +83,15 @@ class FakeSession(Session):
             sys.stdout.write("\x00\x1b[31mgarbage{{{not a result\n")
             sys.stdout.flush()
             os._exit(0)
+        if self.behaviour in ("partial", "badresult"):
+            # The worker runs as `python -m fwbench.worker JOB RESULT`: write to RESULT behind its back.
+            cell = {"status": "ok", "step_s": [0.002, 0.002, 0.002], "summary": {"median": 0.002}}
+            text = json.dumps(cell)[:40] if self.behaviour == "partial" else json.dumps(
+                {"status": "splendid", "step_s": ["fast", -1], "id": "../../etc/passwd"})
+            print(f"fake runner: writing a {self.behaviour} result to {sys.argv[2]}", flush=True)
+            with open(sys.argv[2], "w", encoding="utf-8") as f:
+                f.write(text)
+            os._exit(0)
 
     def build(self, spec: WorkloadSpec, params: Params) -> None:
         self.spec, self.steps = spec, 0
@@ -71,8 +102,8 @@ class FakeSession(Session):
     def train_step(self, batch: Any) -> Any:
         time.sleep(self.step_s)
         self.steps += 1
-        if self.behaviour == "nan" and self.steps >= 3:
-            return float("nan")
+        if self.behaviour in ("nan", "inf") and self.steps >= 3:
+            return float(self.behaviour)
         return 2.3 / (1.0 + 0.01 * self.steps)
 
     def infer_step(self, batch: Any) -> Any:
@@ -87,3 +118,13 @@ class FakeSession(Session):
 
     def settings(self) -> dict[str, Any]:
         return {"step_ms": self.step_s * 1000.0, "behaviour": self.behaviour}
+
+
+_STUBBORN_CHILD = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True: time.sleep(3600)"
+
+
+def _note_pid(role: str, pid: int, behaviour: str) -> None:
+    path = os.environ.get("FWBENCH_FAKE_PIDFILE")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"{role} {pid} {behaviour}\n")
