@@ -111,6 +111,17 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Distributed:
+    """Data-parallel training (``[distributed]`` table): ``workers`` ranks per node, each on ``batch_size``.
+
+    ``batch_size`` stays the *per-worker* batch (weak scaling), so N workers train on a global batch of
+    N x ``batch_size``; see ``docs/distributed.md``.
+    """
+
+    workers: int = 2
+
+
+@dataclass(frozen=True)
 class WorkloadSpec:
     """A validated, framework-neutral workload. Build one with :func:`load_workload`."""
 
@@ -129,6 +140,7 @@ class WorkloadSpec:
     timing: Timing = field(default_factory=Timing)
     parity_steps: int = 5
     target: Target | None = None
+    distributed: Distributed | None = None
     source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,6 +156,7 @@ class WorkloadSpec:
         d["optimizer"] = Optimizer(**d["optimizer"])
         d["timing"] = Timing(**d["timing"])
         d["target"] = Target(**d["target"]) if d.get("target") else None
+        d["distributed"] = Distributed(**d["distributed"]) if d.get("distributed") else None
         return cls(**d)
 
     def without_dropout(self) -> "WorkloadSpec":
@@ -202,7 +215,7 @@ def parameter_count(spec_or_shape: Any, layers: tuple[Layer, ...] | None = None)
 
 # --------------------------------------------------------------------------------------------- parsing
 _TOP_KEYS = {"name", "description", "mode", "input_shape", "classes", "batch_size", "seed", "loss",
-             "optimizer", "data", "timing", "parity", "target", "layers"}
+             "optimizer", "data", "timing", "parity", "target", "distributed", "layers"}
 
 
 def _check(value: Any, typ: type, ok: Any, allowed: str, where: str) -> Any:
@@ -310,6 +323,9 @@ def _parse(doc: Mapping[str, Any], source: str) -> WorkloadSpec:
         "max_steps": (int, lambda v: 1 <= v <= 10_000_000, "an integer from 1 to 10000000"),
         "eval_every": (int, lambda v: 1 <= v <= 1_000_000, "an integer from 1 to 1000000"),
     }, "target")
+    dist = _table(doc, "distributed", {
+        "workers": (int, lambda v: 1 <= v <= 1024, "an integer from 1 to 1024"),
+    }, "distributed")
     if target and "accuracy" not in target:
         raise WorkloadError("target.accuracy", "missing; a [target] table needs accuracy")
     t = Timing(**timing)
@@ -335,7 +351,8 @@ def _parse(doc: Mapping[str, Any], source: str) -> WorkloadSpec:
         name=name, description=description, input_shape=shape, classes=classes, layers=layers,
         batch_size=batch, seed=seed, mode=mode, loss=loss, optimizer=Optimizer(**opt),
         data=data.get("source", "synthetic"), test_fraction=data.get("test_fraction", 0.25), timing=t,
-        parity_steps=parity.get("steps", 5), target=Target(**target) if target else None, source=source,
+        parity_steps=parity.get("steps", 5), target=Target(**target) if target else None,
+        distributed=Distributed(**dist) if "distributed" in doc else None, source=source,
     )
 
 

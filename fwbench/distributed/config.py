@@ -1,0 +1,114 @@
+"""Distributed run options, the engine of each runner, and loopback/port helpers (no framework imports)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from fwbench.errors import UsageError
+
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """How a runner trains data-parallel: ``impl`` is the rank-side ``module:Class``, ``launcher`` the way
+    ranks are started (``torchrun`` or ``tf_config``), ``name`` what results record as the engine."""
+
+    name: str
+    impl: str
+    launcher: str
+
+
+ENGINES: dict[str, EngineInfo] = {
+    "torch": EngineInfo("torch.nn.parallel.DistributedDataParallel (torchrun)",
+                        "fwbench.distributed.torch_rank:TorchDDP", "torchrun"),
+    "tf-eager": EngineInfo("tf.distribute.MultiWorkerMirroredStrategy (TF_CONFIG), eager step",
+                           "fwbench.distributed.tf_rank:TFMultiWorkerEager", "tf_config"),
+    "tf-graph": EngineInfo("tf.distribute.MultiWorkerMirroredStrategy (TF_CONFIG), tf.function step",
+                           "fwbench.distributed.tf_rank:TFMultiWorkerGraph", "tf_config"),
+    "keras": EngineInfo("tf.distribute.MultiWorkerMirroredStrategy (TF_CONFIG), Keras Model.train_on_batch",
+                        "fwbench.distributed.tf_rank:KerasMultiWorker", "tf_config"),
+}
+
+
+@dataclass(frozen=True)
+class DistOptions:
+    """Run-level options (``fwbench run --workers/--nnodes/--node-rank/--master-addr/--master-port``).
+
+    ``workers``: ranks per node (``None``: the workload's own count, or one per GPU on CUDA);
+    ``master_port`` ``0``: a free loopback port chosen at run time (single node only).
+    """
+
+    workers: int | None = None
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str = LOOPBACK
+    master_port: int = 0
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise UsageError(f"--workers must be at least 1, got {self.workers}")
+        if self.nnodes < 1:
+            raise UsageError(f"--nnodes must be at least 1, got {self.nnodes}")
+        if not 0 <= self.node_rank < self.nnodes:
+            raise UsageError(f"--node-rank must be in 0..{self.nnodes - 1} for --nnodes {self.nnodes}, got {self.node_rank}")
+        if not 0 <= self.master_port <= 65535:
+            raise UsageError(f"--master-port must be a TCP port (1-65535), got {self.master_port}")
+        if self.nnodes > 1 and not self.master_port:
+            raise UsageError("--nnodes > 1 needs --master-port: every node must name the same rendezvous port")
+        if self.nnodes == 1 and self.node_rank:
+            raise UsageError("--node-rank needs --nnodes > 1")
+
+    @property
+    def multinode(self) -> bool:
+        return self.nnodes > 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> "DistOptions":
+        return cls(**(d or {}))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or a name) is this machine's loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A TCP port that is free on ``host`` now (the OS picks it; the socket is closed before returning)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def free_ports(n: int, host: str = LOOPBACK) -> list[int]:
+    """``n`` distinct free ports, all held open together while choosing so that none repeats."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            socks.append(s)
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def loopback_interface() -> str | None:
+    """Name of the loopback network interface (``lo`` on Linux), for gloo's ``GLOO_SOCKET_IFNAME``."""
+    try:
+        names = [name for _, name in socket.if_nameindex()]
+    except OSError:
+        return None
+    return next((n for n in names if n == "lo" or n.startswith("lo")), None)
