@@ -1,0 +1,72 @@
+"""Analytic FLOPs against hand calculations, and the MFU arithmetic (pure; no framework)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from fwbench import flops
+from fwbench.workload import load_workload, parse_workload
+
+
+def test_cnn_flops_match_a_hand_calculation():
+    spec = load_workload("cnn")  # 28x28x1 -> conv 32@3x3 -> pool 2 -> conv 64@3x3 -> pool 2 -> 1600 -> 64 -> 10
+    # Shapes by hand: 28-3+1 = 26; pool -> 13; 13-3+1 = 11; pool -> 5 (floor); flatten 5*5*64 = 1600.
+    conv1 = 2 * (3 * 3 * 1) * 32 * (26 * 26)       # 389,376
+    conv2 = 2 * (3 * 3 * 32) * 64 * (11 * 11)      # 4,460,544
+    dense1 = 2 * 1600 * 64                          # 204,800
+    dense2 = 2 * 64 * 10                            # 1,280
+    forward = conv1 + conv2 + dense1 + dense2
+    assert forward == 5_056_000
+    assert flops.forward_flops(spec) == forward
+    # backward: weight gradients of all four layers, input gradients of all but the first (its input is data)
+    training = forward + forward + (forward - conv1)
+    assert training == 14_778_624
+    assert flops.training_flops(spec) == training
+    assert spec.batch_size == 64
+    assert flops.flops_per_step(spec) == 64 * training == 945_831_936
+    assert [(l.index, l.kind) for l in flops.layer_flops(spec)] == [(0, "conv2d"), (2, "conv2d"), (5, "dense"), (6, "dense")]
+
+
+def test_mlp_flops_match_a_hand_calculation():
+    spec = load_workload("mlp")  # 784 -> 512 -> 512 -> 10, batch 128
+    l1, l2, l3 = 2 * 784 * 512, 2 * 512 * 512, 2 * 512 * 10
+    forward = l1 + l2 + l3
+    assert forward == 1_337_344
+    assert flops.forward_flops(spec) == forward
+    training = 3 * forward - l1
+    assert flops.training_flops(spec) == training == 3_209_216
+    assert flops.flops_per_step(spec) == 128 * training == 410_779_648
+
+
+def test_inference_step_counts_only_the_forward_pass():
+    spec = dataclasses.replace(load_workload("mlp"), mode="infer")
+    assert flops.flops_per_step(spec) == 128 * 1_337_344
+
+
+def _spec(layers, input_shape, classes):
+    return parse_workload({"name": "t", "input_shape": input_shape, "classes": classes, "batch_size": 2,
+                           "layers": layers})
+
+
+def test_same_padding_strides_and_uncounted_layers():
+    # 9x9x2, conv 4@3x3 stride 2 'same' -> ceil(9/2) = 5 -> 5x5x4; batchnorm, pooling, dropout, activation: 0 FLOPs
+    spec = _spec([{"type": "conv2d", "filters": 4, "kernel_size": 3, "strides": 2, "padding": "same"},
+                  {"type": "batchnorm"}, {"type": "activation", "activation": "relu"},
+                  {"type": "maxpool2d", "pool_size": 5}, {"type": "flatten"}, {"type": "dropout", "rate": 0.5},
+                  {"type": "dense", "units": 3}], [9, 9, 2], 3)
+    conv = 2 * 3 * 3 * 2 * 4 * 5 * 5
+    dense = 2 * 4 * 3
+    assert flops.forward_flops(spec) == conv + dense
+    assert flops.training_flops(spec) == 3 * (conv + dense) - conv
+    assert [l.input_grad for l in flops.layer_flops(spec)] == [0, dense]
+
+
+def test_utilisation():
+    achieved, mfu = flops.utilisation(1_000_000, 0.001, 4e9)
+    assert achieved == pytest.approx(1e9)
+    assert mfu == pytest.approx(0.25)
+    assert flops.utilisation(1_000_000, 0.001, None) == (pytest.approx(1e9), None)
+    assert flops.utilisation(1_000_000, None, 4e9) == (None, None)
+    assert flops.utilisation(1_000_000, 0.0, 4e9) == (None, None)
