@@ -124,7 +124,10 @@ def target_phase(session: Session, spec: WorkloadSpec, params, data: DataSource)
 def _brief(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
-    last = text[-1] if len(text) > 1 else ""
+    # the last line that says something: TensorFlow ends its errors with indented "[[{{node ...}}]]" and
+    # traceback lines, after the line that names the problem
+    said = [t for t in text[1:] if t.strip() and not t[:1].isspace()]
+    last = said[-1] if said else ""
     msg = f"{type(exc).__name__}: {first}" + (f" ... {last}" if last and last != first else "")
     return msg[:500]
 
