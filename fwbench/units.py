@@ -39,5 +39,12 @@ def ci(median: float, low: float, high: float) -> str:
     return f"{seconds(median)} ±{(high - low) / 2 / median * 100:.1f}%"
 
 
+def percent(x: float | None) -> str:
+    """A fraction as a percentage with two significant digits: ``0.0123`` -> ``1.2%``."""
+    if x is None or not math.isfinite(x):
+        return "-"
+    return f"{x * 100:.2g}%" if x < 0.1 else f"{x * 100:.0f}%"
+
+
 def loss(x: float | None) -> str:
     return "-" if x is None else f"{x:.4f}"

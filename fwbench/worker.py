@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from fwbench import calibrate, devices, flops, peaks, synccheck
 from fwbench.data import DataSource
 from fwbench.job import Job
 from fwbench.jsonio import write_json_atomic
@@ -51,8 +52,32 @@ def run_job(job: Job) -> dict[str, Any]:
     if "target" in job.phases and spec.target is not None:
         out["time_to_accuracy"] = target_phase(session, spec, params, data)
     out["settings"] = session.settings()
-    out["peak_device_bytes"] = session.peak_device_bytes()
+    out["peak_device_bytes"] = session.peak_device_bytes()  # read before the calibration allocates its operands
+    if "timing" in job.phases:
+        out.update(utilisation(job, spec, out))
     return out
+
+
+def utilisation(job: Job, spec: WorkloadSpec, out: dict[str, Any]) -> dict[str, Any]:
+    """FLOPs per step, achieved FLOP/s and MFU against a matmul peak measured now, in this process."""
+    precision = job.options.get("precision", "fp32")
+    framework = devices.framework_of(RUNNERS[job.runner])
+    accel = devices.accelerator_info(framework, job.device)
+    if accel:
+        out["settings"]["accelerator"] = accel
+    median = (out.get("summary") or {}).get("median")
+    fields: dict[str, Any] = {"flops_per_step": flops.flops_per_step(spec)}
+    if framework == "none":  # the fake runner does no arithmetic: a FLOP rate would mean nothing
+        cal = calibrate.Calibration(None, "none", precision, note="not measured: this runner does no arithmetic")
+    else:
+        cal = calibrate.calibrate(job.device, framework, precision)
+    fields["achieved_flops"], fields["mfu"] = flops.utilisation(fields["flops_per_step"], median, cal.peak_flops)
+    fields["peak_flops"] = cal.peak_flops
+    fields["calibration"] = cal.to_dict()
+    published = peaks.published_flops(accel.get("name", ""), precision, bool(job.options.get("tf32"))) if accel else None
+    if published:
+        fields["peak_flops_published"] = published
+    return fields
 
 
 def _step_fn(session: Session, spec: WorkloadSpec):
@@ -70,12 +95,21 @@ def timing_phase(session: Session, spec: WorkloadSpec, params, data: DataSource)
     if t.diverged_step is not None:
         out.update(status="diverged", diverged_step=t.diverged_step,
                    reason=f"loss became {t.losses[-1]} at step {t.diverged_step}")
+    if session.device != "cpu" or session.options.get("sync_check"):
+        out["sync_check"] = sync_check(session, pool, fn)
     if t.step_s:
         s = summarize(t.step_s)
         out["summary"] = s.to_dict()
         out["samples_per_s"] = spec.batch_size / s.median
         out["samples_per_s_ci"] = [spec.batch_size / s.ci_high, spec.batch_size / s.ci_low]
     return out
+
+
+def sync_check(session: Session, pool: list, fn) -> dict[str, Any]:
+    """Time steps with and without synchronisation; flags a runner whose sync does not wait (see synccheck)."""
+    barrier = devices.device_barrier(devices.framework_of(RUNNERS[session.job.runner]), session.device)
+    res = synccheck.check(lambda i: fn(pool[i % len(pool)]), session.value, barrier)
+    return res.to_dict()
 
 
 def parity_phase(session: Session, spec: WorkloadSpec, params, data: DataSource) -> dict[str, Any]:

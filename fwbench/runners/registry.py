@@ -56,7 +56,7 @@ def register(info: RunnerInfo) -> RunnerInfo:
 FAMILIES = ("torch", "tensorflow", "keras", "fake")
 
 register(RunnerInfo("torch", "torch", "eager (dynamic graph)", "fwbench.runners.torch_runner:TorchSession",
-                    ("torch",), ("torch",)))
+                    ("torch",), ("torch",), devices=("cpu", "cuda", "tpu")))  # tpu through torch_xla
 register(RunnerInfo("torch-compile", "torch", "torch.compile (compiled graph)",
                     "fwbench.runners.torch_runner:TorchCompileSession", ("torch",), ("torch",)))
 register(RunnerInfo("tf-eager", "tensorflow", "eager GradientTape step (dynamic)",

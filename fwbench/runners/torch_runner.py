@@ -2,6 +2,11 @@
 
 Imported only inside a worker. Data and convolutions run NCHW (PyTorch's default) unless the
 ``channels_last`` option asks for the channels-last memory format; the layout is recorded per cell.
+
+Precision (option ``precision``): ``fp32`` (parameters and math in float32; TF32 off unless the ``tf32``
+option is set), ``bf16`` / ``fp16`` (``torch.autocast`` of forward pass and loss, float32 parameters
+and optimizer; ``fp16`` adds a ``GradScaler`` with dynamic loss scaling). On ``tpu`` the model runs on
+torch_xla's lazy device and each step ends with ``torch_xla.sync()``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from fwbench.weights import Params
 from fwbench.workload import Layer, WorkloadSpec, layer_shapes
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "linear": nn.Identity}
+AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class SamePad(nn.Module):
@@ -100,16 +106,33 @@ class TorchSession(Session):
     def setup(self) -> None:
         if self.job.threads:
             torch.set_num_threads(self.job.threads)
+        self.precision = self.options.get("precision", "fp32")
+        if self.precision not in AMP_DTYPES:
+            raise ValueError(f"unknown precision {self.precision!r}; choose from {', '.join(AMP_DTYPES)}")
+        self.xla_sync = None
         if self.device == "cuda":
             if not torch.cuda.is_available():
                 raise CellSkipped(f"torch {torch.__version__} sees no CUDA device")
-        elif self.device != "cpu":
-            raise CellSkipped(f"the torch runners support cpu and cuda, not {self.device}")
+            if self.precision == "bf16" and not torch.cuda.is_bf16_supported():
+                raise CellSkipped(f"this GPU ({torch.cuda.get_device_name()}) does not support bf16")
+            self.dev = torch.device("cuda")
+        elif self.device == "tpu":
+            if self.compiled:
+                raise CellSkipped("torch-compile does not run on TPUs here; the torch runner uses torch_xla")
+            if self.precision == "fp16":
+                raise CellSkipped("TPUs compute in bf16, not fp16; use --precision bf16")
+            from fwbench.devices import torch_xla_device
+
+            self.dev, self.xla_sync = torch_xla_device()
+        elif self.device == "cpu":
+            self.dev = torch.device("cpu")
+        else:
+            raise CellSkipped(f"the torch runners support cpu, cuda and tpu, not {self.device}")
         # fp32 means fp32: TF32 tensor-core math is off unless asked for (recorded in settings).
         tf32 = bool(self.options.get("tf32", False))
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
-        self.dev = torch.device(self.device)
+        self.amp_dtype = AMP_DTYPES[self.precision]
         self.channels_last = bool(self.options.get("channels_last", False))
 
     def build(self, spec: WorkloadSpec, params: Params) -> None:
@@ -120,7 +143,12 @@ class TorchSession(Session):
         model.train(spec.mode == "train")
         self.model = model
         self.opt = make_optimizer(spec, model.parameters())
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's exponent range and needs none.
+        self.scaler = torch.amp.GradScaler(self.dev.type) if self.precision == "fp16" else None
         self.forward = self._wrap(model)
+
+    def _autocast(self) -> Any:
+        return torch.autocast(self.dev.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
     def _wrap(self, model: nn.Module) -> Any:
         return model
@@ -137,24 +165,37 @@ class TorchSession(Session):
     def train_step(self, batch: Any) -> Any:
         x, y = batch
         self.opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(self.forward(x), y)
-        loss.backward()
-        self.opt.step()
+        with self._autocast():
+            loss = F.cross_entropy(self.forward(x), y)  # autocast computes cross-entropy in float32
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.opt)  # skipped (and the scale lowered) when the gradients overflowed
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.opt.step()
+        if self.xla_sync is not None:
+            self.xla_sync()
         return loss.detach()
 
     def infer_step(self, batch: Any) -> Any:
         x, y = batch
-        with torch.no_grad():
-            return F.cross_entropy(self.forward(x), y)
+        with torch.no_grad(), self._autocast():
+            loss = F.cross_entropy(self.forward(x), y)
+        if self.xla_sync is not None:
+            self.xla_sync()
+        return loss
 
     def value(self, loss: Any) -> float:
-        return float(loss.item())  # .item() waits for the device
+        if self.device == "cuda":
+            torch.cuda.synchronize()  # explicit: all queued kernels, the optimizer update included
+        return float(loss.item())  # .item() also waits for the device (and, on XLA, runs the graph)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         was_training = self.model.training
         self.model.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), self._autocast():
                 return self.forward(self.put((x, np.zeros(len(x), np.int64)))[0]).float().cpu().numpy()
         finally:
             self.model.train(was_training)
@@ -168,7 +209,11 @@ class TorchSession(Session):
             "intra_op_threads": torch.get_num_threads(),
             "inter_op_threads": torch.get_num_interop_threads(),
             "dtype": "float32",
+            "precision": self.precision,
+            "autocast_dtype": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else None,
+            "loss_scaling": "GradScaler (dynamic)" if self.precision == "fp16" else None,
             "tf32": torch.backends.cuda.matmul.allow_tf32,
+            "cudnn_tf32": torch.backends.cudnn.allow_tf32,
             "mkldnn": torch.backends.mkldnn.is_available(),
             "compiled": self.compiled,
         }
