@@ -15,6 +15,7 @@ import typer
 from fwbench.errors import UsageError
 
 DEVICE_CHOICES = ("cpu", "cuda", "tpu", "auto")
+PRECISIONS = ("fp32", "bf16", "fp16")
 EXIT_SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
@@ -110,6 +111,8 @@ def run(
     threads: int = typer.Option(0, "--threads", min=0, help="Intra-op threads per worker (0 = all cores)."),
     repeats: int = typer.Option(1, "--repeats", min=1, help="Run each cell in this many fresh worker processes."),
     channels_last: bool = typer.Option(False, "--channels-last", help="PyTorch: NHWC (channels_last) memory format."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 (mixed precision: autocast / Keras policy)."),
+    tf32: bool = typer.Option(False, "--tf32", help="Allow TF32 tensor-core math for fp32 on NVIDIA GPUs (default: off)."),
     target: bool = typer.Option(False, "--target", help="Also train to the workload's accuracy target (time-to-accuracy)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when the parity check flags a runner."),
     memory_limit: Optional[str] = typer.Option(None, "--memory-limit", help="Per-worker address-space limit, e.g. 4GiB."),
@@ -128,6 +131,7 @@ def run(
         framework, runner, workload, device = cfg["frameworks"], cfg["runners"], cfg["workloads"], cfg["devices"]
         quick, threads, repeats, target = cfg["quick"], cfg["threads"], cfg["repeats"], cfg.get("target", False)
         timeout, channels_last = cfg["timeout"], cfg["options"].get("channels_last", False)
+        precision, tf32 = cfg["options"].get("precision", "fp32"), cfg["options"].get("tf32", False)
         memory_limit = cfg.get("memory_limit")
         out = resume
     if not framework and not runner:
@@ -143,7 +147,9 @@ def run(
         specs = [s.with_timing(warmup=2, min_steps=5, max_steps=20, min_seconds=0.0, max_seconds=2.0) for s in specs]
     devices = resolve_devices(device)
     limit = parse_size(memory_limit) if memory_limit else None
-    options: dict[str, Any] = {"channels_last": channels_last}
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}; choose from: {', '.join(PRECISIONS)}")
+    options: dict[str, Any] = {"channels_last": channels_last, "precision": precision, "tf32": tf32}
     phases = ("timing", "parity") + (("target",) if target else ())
     opts = RunOptions(timeout=timeout, memory_limit=limit, threads=threads, repeats=repeats, options=options,
                       phases=phases)
