@@ -16,6 +16,7 @@ Conventions (shared by every runner):
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import re
@@ -218,6 +219,11 @@ _TOP_KEYS = {"name", "description", "mode", "input_shape", "classes", "batch_siz
              "optimizer", "data", "timing", "parity", "target", "distributed", "layers"}
 
 
+def _key(k: Any) -> str:
+    """A user's key as an error message shows it: bare when plain, else quoted as TOML would (one line, no escapes)."""
+    return k if isinstance(k, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,60}", k) else json.dumps(str(k)[:60])
+
+
 def _check(value: Any, typ: type, ok: Any, allowed: str, where: str) -> Any:
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -237,7 +243,7 @@ def _table(doc: Mapping[str, Any], key: str, fields: dict[str, tuple[type, Any, 
     out = {}
     for k, v in raw.items():
         if k not in fields:
-            raise WorkloadError(f"{where}.{k}", f"unknown key; allowed: {', '.join(fields) or 'none'}")
+            raise WorkloadError(f"{where}.{_key(k)}", f"unknown key; allowed: {', '.join(fields) or 'none'}")
         out[k] = _check(v, *fields[k], f"{where}.{k}")
     return out
 
@@ -255,7 +261,7 @@ def _parse_layer(i: int, raw: Any) -> Layer:
         if k == "type":
             continue
         if k not in fields:
-            raise WorkloadError(f"{where}.{k}", f"unknown key for {kind}; allowed: {', '.join(['type', *fields])}")
+            raise WorkloadError(f"{where}.{_key(k)}", f"unknown key for {kind}; allowed: {', '.join(['type', *fields])}")
         values[k] = _check(v, *fields[k], f"{where}.{k}")
     for k in _REQUIRED_LAYER_KEYS.get(kind, ()):
         if k not in values:
@@ -278,7 +284,7 @@ def parse_workload(doc: Mapping[str, Any], source: str = "<workload>") -> Worklo
 def _parse(doc: Mapping[str, Any], source: str) -> WorkloadSpec:
     for k in doc:
         if k not in _TOP_KEYS:
-            raise WorkloadError(k, f"unknown key; allowed: {', '.join(sorted(_TOP_KEYS))}")
+            raise WorkloadError(_key(k), f"unknown key; allowed: {', '.join(sorted(_TOP_KEYS))}")
     for k in ("name", "input_shape", "classes", "batch_size", "layers"):
         if k not in doc:
             raise WorkloadError(k, "missing (required)")
