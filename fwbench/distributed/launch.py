@@ -32,7 +32,7 @@ from fwbench.distributed.config import ENGINES, LOOPBACK, DistOptions, EngineInf
     loopback_interface
 from fwbench.job import Job
 from fwbench.jsonio import write_json_atomic
-from fwbench.launch import KILL_GRACE_S, log_tail, worker_env
+from fwbench.launch import KILL_GRACE_S, cell_stem, log_tail, worker_env
 
 POLL_S = 0.05
 RANK_MODULE = "fwbench.distributed.rank"
@@ -83,7 +83,7 @@ def run_distributed_cell(job: Job, workdir: Path, timeout: float, memory_limit: 
     shape = RunShape(workers, opts.nnodes, opts.node_rank, opts.master_addr, opts.master_port)
     # ranks on one node share its cores: each gets an equal part, in the 1-worker run too (same conditions)
     rank_job = dataclasses.replace(job, threads=max(1, job.threads // workers))
-    cell_dir = workdir / job.cell_id.replace("/", "_")
+    cell_dir = workdir / cell_stem(job.cell_id)  # workload names are user text: never a path as they are
     baseline = None
     if opts.node_rank == 0:  # node 0 measures the 1-worker run; the other nodes wait in the rendezvous
         baseline = launch_run(rank_job, engine, RunShape(1), shape.world_size, cell_dir / "world1", deadline,
