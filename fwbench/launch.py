@@ -95,10 +95,11 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 
 def run_cell(job: Job, workdir: Path, timeout: float, memory_limit: int | None = None,
-             extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+             extra_env: dict[str, str] | None = None, module: str = "fwbench.worker") -> dict[str, Any]:
     """Run one job in a fresh worker process and return the cell's measured fields (never raises for worker faults).
 
     ``KeyboardInterrupt`` (and the CLI's SIGTERM handler) still propagate, after the worker group is killed.
+    ``module`` is the worker entry point run as ``python -m MODULE JOB RESULT`` (probes use their own).
     """
     stem = cell_stem(job.cell_id)
     job_path, result_path, log_path = (workdir / f"{stem}.{ext}" for ext in ("job.json", "result.json", "log"))
@@ -109,7 +110,7 @@ def run_cell(job: Job, workdir: Path, timeout: float, memory_limit: int | None =
     with open(log_path, "w", encoding="utf-8") as log:
         try:  # Popen inside the try: an interrupt right after the fork must still kill the new worker
             proc = subprocess.Popen(
-                [sys.executable, "-m", "fwbench.worker", str(job_path), str(result_path)],
+                [sys.executable, "-m", module, str(job_path), str(result_path)],  # module: the worker entry point
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=worker_env(job, extra_env),
                 start_new_session=True, preexec_fn=_limit_memory(memory_limit) if memory_limit else None,
             )

@@ -5,7 +5,7 @@ Document (``schema_version`` 1)::
     {"schema_version": 1, "fwbench_version": "0.1.0", "run_id": "...", "created": "ISO-8601 UTC",
      "config": {...run options...}, "environment": {...see fwbench.env...},
      "workloads": {name: WorkloadSpec.to_dict()}, "parity": {...see fwbench.parity...},
-     "cells": [cell, ...]}
+     "cells": [cell, ...], "probes": [probe, ...]}   # probes: optional, see fwbench.probes
 
 A cell (see ``docs/results.md`` for every field): ``id`` (``workload/runner/device/repeat``),
 ``workload``, ``runner``, ``family``, ``device``, ``repeat``, ``status`` (one of :data:`STATUSES`),
@@ -124,7 +124,25 @@ def check(doc: Any, where: str = "<results>") -> dict[str, Any]:
             raise ResultsError(where, f"field {key!r} missing or not a {typ.__name__}")
     for i, cell in enumerate(doc["cells"]):
         _check_cell(cell, f"{where}: cells[{i}]")
+    probes = doc.get("probes", [])  # optional: documents written before probes existed have none
+    if not isinstance(probes, list):
+        raise ResultsError(where, "field 'probes' must be a list")
+    for i, probe in enumerate(probes):
+        check_probe(probe, f"{where}: probes[{i}]")
     return doc
+
+
+def check_probe(probe: Any, where: str) -> None:
+    """Validate one capability-probe record (see ``fwbench.probes``): identity, status, findings."""
+    if not isinstance(probe, dict):
+        raise ResultsError(where, "not an object")
+    for key in ("id", "probe", "runner", "device"):
+        if not isinstance(probe.get(key), str):
+            raise ResultsError(where, f"field {key!r} missing or not a string")
+    if probe.get("status") not in STATUSES:
+        raise ResultsError(where, f"status {probe.get('status')!r} is not one of {', '.join(STATUSES)}")
+    if not isinstance(probe.get("findings", {}), dict):
+        raise ResultsError(where, "field 'findings' must be an object")
 
 
 def check_cell(cell: Any, where: str) -> None:

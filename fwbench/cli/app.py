@@ -48,9 +48,9 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 def _register() -> None:
-    from fwbench.cli import compare_cmd, env_cmd, export_cmd, list_cmd, run_cmd
+    from fwbench.cli import compare_cmd, env_cmd, export_cmd, list_cmd, probe_cmd, report_cmd, run_cmd
 
-    for module in (run_cmd, list_cmd, env_cmd, compare_cmd, export_cmd):
+    for module in (run_cmd, list_cmd, env_cmd, compare_cmd, export_cmd, report_cmd, probe_cmd):
         module.register(app)
 
 

@@ -1,0 +1,68 @@
+"""Keras 3 probes (imported only in a probe worker): debugging through the high-level API.
+
+The model is the ``keras`` runner's own ``keras.Sequential`` (its session builds and compiles it), and the
+step is the one that runner times, ``train_on_batch``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from fwbench.probes.context import ProbeContext
+from fwbench.probes.shapes import bad_input, clean, mismatch, names_layer, names_shapes
+
+
+def debug_value(ctx: ProbeContext) -> dict[str, Any]:
+    """Read the first layer's output as NumPy inside ``train_on_batch``.
+
+    Keras compiles its train function (a ``tf.function`` on the tensorflow back end), so inside it the
+    output is symbolic unless the model is compiled with ``run_eagerly=True``; the default is probed.
+    """
+    session = ctx.session()
+    session.build(ctx.spec, ctx.params)
+    import keras
+
+    layer = session.model.layers[0]
+    original = layer.call
+    seen: list[float] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        out = original(*args, **kwargs)
+        seen.append(float(np.mean(np.abs(keras.ops.convert_to_numpy(out)))))  # needs a concrete value
+        return out
+
+    layer.call = spy
+    how = f"keras.ops.convert_to_numpy in {type(layer).__name__}.call during train_on_batch"
+    try:
+        loss = session.value(session.train_step(session.put(ctx.data.batch(0))))
+    except Exception as exc:  # the finding: the compiled train function has no value to give
+        text = clean(str(exc))
+        tail = text.split("Error: ")[-1] if "Error: " in text else text
+        return {"concrete_value": False, "value": None, "how": how,
+                "error": f"{type(exc).__name__}: {tail[:200]}", "alternative": "model.compile(run_eagerly=True)"}
+    value = seen[0] if seen else None
+    return {"concrete_value": value is not None and math.isfinite(value), "value": value, "loss": loss,
+            "how": how, "error": None}
+
+
+def shape_error(ctx: ProbeContext) -> dict[str, Any]:
+    """``predict_on_batch`` on a wrongly shaped input: which layer and shapes does Keras's error name?"""
+    session = ctx.session()
+    session.build(ctx.spec, ctx.params)
+    x, case = bad_input(ctx.spec, ctx.inputs())
+    layer_index, expected, got = mismatch(ctx.spec, x.shape[1:])
+    try:
+        session.predict(x)
+    except Exception as exc:  # the error under study
+        message = clean(str(exc))
+        layer = ctx.spec.layers[layer_index]
+        keras_layer = session.model.layers[layer_index]
+        return {"raised": True, "error_type": type(exc).__name__, "message": message[:500], "case": case,
+                "offending_layer": f"{layer_index}: {layer.kind} ({keras_layer.name})", "expected": expected,
+                "got": got, "names_layer": names_layer(message, layer, [type(keras_layer).__name__],
+                                                       (keras_layer.name,)),
+                "names_shapes": names_shapes(message, expected, got)}
+    return {"raised": False, "case": case, "names_layer": False, "names_shapes": False, "message": ""}

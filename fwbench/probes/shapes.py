@@ -1,0 +1,60 @@
+"""The deliberate shape error of the ``shape-error`` probe, and how to read its message (framework-free).
+
+The wrong input keeps every convolution and pooling valid but changes the size reaching the first dense
+layer (images grow by 4 pixels each way; flat inputs by one feature), so the error is raised where a
+real user meets it: inside the network, not at its input.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from fwbench.workload import Layer, WorkloadSpec, layer_shapes
+
+
+def bad_input(spec: WorkloadSpec, x: np.ndarray) -> tuple[np.ndarray, str]:
+    """A batch like ``x`` whose shape the network cannot take, and a description of the change."""
+    if x.ndim == 4:
+        grown = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
+        return grown, f"image {x.shape[1]}x{x.shape[2]} → {grown.shape[1]}x{grown.shape[2]}"
+    grown = np.pad(x, ((0, 0), (0, 1)))
+    return grown, f"features {x.shape[1]} → {grown.shape[1]}"
+
+
+def mismatch(spec: WorkloadSpec, bad_shape: tuple[int, ...]) -> tuple[int, int | None, int | None]:
+    """(index of the first dense layer, the input size it expects, the size the bad input gives it)."""
+    good = [tuple(spec.input_shape)] + layer_shapes(tuple(spec.input_shape), spec.layers)
+    try:
+        bad = [tuple(bad_shape)] + layer_shapes(tuple(bad_shape), spec.layers)
+    except ValueError:
+        bad = []
+    for i, layer in enumerate(spec.layers):
+        if layer.kind == "dense":
+            return i, good[i][-1], (bad[i][-1] if i < len(bad) else None)
+    return len(spec.layers) - 1, None, None
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+TF_NODE = re.compile(r"\{\{function_node [^}]*\}\}\s*")
+
+
+def clean(message: str) -> str:
+    """An error message on one line, without terminal colour codes (Keras bolds its messages) or
+    TensorFlow's ``{{function_node ...}}`` prefix naming its internal kernel."""
+    return " ".join(TF_NODE.sub("", ANSI.sub("", message)).split())
+
+
+def names_layer(message: str, layer: Layer, class_names: list[str], layer_names: tuple[str, ...] = ()) -> bool:
+    """Does the message say *which layer* failed: its class (``Linear``, ``Dense``) or its name (``dense_1``)?"""
+    words = [*class_names, *layer_names]
+    return any(re.search(rf"\b{re.escape(w)}\b", message) for w in words if w)
+
+
+def names_shapes(message: str, expected: int | None, got: int | None) -> bool:
+    """Does the message give both the size the layer expects and the size it got?"""
+    if expected is None or got is None:
+        return False
+    numbers = set(re.findall(r"\d+", message))
+    return str(expected) in numbers and str(got) in numbers

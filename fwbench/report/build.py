@@ -1,0 +1,60 @@
+"""Build a :class:`~fwbench.report.model.Report` from results documents (pure: no files, no plots)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fwbench.report.corpus import Corpus, source
+from fwbench.report.labels import LANGS, phrase
+from fwbench.report.model import ProbeRow, Report
+from fwbench.report.perf import perf_tables, reason
+from fwbench.report.seed import describe_probe, seed_tables
+
+
+def build_report(docs: list[tuple[str, dict[str, Any]]], reference: str = "torch", lang: str = "en") -> Report:
+    """The report of ``docs`` (``(file label, results document)`` pairs, already checked)."""
+    if lang not in LANGS:
+        raise ValueError(f"lang must be one of {LANGS}")
+    corpus = Corpus(docs)
+    notes = [phrase(lang, "quick")] if corpus.quick() else []
+    return Report(lang=lang, reference=reference, environment=[environment_line(l, d) for l, d in docs],
+                  notes=notes, parity=parity_lines(docs, lang), performance=perf_tables(corpus, reference, lang),
+                  seed_tables=seed_tables(corpus, lang), probes=probe_rows(corpus, lang))
+
+
+def environment_line(label: str, doc: dict[str, Any]) -> str:
+    """One line: which run, where, with what."""
+    env = doc.get("environment", {})
+    versions = env.get("versions", {})
+    fw = ", ".join(f"{k} {versions[k]}" for k in ("torch", "tensorflow", "keras", "jax", "onnxruntime")
+                   if k in versions)
+    gpus = "; ".join(g.get("name", "?") for g in env.get("gpus") or []) or "none"
+    git = f" (git {env['git_commit']})" if env.get("git_commit") else ""
+    return (f"`{label}`: run {doc['run_id']}, {doc.get('created', '?')}; fwbench {env.get('fwbench', '?')}{git}; "
+            f"Python {env.get('python', '?')}; {env.get('os', '?')}; CPU {env.get('cpu', '?')}, "
+            f"{env.get('cores', '?')} cores, {env.get('threads', '?')} threads; GPU: {gpus}; {fw}")
+
+
+def parity_lines(docs: list[tuple[str, dict[str, Any]]], lang: str) -> list[str]:
+    out = []
+    for label, doc in docs:
+        p = doc.get("parity") or {}
+        if p.get("mismatches"):
+            text = phrase(lang, "parity_bad", cells=", ".join(p["mismatches"]))
+            details = [f"{c['id']}: {(c.get('parity') or {}).get('detail')}" for c in doc["cells"]
+                       if (c.get("parity") or {}).get("status") == "mismatch"]
+            text += " " + "; ".join(details)
+        elif p.get("groups"):
+            text = phrase(lang, "parity_ok", ref=p.get("reference"))
+        else:
+            text = phrase(lang, "parity_none")
+        out.append(f"`{label}#parity`: {text}")
+    return out
+
+
+def probe_rows(corpus: Corpus, lang: str) -> list[ProbeRow]:
+    rows = []
+    for rec in corpus.probes:
+        text = describe_probe(rec, lang)[0] if rec.ok else reason(rec)
+        rows.append(ProbeRow(rec["probe"], rec["runner"], rec["status"], text, source(rec)))
+    return rows

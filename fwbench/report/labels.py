@@ -1,0 +1,235 @@
+"""The words of a report in English and Chinese: the seed document's three tables (its own Chinese row
+and column labels and claims, with English translations), and the short phrases evidence is written in.
+
+The Chinese claims are quoted from the source document (``shared/seed``) as written; the English ones
+are translations. Nothing here computes anything.
+"""
+
+from __future__ import annotations
+
+LANGS = ("en", "zh")
+
+# table key -> (title en, title zh, [(column key, label en, label zh)])
+TABLES: dict[str, tuple[str, str, list[tuple[str, str, str]]]] = {
+    "pytorch_tensorflow": ("PyTorch vs TensorFlow", "PyTorch 和 TensorFlow:主要区别",
+                           [("pytorch", "PyTorch", "PyTorch"), ("tensorflow", "TensorFlow", "TensorFlow")]),
+    "keras_tensorflow": ("Keras vs TensorFlow", "Keras 和 TensorFlow 的区别",
+                         [("keras", "Keras", "Keras"), ("tensorflow", "TensorFlow", "TensorFlow")]),
+    "static_dynamic": ("Static vs dynamic graphs", "比较总结:静态图与动态图",
+                       [("static", "Static graph", "静态图 (Static)"), ("dynamic", "Dynamic graph", "动态图 (Dynamic)")]),
+}
+
+FEATURE = {"en": "Feature", "zh": "特性"}
+
+# table key -> [(row key, label en, label zh, {column: (claim en, claim zh)})], in the document's order
+ROWS: dict[str, list[tuple[str, str, str, dict[str, tuple[str, str]]]]] = {
+    "pytorch_tensorflow": [
+        ("graph", "Computation graph", "计算图", {
+            "pytorch": ("Dynamic computation graph, built at run time; flexible and easy to debug",
+                        "动态计算图(Dynamic Computation Graph),运行时构建计算图,灵活且易于调试"),
+            "tensorflow": ("Static computation graph; TensorFlow 2.x also supports dynamic graphs (eager execution)",
+                           "静态计算图(Static Computation Graph),TensorFlow 2.x 也支持动态图(Eager Execution)")}),
+        ("ease", "Ease of use", "易用性", {
+            "pytorch": ("Intuitive, easy to pick up, easy to debug, Pythonic",
+                        "直观,容易上手,调试方便,符合 Python 编程习惯"),
+            "tensorflow": ("Not very intuitive in early versions; TensorFlow 2.x improved usability",
+                           "在早期版本中不太直观,但 TensorFlow 2.x 改进了易用性")}),
+        ("debugging", "Debugging and visualisation", "调试和可视化", {
+            "pytorch": ("Debug-friendly: variables and outputs can be inspected at any time; works with the Python debugger",
+                        "调试友好,可以随时查看变量和输出,Python 调试器兼容"),
+            "tensorflow": ("Traditionally harder to debug, but TensorFlow 2.x offers better debugging support",
+                           "传统上调试比较复杂,但 TensorFlow 2.x 提供了更好的调试支持")}),
+        ("community", "Community and support", "社区和支持", {
+            "pytorch": ("Very widely used in research and academia; active community",
+                        "在研究和学术界的使用非常广泛,社区活跃"),
+            "tensorflow": ("Very widely used in industry, especially large production environments",
+                           "在工业界的应用非常广泛,尤其是大规模生产环境")}),
+        ("hardware", "Hardware acceleration", "硬件加速", {
+            "pytorch": ("GPU acceleration, NVIDIA CUDA compatible", "支持 GPU 加速,兼容 NVIDIA CUDA"),
+            "tensorflow": ("Strong GPU and TPU acceleration, especially integrated with Google Cloud; also supports CUDA",
+                           "强大的 GPU 和 TPU 加速支持,尤其是与 Google 云服务的集成 也支持cuda")}),
+        ("api", "API style", "API 风格", {
+            "pytorch": ("Pythonic, concise and easy to understand", "Pythonic 风格,简洁且易于理解"),
+            "tensorflow": ("TensorFlow 1.x API is verbose; 2.x offers the simplified Keras API",
+                           "TensorFlow 1.x API 比较冗长,2.x 提供了简化的 Keras API")}),
+        ("deployment", "Deployment", "部署支持", {
+            "pytorch": ("Mobile and embedded devices, PyTorch Mobile and a C++ back end",
+                        "支持移动设备、嵌入式设备,PyTorch Mobile 和 C++ 后端"),
+            "tensorflow": ("Stronger deployment support: TensorFlow Lite, TensorFlow.js and more, to many platforms",
+                           "TensorFlow 提供了更强的部署支持,TensorFlow Lite、TensorFlow.js 等可部署到各种平台")}),
+        ("distributed", "Distributed training", "分布式训练", {
+            "pytorch": ("Distributed training (torch.distributed), but relatively new",
+                        "支持分布式训练(torch.distributed),但相对较新"),
+            "tensorflow": ("Mature distributed and multi-GPU training, well suited to large-scale training",
+                           "具有成熟的分布式训练和多 GPU 支持,特别适合大规模训练")}),
+    ],
+    "keras_tensorflow": [
+        ("role", "Role", "功能定位", {
+            "keras": ("High-level API that simplifies building and training models", "高层次API,简化深度学习模型构建与训练"),
+            "tensorflow": ("Low-level framework with comprehensive machine-learning features", "底层框架,支持全面的机器学习功能")}),
+        ("ease", "Ease of use", "易用性", {
+            "keras": ("Very concise and easy; suited to rapid prototyping", "非常简洁易用,适合快速原型设计"),
+            "tensorflow": ("Flexible and powerful; suited to deep customisation and optimisation", "灵活且强大,适合深入定制和优化")}),
+        ("api_level", "API level", "API级别", {
+            "keras": ("High-level API for fast development", "高层次API,适用于快速开发"),
+            "tensorflow": ("Low-level API giving more control", "低层次API,提供更多控制权")}),
+        ("backends", "Back-end support", "底层框架支持", {
+            "keras": ("Keras can run on several back ends (TensorFlow, Theano, CNTK)",
+                      "Keras 可以运行在多个后端(TensorFlow, Theano, CNTK)"),
+            "tensorflow": ("TensorFlow is its only back end", "TensorFlow 是其唯一支持的底层框架")}),
+        ("distributed", "Distributed support", "分布式支持", {
+            "keras": ("Distributed training through TensorFlow", "通过 TensorFlow 提供分布式训练支持"),
+            "tensorflow": ("Native distributed training and multi-device computation", "原生支持分布式训练和多设备计算")}),
+        ("debugging", "Debugging", "调试能力", {
+            "keras": ("Easy to debug and visualise through the concise API", "通过简洁的API,易于调试和可视化"),
+            "tensorflow": ("More flexible debugging tools, but more complex", "提供更多灵活的调试工具,但复杂度较高")}),
+        ("hardware", "Hardware acceleration", "硬件加速", {
+            "keras": ("GPU/TPU acceleration through the TensorFlow back end", "使用 TensorFlow 后端支持 GPU/TPU 加速"),
+            "tensorflow": ("GPU/TPU acceleration of its own, with richer hardware optimisation",
+                           "本身提供 GPU/TPU 加速,具有更丰富的硬件优化")}),
+    ],
+    "static_dynamic": [
+        ("construction", "Graph construction", "计算图构建", {
+            "static": ("The whole graph is defined before training", "训练前定义整个计算图"),
+            "dynamic": ("The graph is built anew on every run", "每次运行时动态构建计算图")}),
+        ("flexibility", "Flexibility", "灵活性", {
+            "static": ("Inflexible: cannot be changed once built", "灵活性差,一旦构建无法修改"),
+            "dynamic": ("Highly flexible: the model structure can change dynamically", "高灵活性,可以动态调整模型结构")}),
+        ("optimisation", "Performance optimisation", "性能优化", {
+            "static": ("Can be optimised well (node fusion, memory management)", "可以进行较好的优化(如合并节点、内存管理)"),
+            "dynamic": ("Relatively slower, because the graph is rebuilt every time", "性能相对较差,因为每次都要重新构建图")}),
+        ("debugging", "Debugging", "调试", {
+            "static": ("Hard to debug: the whole graph must be restarted", "调试较困难,需要重新启动整个图进行调试"),
+            "dynamic": ("Easy to debug: step-by-step execution, variables visible live", "调试方便,可以逐步执行,实时查看变量")}),
+        ("scenarios", "Use cases", "适用场景", {
+            "static": ("Production and large-scale distributed computing", "适合生产环境和大规模分布式计算"),
+            "dynamic": ("Fast experiments and research that need flexibility", "适合快速实验和研究,开发过程需要灵活性")}),
+    ],
+}
+
+# Short phrases evidence and page furniture are written in; ``{}`` fields are filled by str.format.
+PHRASES: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "fwbench report",
+        "environment": "Environment",
+        "parity": "Parity (same math across frameworks)",
+        "performance": "Performance",
+        "plots": "Plots",
+        "seed_tables": "The source document's comparison tables, measured",
+        "seed_intro": ("Each cell gives the measured evidence, then what the source document claims. "
+                       "[n] points to the results fields the evidence comes from."),
+        "probes": "Capability probes",
+        "sources": "Sources",
+        "document": "Document",
+        "not_measured": "not measured",
+        "missing": "no evidence in these results; {hint}",
+        "more": "to complete: {hint}",
+        "failed": "{what} failed: {reason}",
+        "skipped": "{what} skipped: {reason}",
+        "quick": "quick run (`--quick`): few timed steps, wide confidence intervals",
+        "reference": "speedup against {ref}",
+        "parity_ok": "Every runner matched the reference ({ref}) on the initial and K-step losses.",
+        "parity_bad": "Parity check FAILED for {cells}: their timings are not comparable.",
+        "parity_none": "No parity groups (fewer than two runners per workload and device).",
+        "perf_fields": ("Columns from each cell: step = `summary.median` ± 95% CI (`summary.ci_low`, "
+                        "`summary.ci_high`); samples/s = `samples_per_s`; speedup = reference `summary.median` / "
+                        "`summary.median`; first step = `first_step_s`; peak mem = `peak_device_bytes` "
+                        "(dev) or `peak_rss_bytes` (RSS); parity = `parity.status`."),
+        "vs": "{a} {ta} vs {b} {tb}: {b} {ratio}",
+        "faster": "{x:.2f}× faster",
+        "slower": "{x:.2f}× slower",
+        "first_step": "{runner} first step {t} (steady {s})",
+        "break_even": "pays back its first-step cost vs {eager} after {n} steps",
+        "never_pays": "never pays back vs {eager} (not faster per step)",
+        "ran_on": "ran on {devices}",
+        "over_cpu": "{device} {x:.2f}× CPU",
+        "no_device": "{device}: not on this machine",
+        "value_yes": "{runner}: intermediate value readable in the training step ({how})",
+        "graph_breaks": "; {n} graph break(s)",
+        "value_no": "{runner}: no concrete intermediate value in the training step ({error})",
+        "shape_error": "{runner} shape error: names layer {layer}, names shapes {shapes}: “{message}”",
+        "yes": "yes",
+        "no": "no",
+        "retraces": "{runner}: new batch size {batch} → {n} retrace(s), first call {t} (steady {s})",
+        "export_ok": "{name} ✓ {t}, {size}, max |Δ| {diff:.1e}{via}",
+        "export_bad": "{name} ✗ {reason}",
+        "export_diff": "{name} exported but outputs differ: max |Δ| {diff:.1e}",
+        "keras_price": "{runner} step {t} = {ratio:.2f}× the hand-written tf.function step",
+        "tf_step": "hand-written tf.function step (tf-graph) {t}",
+        "backends_ran": "back ends that ran: {names}",
+        "only_tf": "runs on TensorFlow only ({names})",
+        "distributed": "{runner}: {workers} workers, scaling efficiency {eff:.0%}",
+        "steady": "{runner} {t}",
+        "hint_run": "run `{cmd}`",
+        "col_runner": "runner", "col_device": "device", "col_step": "step (median ±95% CI)",
+        "col_rate": "samples/s", "col_speedup": "speedup", "col_first": "first step", "col_mem": "peak mem",
+        "col_parity": "parity", "col_source": "source (cell id)",
+        "col_probe": "probe", "col_status": "status", "col_result": "result",
+        "throughput_plot": "throughput per runner",
+        "steps_plot": "step-time distribution per runner",
+    },
+    "zh": {
+        "title": "fwbench 报告",
+        "environment": "环境",
+        "parity": "一致性检查(各框架计算相同)",
+        "performance": "性能",
+        "plots": "图表",
+        "seed_tables": "源文档的比较表格:实测",
+        "seed_intro": "每格先给出实测证据,再给出源文档的说法。[n] 指向证据所来自的结果字段。",
+        "probes": "能力探测",
+        "sources": "来源",
+        "document": "文档",
+        "not_measured": "未测量",
+        "missing": "这些结果中没有证据;{hint}",
+        "more": "补全:{hint}",
+        "failed": "{what} 失败:{reason}",
+        "skipped": "{what} 已跳过:{reason}",
+        "quick": "快速运行(`--quick`):计时步数少,置信区间较宽",
+        "reference": "相对 {ref} 的加速比",
+        "parity_ok": "所有运行器的初始损失和 K 步损失都与参考({ref})一致。",
+        "parity_bad": "一致性检查失败:{cells},其计时不可比较。",
+        "parity_none": "没有可比较的组(每个工作负载和设备少于两个运行器)。",
+        "perf_fields": ("各列来自每个单元:步长 = `summary.median` ± 95% 置信区间(`summary.ci_low`、"
+                        "`summary.ci_high`);样本/秒 = `samples_per_s`;加速比 = 参考 `summary.median` / "
+                        "`summary.median`;首步 = `first_step_s`;峰值内存 = `peak_device_bytes`(dev)"
+                        "或 `peak_rss_bytes`(RSS);一致性 = `parity.status`。"),
+        "vs": "{a} {ta} 对 {b} {tb}:{b} {ratio}",
+        "faster": "快 {x:.2f} 倍",
+        "slower": "慢 {x:.2f} 倍",
+        "first_step": "{runner} 首步 {t}(稳定 {s})",
+        "break_even": "{n} 步后相对 {eager} 收回首步成本",
+        "never_pays": "相对 {eager} 永不回本(每步并不更快)",
+        "ran_on": "运行于 {devices}",
+        "over_cpu": "{device} 为 CPU 的 {x:.2f} 倍",
+        "no_device": "{device}:本机没有",
+        "value_yes": "{runner}:训练步中可读取中间值({how})",
+        "graph_breaks": ";图中断 {n} 次",
+        "value_no": "{runner}:训练步中无法读取具体中间值({error})",
+        "shape_error": "{runner} 形状错误:指出层 {layer},指出形状 {shapes}:“{message}”",
+        "yes": "是",
+        "no": "否",
+        "retraces": "{runner}:新批大小 {batch} → 重新追踪 {n} 次,首次调用 {t}(稳定 {s})",
+        "export_ok": "{name} ✓ {t},{size},最大 |Δ| {diff:.1e}{via}",
+        "export_bad": "{name} ✗ {reason}",
+        "export_diff": "{name} 已导出但输出不同:最大 |Δ| {diff:.1e}",
+        "keras_price": "{runner} 每步 {t} = 手写 tf.function 步的 {ratio:.2f} 倍",
+        "tf_step": "手写 tf.function 步(tf-graph){t}",
+        "backends_ran": "实际运行的后端:{names}",
+        "only_tf": "仅运行于 TensorFlow({names})",
+        "distributed": "{runner}:{workers} 个工作进程,扩展效率 {eff:.0%}",
+        "steady": "{runner} {t}",
+        "hint_run": "运行 `{cmd}`",
+        "col_runner": "运行器", "col_device": "设备", "col_step": "每步(中位数 ±95% CI)",
+        "col_rate": "样本/秒", "col_speedup": "加速比", "col_first": "首步", "col_mem": "峰值内存",
+        "col_parity": "一致性", "col_source": "来源(单元 id)",
+        "col_probe": "探测", "col_status": "状态", "col_result": "结果",
+        "throughput_plot": "各运行器吞吐量",
+        "steps_plot": "各运行器每步时间分布",
+    },
+}
+
+
+def phrase(lang: str, key: str, **fields: object) -> str:
+    """The phrase ``key`` in ``lang``, with ``fields`` filled in."""
+    text = PHRASES[lang][key]
+    return text.format(**fields) if fields else text

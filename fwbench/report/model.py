@@ -1,0 +1,136 @@
+"""The report as data: tables of text with their sources, built once and rendered by every writer.
+
+An :class:`Evidence` is what one cell of a seed table says: measured parts (each with the results
+fields it comes from), failures with their reasons, or the run that would fill it in. Its ``status`` is
+``measured`` when any part was measured, else ``failed``, else ``missing``; rows no measurement can back
+are ``not_measured``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+EVIDENCE_STATUSES = ("measured", "failed", "missing", "not_measured")
+
+
+@dataclass
+class Evidence:
+    """Measured evidence for one (row, column) of a seed table."""
+
+    parts: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)
+    measured: int = 0
+    failed: int = 0
+    runs: dict[str, list[str]] = field(default_factory=dict)    # "-w cnn[ -d cuda]" -> runners to run
+    probes: dict[str, list[str]] = field(default_factory=dict)  # runner -> probes to run
+    not_measured: bool = False
+
+    @property
+    def status(self) -> str:
+        if self.not_measured:
+            return "not_measured"
+        return "measured" if self.measured else "failed" if self.failed else "missing"
+
+    def add(self, text: str, sources: list[str], **values: Any) -> None:
+        """A measured finding, citing the results fields it comes from."""
+        self.parts.append(text)
+        self.sources += [s for s in sources if s not in self.sources]
+        self.values.update(values)
+        self.measured += 1
+
+    def fail(self, text: str, sources: list[str]) -> None:
+        """A run or probe that was attempted and did not succeed (its reason is evidence too)."""
+        self.parts.append(text)
+        self.sources += [s for s in sources if s not in self.sources]
+        self.failed += 1
+
+    def need_run(self, runners: list[str] | tuple[str, ...], where: str) -> None:
+        """Evidence that ``fwbench run`` of ``runners`` with options ``where`` (``-w cnn``) would produce."""
+        todo = self.runs.setdefault(where, [])
+        todo += [r for r in runners if r not in todo]
+
+    def need_probe(self, probe: str, runner: str) -> None:
+        """Evidence that the probe ``probe`` of ``runner`` would produce."""
+        todo = self.probes.setdefault(runner, [])
+        if probe not in todo:
+            todo.append(probe)
+
+    @property
+    def hints(self) -> list[str]:
+        """The commands that would produce the missing evidence, one per kind of run."""
+        out = [f"fwbench run {' '.join(f'-r {r}' for r in runners)} {where}" for where, runners in self.runs.items()]
+        by_probes: dict[tuple[str, ...], list[str]] = {}
+        for runner, probes in self.probes.items():
+            by_probes.setdefault(tuple(probes), []).append(runner)
+        out += [f"fwbench probe {' '.join(f'-r {r}' for r in runners)} {' '.join(f'-p {p}' for p in probes)}"
+                for probes, runners in by_probes.items()]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "parts": self.parts, "hints": self.hints, "sources": self.sources,
+                "values": self.values}
+
+
+@dataclass
+class SeedRow:
+    key: str
+    label: str
+    claims: dict[str, str]          # column key -> the document's claim
+    evidence: dict[str, Evidence]   # column key -> measured evidence
+
+
+@dataclass
+class SeedTable:
+    key: str
+    title: str
+    columns: list[tuple[str, str]]  # (key, label)
+    rows: list[SeedRow]
+
+
+@dataclass
+class PerfRow:
+    """One cell of a performance table: display text per column plus the raw numbers behind it."""
+
+    text: dict[str, str]
+    values: dict[str, Any]
+    source: str
+
+
+@dataclass
+class PerfTable:
+    workload: str
+    device: str
+    title: str
+    reference: str
+    rows: list[PerfRow]
+
+
+@dataclass
+class ProbeRow:
+    probe: str
+    runner: str
+    status: str
+    text: str
+    source: str
+
+
+@dataclass
+class Report:
+    lang: str
+    reference: str
+    environment: list[str]
+    notes: list[str]
+    parity: list[str]
+    performance: list[PerfTable]
+    seed_tables: list[SeedTable]
+    probes: list[ProbeRow]
+    plots: list[tuple[str, str]] = field(default_factory=list)  # (caption, relative path)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for t, table in zip(d["seed_tables"], self.seed_tables):
+            for r, row in zip(t["rows"], table.rows):
+                r["evidence"] = {k: e.to_dict() for k, e in row.evidence.items()}
+        return d

@@ -1,0 +1,375 @@
+"""The source document's three comparison tables, each cell filled with measured evidence (pure).
+
+Which measurement backs which row is listed in :data:`EVIDENCE` (DESIGN §5); rows without an entry are
+opinions no measurement can back, shown with the document's claim marked "not measured". Evidence
+missing from the given results names the command that would produce it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from fwbench import units
+from fwbench.report.corpus import Corpus, Record, source
+from fwbench.report.derived import break_even_steps, speedup
+from fwbench.report.labels import ROWS, TABLES, phrase
+from fwbench.report.model import Evidence, SeedRow, SeedTable
+from fwbench.report.perf import median, reason
+
+# Each framework family's eager runner and its graph-mode runners.
+EAGER_GRAPH = {"torch": ("torch", ("torch-compile",)), "tensorflow": ("tf-eager", ("tf-graph", "tf-xla"))}
+STATIC = ("torch-compile", "tf-graph", "tf-xla")
+DYNAMIC = ("torch", "tf-eager")
+EAGER_OF = {"torch-compile": "torch", "tf-graph": "tf-eager", "tf-xla": "tf-eager"}
+KERAS_BACKENDS = {"keras": "tensorflow", "keras-torch": "torch", "keras-jax": "jax"}
+FAMILY_RUNNERS = {"torch": ("torch", "torch-compile"), "tensorflow": ("tf-eager", "tf-graph", "tf-xla"),
+                  "keras": tuple(KERAS_BACKENDS)}
+EXPORTS = {"torch": ("export-torch", "export-onnx", "export-torchscript"),
+           "tensorflow": ("export-savedmodel", "export-tflite", "export-tf2onnx")}
+EXPORT_RUNNER = {"torch": "torch", "tensorflow": "tf-graph"}
+DEVICES = ("cpu", "cuda", "tpu")
+
+Fill = Callable[[Evidence, Corpus, str], None]
+
+
+def need(ev: Evidence, corpus: Corpus, runners: tuple[str, ...] | list[str], workload: str | None = None,
+         extra: str = "") -> None:
+    """Ask for a run of ``runners`` on ``workload`` (default: the workloads these results hold)."""
+    workloads = [workload] if workload else (corpus.workloads() or ["cnn"])
+    ev.need_run(runners, " ".join(f"-w {w}" for w in workloads) + extra)
+
+
+def _label(corpus: Corpus, workload: str, device: str) -> str:
+    """``cnn``, or ``cnn/cuda`` when the results hold more than one device."""
+    devices = {d for _, d in corpus.groups()}
+    return workload if len(devices) == 1 else f"{workload}/{device}"
+
+
+def _t(rec: Record) -> str:
+    return units.seconds(median(rec))
+
+
+def _faster(lang: str, slow: float, fast: float) -> str:
+    x = speedup(slow, fast)
+    return phrase(lang, "faster", x=x) if x >= 1 else phrase(lang, "slower", x=1 / x)
+
+
+def _failed(ev: Evidence, lang: str, rec: Record, what: str) -> None:
+    """A cell or probe that did not succeed: its status and reason are the evidence."""
+    key = "skipped" if rec["status"] == "skipped" else "failed"
+    ev.fail(phrase(lang, key, what=what, reason=_short(rec.get("reason") or rec["status"], 160)),
+            [source(rec, "status", "reason")])
+
+
+def compare_runners(ev: Evidence, corpus: Corpus, lang: str, base: str, other: str) -> None:
+    """Per (workload, device): ``base`` vs ``other`` median step time and the ratio."""
+    seen = False
+    for workload, device in corpus.groups():
+        a, b = corpus.cell(base, workload, device), corpus.cell(other, workload, device)
+        if a is None and b is None:
+            continue
+        seen = True
+        label = _label(corpus, workload, device)
+        for rec, name in ((a, base), (b, other)):
+            if rec is None:
+                need(ev, corpus, [name], workload)
+            elif not rec.ok:
+                _failed(ev, lang, rec, f"{label} {name}")
+        if median(a) and median(b):
+            text = phrase(lang, "vs", a=base, ta=_t(a), b=other, tb=_t(b), ratio=_faster(lang, median(a), median(b)))
+            ev.add(f"{label}: {text}", [source(a, "summary.median"), source(b, "summary.median")],
+                   **{f"{label}:{other}_vs_{base}": speedup(median(a), median(b))})
+    if not seen:
+        need(ev, corpus, [base, other])
+
+
+def graph_vs_eager(family: str) -> Fill:
+    def fill(ev: Evidence, corpus: Corpus, lang: str) -> None:
+        eager, graphs = EAGER_GRAPH[family]
+        for g in graphs:
+            compare_runners(ev, corpus, lang, eager, g)
+    return fill
+
+
+def static_steps(ev: Evidence, corpus: Corpus, lang: str) -> None:
+    for runner in STATIC:
+        compare_runners(ev, corpus, lang, EAGER_OF[runner], runner)
+
+
+def dynamic_steps(ev: Evidence, corpus: Corpus, lang: str) -> None:
+    _steady(ev, corpus, lang, DYNAMIC)
+
+
+def _steady(ev: Evidence, corpus: Corpus, lang: str, runners: tuple[str, ...]) -> None:
+    seen = False
+    for runner in runners:
+        for workload, device in corpus.groups():
+            rec = corpus.cell(runner, workload, device)
+            if rec is None:
+                continue
+            seen = True
+            label = _label(corpus, workload, device)
+            if median(rec):
+                ev.add(f"{label}: " + phrase(lang, "steady", runner=runner, t=_t(rec)),
+                       [source(rec, "summary.median")], **{f"{label}:{runner}_median_s": median(rec)})
+            else:
+                _failed(ev, lang, rec, f"{label} {runner}")
+    if not seen:
+        need(ev, corpus, runners)
+
+
+def first_steps(runners: tuple[str, ...], with_break_even: bool) -> Fill:
+    """First-step (trace / compile) cost of ``runners``; for graph runners, their break-even point."""
+    def fill(ev: Evidence, corpus: Corpus, lang: str) -> None:
+        seen = False
+        for runner in runners:
+            for workload, device in corpus.groups():
+                rec = corpus.cell(runner, workload, device)
+                if rec is None:
+                    continue
+                seen = True
+                label = _label(corpus, workload, device)
+                if not median(rec) or rec.get("first_step_s") is None:
+                    _failed(ev, lang, rec, f"{label} {runner}")
+                    continue
+                text = phrase(lang, "first_step", runner=runner, t=units.seconds(rec["first_step_s"]), s=_t(rec))
+                sources = [source(rec, "first_step_s", "summary.median")]
+                values = {f"{label}:{runner}_first_step_s": rec["first_step_s"]}
+                eager_name = EAGER_OF.get(runner)
+                eager = corpus.cell(eager_name, workload, device) if (with_break_even and eager_name) else None
+                if with_break_even and eager_name and eager is None:
+                    need(ev, corpus, [eager_name], workload)
+                if eager is not None and median(eager) and eager.get("first_step_s") is not None:
+                    n = break_even_steps(eager["first_step_s"], median(eager), rec["first_step_s"], median(rec))
+                    text += ", " + (phrase(lang, "break_even", eager=eager_name, n=n) if n
+                                    else phrase(lang, "never_pays", eager=eager_name))
+                    sources.append(source(eager, "first_step_s", "summary.median"))
+                    values[f"{label}:{runner}_break_even_steps"] = n
+                ev.add(f"{label}: {text}", sources, **values)
+        if not seen:
+            need(ev, corpus, runners)
+    return fill
+
+
+def probe_findings(probe: str, runners: tuple[str, ...]) -> Fill:
+    """The probe ``probe`` for each of ``runners`` (debugging, shape errors, shape changes)."""
+    def fill(ev: Evidence, corpus: Corpus, lang: str) -> None:
+        for runner in runners:
+            rec = corpus.probe(probe, runner)
+            if rec is None:
+                ev.need_probe(probe, runner)
+            elif not rec.ok:
+                _failed(ev, lang, rec, f"{probe} ({runner})")
+            else:
+                text, fields, values = describe_probe(rec, lang)
+                ev.add(text, [source(rec, *fields)], **values)
+    return fill
+
+
+def _short(text: str, limit: int = 120) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe_probe(rec: Record, lang: str) -> tuple[str, list[str], dict]:
+    """One line for a successful probe record, the findings fields it cites, and its key numbers."""
+    f = rec.get("findings") or {}
+    probe, runner = rec["probe"], rec["runner"]
+    if probe == "debug-value":
+        if f.get("concrete_value"):
+            how = f.get("how", "") + (phrase(lang, "graph_breaks", n=f["graph_breaks"]) if f.get("graph_breaks") else "")
+            return (phrase(lang, "value_yes", runner=runner, how=how),
+                    ["findings.concrete_value", "findings.how"], {f"{runner}:debug_value": True})
+        return (phrase(lang, "value_no", runner=runner, error=_short(f.get("error", ""), 90)),
+                ["findings.concrete_value", "findings.error"], {f"{runner}:debug_value": False})
+    if probe == "shape-error":
+        yn = {True: phrase(lang, "yes"), False: phrase(lang, "no")}
+        return (phrase(lang, "shape_error", runner=runner, layer=yn[bool(f.get("names_layer"))],
+                       shapes=yn[bool(f.get("names_shapes"))], message=_short(f.get("message", ""))),
+                ["findings.names_layer", "findings.names_shapes", "findings.message"],
+                {f"{runner}:names_layer": f.get("names_layer"), f"{runner}:names_shapes": f.get("names_shapes")})
+    if probe == "shape-change":
+        changed = (f.get("shapes") or [{}, {}])[1]
+        return (phrase(lang, "retraces", runner=runner, batch=changed.get("batch"), n=changed.get("retraces"),
+                       t=units.seconds(changed.get("first_call_s")), s=units.seconds(changed.get("steady_s"))),
+                ["findings.shapes[1]"], {f"{runner}:retraces_on_new_shape": changed.get("retraces"),
+                                         f"{runner}:new_shape_first_call_s": changed.get("first_call_s")})
+    if probe.startswith("export-"):
+        name = f.get("format", probe)
+        if not f.get("reproduces"):
+            return (phrase(lang, "export_diff", name=name, diff=f.get("max_abs_diff", float("nan"))),
+                    ["findings.max_abs_diff"], {f"{probe}:max_abs_diff": f.get("max_abs_diff")})
+        via = f" ({f['runtime']})" if f.get("runtime") else ""
+        return (phrase(lang, "export_ok", name=name, t=units.seconds(f.get("export_s")),
+                       size=units.nbytes(f.get("artifact_bytes")), diff=f.get("max_abs_diff", 0.0), via=via),
+                ["findings.export_s", "findings.artifact_bytes", "findings.max_abs_diff"],
+                {f"{probe}:export_s": f.get("export_s"), f"{probe}:artifact_bytes": f.get("artifact_bytes"),
+                 f"{probe}:max_abs_diff": f.get("max_abs_diff")})
+    return (f"{probe} ({runner}): ok", ["status"], {})
+
+
+def combine(*fills: Fill) -> Fill:
+    """One cell filled by several evidence sources in turn."""
+    def fill(ev: Evidence, corpus: Corpus, lang: str) -> None:
+        for f in fills:
+            f(ev, corpus, lang)
+    return fill
+
+
+def exports(family: str) -> Fill:
+    return combine(*(probe_findings(p, (EXPORT_RUNNER[family],)) for p in EXPORTS[family]))
+
+
+def hardware(family: str) -> Fill:
+    """Devices the family's runners ran on, speedup over CPU where both ran, devices this machine lacks."""
+    def fill(ev: Evidence, corpus: Corpus, lang: str) -> None:
+        runners = FAMILY_RUNNERS[family]
+        cells = [r for r in corpus.cells if r["runner"] in runners]
+        if not cells:
+            need(ev, corpus, runners[:1])
+            return
+        ran = [d for d in DEVICES if any(r.ok and r["device"] == d for r in cells)]
+        if ran:
+            ev.add(phrase(lang, "ran_on", devices=", ".join(ran)),
+                   [source(r, "device", "status") for r in cells if r.ok][:3], **{f"{family}:devices": ran})
+        for r in cells:
+            if not r.ok and r["device"] != "cpu":
+                _failed(ev, lang, r, f"{r['runner']} {r['device']}")
+        for r in cells:
+            cpu = corpus.cell(r["runner"], r["workload"], "cpu")
+            if r["device"] != "cpu" and median(r) and median(cpu):
+                x = speedup(median(cpu), median(r))
+                ev.add(f"{r['workload']} {r['runner']}: " + phrase(lang, "over_cpu", device=r["device"], x=x),
+                       [source(cpu, "summary.median"), source(r, "summary.median")],
+                       **{f"{r['workload']}:{r['runner']}:{r['device']}_over_cpu": x})
+        for label, doc in corpus.docs[:1]:
+            env = doc.get("environment", {})
+            present = {"cuda": bool(env.get("gpus")), "tpu": bool(env.get("tpu"))}
+            for device in ("cuda", "tpu"):
+                if family == "torch" and device == "tpu":
+                    continue
+                if not present[device]:
+                    ev.add(phrase(lang, "no_device", device=device),
+                           [f"{label}#environment: {'gpus' if device == 'cuda' else 'tpu'}"])
+                elif device not in ran:
+                    need(ev, corpus, runners[:1], extra=f" -d {device}")
+    return fill
+
+
+def keras_price(ev: Evidence, corpus: Corpus, lang: str) -> None:
+    """Keras (TensorFlow back end) step time against the hand-written ``tf.function`` step."""
+    seen = False
+    for workload, device in corpus.groups():
+        k, g = corpus.cell("keras", workload, device), corpus.cell("tf-graph", workload, device)
+        if k is None:
+            continue
+        seen = True
+        label = _label(corpus, workload, device)
+        if not k.ok:
+            _failed(ev, lang, k, f"{label} keras")
+        elif g is None:
+            need(ev, corpus, ["tf-graph"], workload)
+        elif median(k) and median(g):
+            x = median(k) / median(g)
+            ev.add(f"{label}: " + phrase(lang, "keras_price", runner="keras", t=_t(k), ratio=x),
+                   [source(k, "summary.median"), source(g, "summary.median")], **{f"{label}:keras_over_tf_graph": x})
+    if not seen:
+        need(ev, corpus, ["keras", "tf-graph"])
+
+
+def tf_graph_step(ev: Evidence, corpus: Corpus, lang: str) -> None:
+    _steady(ev, corpus, lang, ("tf-graph",))
+
+
+def keras_backends(ev: Evidence, corpus: Corpus, lang: str) -> None:
+    ran, sources = [], []
+    for runner, backend in KERAS_BACKENDS.items():
+        cells = list(corpus.runner_cells(runner))
+        ok = [c for c in cells if c.ok]
+        if ok:
+            ran.append(f"{backend} ({runner} {_t(ok[0])})")
+            sources.append(source(ok[0], "status", "summary.median"))
+        for c in cells:
+            if not c.ok:
+                _failed(ev, lang, c, runner)
+        if not cells:
+            need(ev, corpus, [runner])
+    if ran:
+        ev.add(phrase(lang, "backends_ran", names=", ".join(ran)), sources, keras_backends=ran)
+
+
+def tf_backends(ev: Evidence, corpus: Corpus, lang: str) -> None:
+    ok = [r for name in FAMILY_RUNNERS["tensorflow"] for r in corpus.runner_cells(name) if r.ok]
+    if not ok:
+        need(ev, corpus, ["tf-eager"])
+        return
+    names = sorted({r["runner"] for r in ok}, key=FAMILY_RUNNERS["tensorflow"].index)
+    ev.add(phrase(lang, "only_tf", names=", ".join(names)), [source(ok[0], "runner", "status")])
+
+
+def distributed(runners: tuple[str, ...]) -> Fill:
+    """Data-parallel cells (``world_size`` > 1): workers and scaling efficiency, where recorded."""
+    def fill(ev: Evidence, corpus: Corpus, lang: str) -> None:
+        cells = [r for r in corpus.cells if r["runner"] in runners and (r.get("world_size") or 1) > 1]
+        for r in cells:
+            if r.ok and r.get("scaling_efficiency") is not None:
+                ev.add(phrase(lang, "distributed", runner=r["runner"], workers=r["world_size"],
+                              eff=r["scaling_efficiency"]),
+                       [source(r, "world_size", "scaling_efficiency")],
+                       **{f"{r['runner']}:scaling_efficiency": r["scaling_efficiency"]})
+            elif not r.ok:
+                _failed(ev, lang, r, f"{r['runner']} x{r['world_size']}")
+        if not cells:
+            need(ev, corpus, runners[:1], "ddp")
+    return fill
+
+
+# (table, row) -> column -> how to fill it. Rows not listed are marked "not measured".
+EVIDENCE: dict[tuple[str, str], dict[str, Fill]] = {
+    ("pytorch_tensorflow", "graph"): {"pytorch": graph_vs_eager("torch"), "tensorflow": graph_vs_eager("tensorflow")},
+    ("pytorch_tensorflow", "debugging"): {
+        "pytorch": combine(probe_findings("debug-value", ("torch", "torch-compile")),
+                           probe_findings("shape-error", ("torch",))),
+        "tensorflow": combine(probe_findings("debug-value", ("tf-eager", "tf-graph")),
+                              probe_findings("shape-error", ("tf-eager",)))},
+    ("pytorch_tensorflow", "hardware"): {"pytorch": hardware("torch"), "tensorflow": hardware("tensorflow")},
+    ("pytorch_tensorflow", "deployment"): {"pytorch": exports("torch"), "tensorflow": exports("tensorflow")},
+    ("pytorch_tensorflow", "distributed"): {"pytorch": distributed(("torch",)),
+                                            "tensorflow": distributed(("tf-graph", "tf-eager"))},
+    ("keras_tensorflow", "api_level"): {"keras": keras_price, "tensorflow": tf_graph_step},
+    ("keras_tensorflow", "backends"): {"keras": keras_backends, "tensorflow": tf_backends},
+    ("keras_tensorflow", "distributed"): {"keras": distributed(("keras",)),
+                                          "tensorflow": distributed(("tf-graph", "tf-eager"))},
+    ("keras_tensorflow", "debugging"): {"keras": probe_findings("debug-value", ("keras",)),
+                                        "tensorflow": probe_findings("debug-value", ("tf-eager", "tf-graph"))},
+    ("keras_tensorflow", "hardware"): {"keras": hardware("keras"), "tensorflow": hardware("tensorflow")},
+    ("static_dynamic", "construction"): {"static": first_steps(STATIC, True), "dynamic": first_steps(DYNAMIC, False)},
+    ("static_dynamic", "flexibility"): {"static": probe_findings("shape-change", STATIC),
+                                        "dynamic": probe_findings("shape-change", DYNAMIC)},
+    ("static_dynamic", "optimisation"): {"static": static_steps, "dynamic": dynamic_steps},
+    ("static_dynamic", "debugging"): {"static": probe_findings("debug-value", ("torch-compile", "tf-graph")),
+                                      "dynamic": probe_findings("debug-value", ("torch", "tf-eager"))},
+}
+
+
+def seed_tables(corpus: Corpus, lang: str) -> list[SeedTable]:
+    """The document's three tables with the document's claims and the measured evidence per cell."""
+    zh = lang == "zh"
+    tables = []
+    for key, (title_en, title_zh, columns) in TABLES.items():
+        rows = []
+        for row_key, label_en, label_zh, claims in ROWS[key]:
+            fills = EVIDENCE.get((key, row_key), {})
+            evidence = {}
+            for col, _, _ in columns:
+                ev = Evidence()
+                if col in fills:
+                    fills[col](ev, corpus, lang)
+                else:
+                    ev.not_measured = True
+                evidence[col] = ev
+            rows.append(SeedRow(row_key, label_zh if zh else label_en,
+                                {c: claims[c][1 if zh else 0] for c, _, _ in columns}, evidence))
+        tables.append(SeedTable(key, title_zh if zh else title_en,
+                                [(c, lz if zh else le) for c, le, lz in columns], rows))
+    return tables

@@ -1,0 +1,57 @@
+"""Reading results files and writing a report in one format into a folder (the I/O edge of the package)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fwbench import results
+from fwbench.errors import UsageError
+from fwbench.report import markdown, tabular
+from fwbench.report.build import build_report
+from fwbench.report.corpus import Corpus
+
+FORMATS = ("markdown", "csv", "json")
+
+
+def labels_for(paths: list[Path]) -> list[str]:
+    """Short names for the files a report cites: the file name, or the path where two names clash."""
+    names = [p.name for p in paths]
+    return [p.name if names.count(p.name) == 1 else str(p) for p in paths]
+
+
+def write_report(paths: list[Path], out_dir: Path, fmt: str = "markdown", lang: str = "en",
+                 reference: str = "torch", plots: bool = True) -> list[Path]:
+    """Render the results files ``paths`` as ``fmt`` into ``out_dir``; returns the files written.
+
+    markdown: ``report.md`` and, with ``plots``, ``plots/*.png``; csv: ``performance.csv``,
+    ``seed_tables.csv``, ``probes.csv``; json: ``report.json``.
+    """
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}; choose from: {', '.join(FORMATS)}")
+    if lang not in ("en", "zh"):
+        raise UsageError(f"unknown language {lang!r}; choose from: en, zh")
+    if not paths:
+        raise UsageError("give at least one results file")
+    docs = [(label, results.read(p)) for label, p in zip(labels_for(paths), paths)]
+    report = build_report(docs, reference=reference, lang=lang)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
+    written: list[Path] = []
+    if fmt == "markdown":
+        if plots:
+            from fwbench.report.plots import make_plots
+
+            report.plots = make_plots(Corpus(docs), out_dir, lang)
+            written += [out_dir / rel for _, rel in report.plots]
+        files = {"report.md": markdown.render(report)}
+    elif fmt == "csv":
+        files = {"performance.csv": tabular.performance_csv(report), "seed_tables.csv": tabular.seed_csv(report),
+                 "probes.csv": tabular.probes_csv(report)}
+    else:
+        files = {"report.json": tabular.to_json(report)}
+    for name, text in files.items():
+        (out_dir / name).write_text(text, encoding="utf-8")
+        written.append(out_dir / name)
+    return written
