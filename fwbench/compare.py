@@ -11,7 +11,7 @@ Statistics (see :mod:`fwbench.stats`). Only cells with status ``ok`` contribute 
 
 * Both sides ran in >= 3 processes: the unit of replication is the **process**. Each process's median
   step time is one observation; the ratio is the ratio of the geometric means of those medians, its CI
-  and p-value come from Welch's t-test on their logarithms. Steps within a process are not independent
+  and p-value come from Student's t-test on their logarithms. Steps within a process are not independent
   evidence about the next process (CPU frequency, memory placement and neighbours stay put for the
   whole process), so pooling them would make a 2% process-to-process wobble look "highly significant".
 * Otherwise the steps are pooled: ratio of medians with an (exact-sampler) bootstrap CI, Mann–Whitney U
@@ -35,6 +35,7 @@ Verdicts (``ratio`` = current / baseline, > 1 is slower; ``thr`` = threshold):
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -208,8 +209,13 @@ def differences(base_doc: dict[str, Any], base: list[dict[str, Any]], cur_doc: d
     out = []
     b, c = base[0], cur[0]
     for key in CELL_KEYS:
-        if b.get(key) != c.get(key):
-            out.append(f"{key.replace('_', ' ')}: {_show(b.get(key))} vs {_show(c.get(key))}")
+        bk, ck = b.get(key), c.get(key)
+        if key == "options" and isinstance(bk, dict) and isinstance(ck, dict):
+            # an option recorded on one side only was added to fwbench in between: the other side ran
+            # with its default, so only options recorded on both sides can disagree
+            out += [f"option {k}: {_show(bk[k])} vs {_show(ck[k])}" for k in sorted(set(bk) & set(ck)) if bk[k] != ck[k]]
+        elif bk != ck:
+            out.append(f"{key.replace('_', ' ')}: {_show(bk)} vs {_show(ck)}")
     bw = _speed_definition(base_doc, b["workload"])
     cw = _speed_definition(cur_doc, c["workload"])
     if bw is not None and cw is not None and bw != cw:
@@ -231,7 +237,10 @@ def differences(base_doc: dict[str, Any], base: list[dict[str, Any]], cur_doc: d
 
 def _speed_definition(doc: dict[str, Any], workload: str) -> dict[str, Any] | None:
     spec = (doc.get("workloads") or {}).get(workload)
-    return {k: spec.get(k) for k in SPEED_KEYS} if isinstance(spec, dict) else None
+    if not isinstance(spec, dict):
+        return None
+    # through JSON, so that a document fresh from a run (tuples) equals one read from disk (lists)
+    return json.loads(json.dumps({k: spec.get(k) for k in SPEED_KEYS}, default=str))
 
 
 def _gpu_models(env: dict[str, Any]) -> list[str]:

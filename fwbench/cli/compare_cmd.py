@@ -123,11 +123,14 @@ def qvalue(q: float | None) -> str:
 
 def verdict_text(c: CellVerdict, threshold: float) -> str:
     text = c.verdict
+    details = []
     if c.verdict == "inconclusive" and c.mdc is not None:
-        text += f" (detects ≥{c.mdc * 100:.1f}%, threshold {threshold * 100:.0f}%)"
+        details.append(f"too noisy for the threshold: minimum detectable change {c.mdc * 100:.1f}% "
+                       f"(threshold {threshold * 100:.3g}%)" if c.mdc > threshold else
+                       "beyond the threshold but not significant")
     if c.detail:
-        text += f": {c.detail}"
-    return text
+        details.append(c.detail)
+    return text + (": " + "; ".join(details) if details else "")
 
 
 def row(c: CellVerdict, threshold: float) -> dict[str, str]:
@@ -175,18 +178,49 @@ def markdown(result: Comparison, names: tuple[str, str], code: int) -> str:
 
 
 def print_table(result: Comparison, names: tuple[str, str], code: int) -> None:
+    """A compact terminal table (fits 80 columns); each cell's detail follows as a numbered note."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     table = Table(title=headline(result, code), title_justify="left")
-    for col in COLUMNS:
-        table.add_column(col, overflow="fold", justify="right" if col in ("baseline", "current", "change", "q") else "left")
+    cols = ("", "cell", "baseline", "current", "change", f"{100 * (1 - result.alpha):.3g}% CI", "q", "verdict")
+    for col in cols:
+        table.add_column(col, overflow="fold", justify="left" if col in ("", "cell", "verdict") else "right")
     styles = {"slower": "red", "faster": "green", "no change": "", "inconclusive": "yellow"}
+    notes = []
     for c in result.cells:
         r = row(c, result.threshold)
-        table.add_row(*(r[col] for col in COLUMNS), style=styles.get(c.verdict, "dim"))
+        verdict = c.verdict
+        detail = verdict_text(c, result.threshold)[len(c.verdict):].lstrip(": ")
+        if detail:
+            notes.append(detail)
+            verdict += f" [{len(notes)}]"
+        table.add_row(r[""], f"{c.workload}/{c.runner}/{c.device}", r["baseline"], r["current"], r["change"],
+                      r["CI"], r["q"], verdict, style=styles.get(c.verdict, "dim"))
     console.print(table)
+    for i, note in enumerate(notes, 1):
+        console.print(f"[{i}] {note}", highlight=False, markup=False)
     console.print(settings_line(result, names).replace("`", ""), highlight=False, markup=False)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False, markup=False)
+
+
+# ---------------------------------------------------------------- `fwbench run --baseline FILE`
+
+def prepare_baseline(path: Path | None, threshold: str) -> tuple[dict[str, Any] | None, float]:
+    """Read the baseline and parse the threshold before a run starts, so a bad file costs nothing."""
+    from fwbench import results
+
+    if path is None:
+        return None, DEFAULT_THRESHOLD
+    return results.read(path), parse_threshold(threshold)
+
+
+def gate_after_run(base_doc: dict[str, Any], doc: dict[str, Any], threshold: float, names: tuple[str, str],
+                   strict_code: int = 0) -> int:
+    """Compare a finished run with its baseline. A cell that failed in this run while the baseline has it
+    counts as a regression (exit 1), as it would in the run alone; ``strict_code`` keeps ``--strict``'s
+    parity failure. Everything else follows ``fwbench compare``."""
+    code = gate(base_doc, doc, threshold, fmt="table", fail_on_missing=True, names=names)
+    return code or strict_code
