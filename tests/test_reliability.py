@@ -239,6 +239,28 @@ def test_resume_from_a_bad_results_file_exits_2_with_one_line(cli, tmp_path, kin
     assert len(lines) == 1 and str(path) in lines[0] and words in lines[0], res.output
 
 
+CLI_READERS = {
+    "compare (baseline)": lambda bad, good: ["compare", bad, good],
+    "compare (current)": lambda bad, good: ["compare", good, bad],
+    "export": lambda bad, good: ["export", bad],
+    "report": lambda bad, good: ["report", good, bad, "-o", str(Path(bad).parent / "report")],
+}
+
+
+@pytest.mark.parametrize("command", sorted(CLI_READERS))
+@pytest.mark.parametrize("kind", ["truncated", "not-json", "old-schema", "newer-fwbench"])
+def test_commands_reading_a_bad_results_file_exit_2_with_one_line_naming_it(cli, tmp_path, command, kind):
+    make, words = BAD_RESULTS[kind]
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    results.save(good, _valid_doc())
+    bad.write_text(make(), encoding="utf-8")
+    res = invoke(cli, *CLI_READERS[command](str(bad), str(good)))
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert lines == [f"error: {bad}: {lines[0].split(': ', 2)[2]}"] and words in lines[0], res.output
+    assert not (tmp_path / "report").exists() or not any((tmp_path / "report").iterdir())
+
+
 def test_resume_from_a_file_without_a_usable_config_exits_2(cli, tmp_path):
     path = tmp_path / "other.json"
     results.save(path, _valid_doc())  # valid results, but not a run this fwbench can repeat
@@ -358,6 +380,20 @@ def test_read_only_out_is_detected_before_any_work(cli, workload_dir, monkeypatc
     res = invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "-o", "/proc/fwbench-test/run.json")
     assert res.exit_code == 2
     assert res.output.startswith("error: cannot write results to /proc/fwbench-test/run.json")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders; /proc above covers root")
+def test_read_only_folder_is_detected_before_any_work(cli, workload_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("FWBENCH_FAKE", "hang")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        res = invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "-o", str(folder / "run.json"))
+    finally:
+        folder.chmod(0o755)
+    assert res.exit_code == 2
+    assert res.output.strip() == f"error: cannot write results to {folder / 'run.json'}: Permission denied"
 
 
 def test_out_naming_a_directory_is_detected_before_any_work(cli, workload_dir, tmp_path):
