@@ -38,11 +38,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from fwbench import stats
+if TYPE_CHECKING:  # numpy and SciPy load only when a comparison runs: `fwbench --help` stays instant
+    import numpy as np
 
 # Chosen from benchmarks/gate_quality.py on a shared 2-core machine and the seeded simulations in
 # tests/test_gate_simulation.py; docs/ci.md gives the measured figures.
@@ -128,13 +127,17 @@ def _rounded(d: dict[str, Any]) -> dict[str, Any]:
 def compare(baseline: dict[str, Any], current: dict[str, Any], threshold: float = DEFAULT_THRESHOLD,
             alpha: float = DEFAULT_ALPHA, allow_mismatch: bool = False) -> Comparison:
     """Verdicts for every cell of either document (checked results documents, see :mod:`fwbench.results`)."""
+    import numpy as np
+
+    from fwbench import stats
+
     if not 0 < threshold < 1:
         raise ValueError("threshold must be between 0 and 1 (0.05 = 5%)")
     if not 0 < alpha < 1:
         raise ValueError("alpha must be between 0 and 1")
     base_groups, cur_groups = group_cells(baseline), group_cells(current)
     keys = list(base_groups) + [k for k in cur_groups if k not in base_groups]
-    pending: list[tuple[Key, stats.RatioTest, str, float, float]] = []
+    pending: list[tuple[Key, Any, str, float, float]] = []
     verdicts: dict[Key, CellVerdict] = {}
     for key in keys:
         w, r, d = key
@@ -194,6 +197,8 @@ def group_cells(doc: dict[str, Any]) -> dict[Key, list[dict[str, Any]]]:
 
 def samples(cells: list[dict[str, Any]]) -> tuple[list[np.ndarray], str]:
     """Step samples of the successful processes, and why there are none when so."""
+    import numpy as np
+
     ok = [np.asarray(c["step_s"], dtype=float) for c in cells if c["status"] == "ok" and c.get("step_s")]
     if ok:
         return ok, ""

@@ -117,8 +117,13 @@ def run(
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when the parity check flags a runner."),
     memory_limit: Optional[str] = typer.Option(None, "--memory-limit", help="Per-worker address-space limit, e.g. 4GiB."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Finish the missing or interrupted cells of this results file."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="Then compare with this results file (exit codes of `fwbench compare`)."),
+    threshold: str = typer.Option("5%", "--threshold", help="With --baseline: smallest slowdown that counts as a regression."),
 ) -> None:
     """Run workloads through runners and record every measurement in a results file."""
+    from fwbench.cli.compare_cmd import prepare_baseline
+
+    base_doc, thr = prepare_baseline(baseline, threshold)  # a bad baseline fails before any work (exit 2)
     from fwbench import env as envmod
     from fwbench import results
     from fwbench.pipeline import RunOptions, execute, plan
@@ -168,6 +173,10 @@ def run(
     assert out is not None
     check_writable(out)
     code = _execute_with_progress(doc, jobs, out, opts, strict)
+    if base_doc is not None and code not in EXIT_SIGNALS.values():
+        from fwbench.cli.compare_cmd import gate_after_run
+
+        code = gate_after_run(base_doc, doc, thr, (str(baseline), str(out)), code if strict else 0)
     raise typer.Exit(code)
 
 
