@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from fwbench import env as envmod
 from fwbench import parity, results
+from fwbench.distributed.launch import run_distributed_cell
 from fwbench.job import Job
 from fwbench.launch import run_cell
 from fwbench.runners.registry import RUNNERS, RunnerInfo
@@ -84,7 +85,9 @@ def execute(doc: dict[str, Any], jobs: list[Job], out: Path, opts: RunOptions,
             if why_not:
                 cell["reason"] = why_not
             else:
-                cell.update(run_cell(job, Path(tmp), opts.timeout, opts.memory_limit))
+                # a data-parallel cell runs its ranks through the framework's own launcher (torchrun / TF_CONFIG)
+                run = run_distributed_cell if job.workload.get("distributed") else run_cell
+                cell.update(run(job, Path(tmp), opts.timeout, opts.memory_limit))
             results.upsert_cell(doc, cell)
             doc["parity"] = parity.evaluate(doc["cells"], opts.reference, opts.options.get("precision", "fp32"))
             results.save_or_fallback(out, doc)

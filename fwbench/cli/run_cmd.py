@@ -117,6 +117,11 @@ def run(
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when the parity check flags a runner."),
     memory_limit: Optional[str] = typer.Option(None, "--memory-limit", help="Per-worker address-space limit, e.g. 4GiB."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Finish the missing or interrupted cells of this results file."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Data-parallel ranks per node; makes every workload data-parallel (default: a [distributed] workload's own count, 2 on CPU; one per GPU on cuda)."),
+    nnodes: int = typer.Option(1, "--nnodes", min=1, help="Data-parallel: machines running this same command."),
+    node_rank: int = typer.Option(0, "--node-rank", min=0, help="Data-parallel: this machine's index, 0..nnodes-1."),
+    master_addr: str = typer.Option("127.0.0.1", "--master-addr", help="Data-parallel: address of node 0 (torchrun rendezvous, TF_CONFIG exchange)."),
+    master_port: int = typer.Option(0, "--master-port", min=0, max=65535, help="Data-parallel: port on node 0 (0: a free loopback port; needed with --nnodes > 1)."),
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="Then compare with this results file (exit codes of `fwbench compare`)."),
     threshold: str = typer.Option("5%", "--threshold", help="With --baseline: smallest slowdown that counts as a regression."),
 ) -> None:
@@ -155,6 +160,11 @@ def run(
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r}; choose from: {', '.join(PRECISIONS)}")
     options: dict[str, Any] = {"channels_last": channels_last, "precision": precision, "tf32": tf32}
+    from fwbench.distributed.config import DistOptions, make_distributed
+
+    dist = (DistOptions.from_dict(cfg["options"].get("distributed")) if resume is not None
+            else DistOptions(workers, nnodes, node_rank, master_addr, master_port))
+    specs = make_distributed(specs, dist, options)
     phases = ("timing", "parity") + (("target",) if target else ())
     opts = RunOptions(timeout=timeout, memory_limit=limit, threads=threads, repeats=repeats, options=options,
                       phases=phases)

@@ -112,3 +112,21 @@ def loopback_interface() -> str | None:
     except OSError:
         return None
     return next((n for n in names if n == "lo" or n.startswith("lo")), None)
+
+
+def make_distributed(specs: list[Any], opts: DistOptions, options: dict[str, Any]) -> list[Any]:
+    """Apply ``--workers`` (every workload becomes data-parallel) and record the options for the workers.
+
+    ``options`` (the run's runner options) gains ``distributed`` when any workload is data-parallel.
+    """
+    import dataclasses
+
+    from fwbench.workload import Distributed
+
+    if opts.workers is not None:
+        specs = [dataclasses.replace(s, distributed=Distributed(opts.workers)) for s in specs]
+    if any(s.distributed for s in specs):
+        options["distributed"] = opts.to_dict()
+    elif opts.multinode:
+        raise UsageError("--nnodes > 1 needs a data-parallel workload (one with [distributed], or --workers N)")
+    return specs

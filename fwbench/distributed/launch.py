@@ -78,6 +78,8 @@ def run_distributed_cell(job: Job, workdir: Path, timeout: float, memory_limit: 
     if engine is None:
         return {"status": "skipped", "reason": f"runner {job.runner} has no data-parallel engine "
                                                f"(data-parallel runners: {', '.join(ENGINES)})"}
+    if job.options.get("precision", "fp32") != "fp32":
+        return {"status": "skipped", "reason": "data-parallel cells train in fp32 only"}
     opts = DistOptions.from_dict(job.options.get("distributed"))
     workers = resolve_workers(job, opts)
     shape = RunShape(workers, opts.nnodes, opts.node_rank, opts.master_addr, opts.master_port)
@@ -205,7 +207,7 @@ def _watch(procs: dict[str, subprocess.Popen], deadline: float, timeout: float, 
         codes = {name: p.poll() for name, p in procs.items()}
         bad = {name: c for name, c in codes.items() if c not in (None, 0)}
         if bad:
-            return "crashed" if any(c < 0 for c in bad.values()) else "failed", _describe(bad, out_dir, logs)
+            return _describe(bad, out_dir, logs)
         if all(c == 0 for c in codes.values()):
             return "ok", ""
         if time.monotonic() >= deadline:
@@ -215,12 +217,15 @@ def _watch(procs: dict[str, subprocess.Popen], deadline: float, timeout: float, 
         time.sleep(POLL_S)
 
 
-def _describe(bad: dict[str, int], out_dir: Path, logs: dict[str, Path]) -> str:
-    """Why a run failed, naming the rank that failed first (torchrun reports it as the root cause)."""
+def _describe(bad: dict[str, int], out_dir: Path, logs: dict[str, Path]) -> tuple[str, str]:
+    """(status, reason) of a failed run, naming the rank that failed first (torchrun's "root cause").
+
+    ``crashed`` when that rank was ended by a signal, else ``failed``.
+    """
     if "torchrun" in bad:
         root = torchrun_root_cause(logs["torchrun"].read_text(encoding="utf-8", errors="replace"))
         if root is None:
-            return f"torchrun exited with code {bad['torchrun']} before the ranks started (see log)"
+            return "failed", f"torchrun exited with code {bad['torchrun']} without naming a failed rank (see log)"
         rank, code = root
     else:  # a signal death is the cause; the others' errors are its consequence
         rank, code = min(((int(n), c) for n, c in bad.items()), key=lambda rc: (rc[1] >= 0, rc[0]))
@@ -231,7 +236,7 @@ def _describe(bad: dict[str, int], out_dir: Path, logs: dict[str, Path]) -> str:
         what = f"rank {rank} died ({_signal_name(-code)})"
     else:
         what = f"rank {rank} exited with code {code} without a result"
-    return what + "; the other ranks were stopped"
+    return "crashed" if code < 0 else "failed", what + "; the other ranks were stopped"
 
 
 _ROOT = re.compile(r"Root Cause.*?rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)", re.DOTALL)
