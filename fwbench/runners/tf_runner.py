@@ -163,26 +163,27 @@ class TFEagerSession(Session):
     jit_compile = False
 
     def setup(self) -> None:
+        if self.device not in ("cpu", "cuda"):
+            raise CellSkipped(f"the TensorFlow runners support cpu and cuda, not {self.device}")
+        gpus = tf.config.list_physical_devices("GPU")
+        if self.device == "cuda" and not gpus:
+            raise CellSkipped(f"tensorflow {tf.__version__} sees no GPU (built with CUDA: {tf.test.is_built_with_cuda()})")
+        self.tf_device = "/GPU:0" if self.device == "cuda" else "/CPU:0"
         threads = self.job.threads or os.cpu_count() or 1
         try:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
-            tf.config.optimizer.set_jit(False)  # no auto-clustering: only tf-xla uses XLA, on purpose
-            gpus = tf.config.list_physical_devices("GPU")
             if self.device == "cuda":
-                if not gpus:
-                    raise CellSkipped(f"tensorflow {tf.__version__} sees no GPU "
-                                      f"(built with CUDA: {tf.test.is_built_with_cuda()})")
                 tf.config.set_visible_devices(gpus[0], "GPU")
                 tf.config.experimental.set_memory_growth(gpus[0], True)  # share the GPU with other processes
-                self.tf_device = "/GPU:0"
-            elif self.device == "cpu":
-                tf.config.set_visible_devices([], "GPU")  # cpu means cpu, even where a GPU exists
-                self.tf_device = "/CPU:0"
             else:
-                raise CellSkipped(f"the TensorFlow runners support cpu and cuda, not {self.device}")
-        except RuntimeError as exc:  # the runtime was initialised before setup(): settings cannot apply
-            raise RuntimeError(f"TensorFlow was initialised before its settings could be applied: {exc}") from exc
+                tf.config.set_visible_devices([], "GPU")  # cpu means cpu, even where a GPU exists
+            self.runtime_configured = True
+        except RuntimeError:
+            # TensorFlow already ran in this process with other settings: only in-process use (tests,
+            # the harness benchmark); a worker always configures a fresh runtime. Recorded in settings.
+            self.runtime_configured = False
+        tf.config.optimizer.set_jit(False)  # no auto-clustering: only tf-xla uses XLA, on purpose
         # fp32 means fp32: TF32 tensor-core math is off unless asked for (recorded in settings).
         tf.config.experimental.enable_tensor_float_32_execution(bool(self.options.get("tf32", False)))
         self.dtype = tf.float32
@@ -241,6 +242,7 @@ class TFEagerSession(Session):
             "xla_auto_clustering": bool(tf.config.optimizer.get_jit()),
             "TF_XLA_FLAGS": os.environ.get("TF_XLA_FLAGS", ""),
             "tf_device": self.tf_device,
+            "runtime_configured": self.runtime_configured,
             "optimizer_kernels": "ResourceApply* (Keras update rules)",
         }
 
