@@ -199,7 +199,9 @@ def samples(cells: list[dict[str, Any]]) -> tuple[list[np.ndarray], str]:
     """Step samples of the successful processes, and why there are none when so."""
     import numpy as np
 
-    ok = [np.asarray(c["step_s"], dtype=float) for c in cells if c["status"] == "ok" and c.get("step_s")]
+    # a zero time (a clock too coarse for the step) has no logarithm and no ratio: such steps are left out
+    ok = [x[x > 0] for x in (np.asarray(c.get("step_s") or [], dtype=float) for c in cells if c["status"] == "ok")]
+    ok = [x for x in ok if len(x)]
     if ok:
         return ok, ""
     bad = cells[0]

@@ -107,6 +107,16 @@ def test_missing_cells_both_ways_and_failed_cells() -> None:
     assert only_new.exit_code(fail_on_missing=True) == 0  # a new cell is never a failure
 
 
+def test_zero_step_times_are_left_out() -> None:
+    zeros = cell(seed=2)
+    zeros["step_s"] = [0.0] * 5 + zeros["step_s"]
+    assert verdict_of(doc([cell()]), doc([zeros])) == "no change"
+    empty = cell(seed=2)
+    empty["step_s"] = [0.0, 0.0]
+    (v,) = compare(doc([cell()]), doc([empty])).cells
+    assert v.verdict == "missing" and "no step samples" in v.detail
+
+
 @pytest.mark.parametrize("change, expected", [
     (lambda e, c: e.update(cpu="Other CPU"), "CPU model: 'Test CPU 9000' vs 'Other CPU'"),
     (lambda e, c: c.update(versions={"torch": "2.14.0"}), "torch version: none vs '2.14.0'"),
