@@ -58,16 +58,24 @@ def tpu_name(env: Mapping[str, str] = os.environ, dev: Path = Path("/dev")) -> s
     return ""  # the resolver then falls back to its own discovery (e.g. Colab's COLAB_TPU_ADDR)
 
 
-def tf_tpu_strategy(tf: Any = None, name: str | None = None) -> Any:
-    """Connect to the TPU and return a ``tf.distribute.TPUStrategy``; ``CellSkipped`` where there is none."""
+def tf_tpu_strategy(tf: Any = None, name: str | None = None, replicas: int | None = 1) -> Any:
+    """Connect to the TPU and return a ``tf.distribute.TPUStrategy``; ``CellSkipped`` where there is none.
+
+    ``replicas=1`` (the default) places the strategy on *one* TPU core, so that a cell's batch is not split
+    across cores and it compares with single-device runners; ``None`` uses every core.
+    """
     if tf is None:
         import tensorflow as tf
     name = tpu_name() if name is None else name
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=name)
         tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        strategy = tf.distribute.TPUStrategy(resolver)
+        topology = tf.tpu.experimental.initialize_tpu_system(resolver)
+        if replicas is None:
+            strategy = tf.distribute.TPUStrategy(resolver)
+        else:
+            assignment = tf.tpu.experimental.DeviceAssignment.build(topology, num_replicas=replicas)
+            strategy = tf.distribute.TPUStrategy(resolver, experimental_device_assignment=assignment)
     except Exception as exc:  # ValueError (no TPU name), NotFoundError (no TPU devices), RuntimeError ...
         raise CellSkipped(f"TensorFlow found no TPU (TPUClusterResolver(tpu={name!r}): {_brief(exc)})") from None
     if not tf.config.list_logical_devices("TPU"):

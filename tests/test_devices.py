@@ -76,14 +76,20 @@ class FakeTF:
             TPUStrategy=step("strategy"))
         self.config = types.SimpleNamespace(experimental_connect_to_cluster=step("connect"),
                                             list_logical_devices=lambda kind: [f"/TPU:{i}" for i in range(tpus)])
-        self.tpu = types.SimpleNamespace(experimental=types.SimpleNamespace(initialize_tpu_system=step("initialize")))
+        self.tpu = types.SimpleNamespace(experimental=types.SimpleNamespace(
+            initialize_tpu_system=step("initialize", "topology"),
+            DeviceAssignment=types.SimpleNamespace(build=step("assign"))))
 
 
 def test_tf_tpu_strategy_connects_in_order():
     tf = FakeTF()
     strategy = devices.tf_tpu_strategy(tf, name="local")
-    assert tf.calls == ["resolver", "connect", "initialize", "strategy"]
-    assert strategy[0] == "strategy"
+    assert tf.calls == ["resolver", "connect", "initialize", "assign", "strategy"]
+    name, args, kwargs = strategy
+    assert name == "strategy" and kwargs["experimental_device_assignment"][0] == "assign"  # one core
+    tf = FakeTF()
+    devices.tf_tpu_strategy(tf, name="local", replicas=None)
+    assert tf.calls == ["resolver", "connect", "initialize", "strategy"]  # every core
 
 
 def test_tf_tpu_strategy_without_tpu_is_a_skip_with_a_reason():

@@ -23,6 +23,12 @@ Which Keras API is measured:
   the high-level API; ``tf-xla`` is the XLA counterpart), ``True`` on jax (Keras-jax without jit runs op
   by op; ``"auto"`` also means ``True`` there), ``False`` on torch (``True`` would be ``torch.compile``,
   which Keras calls experimental). ``options["keras_jit_compile"]`` overrides it. Recorded in settings.
+
+Precision (``options["precision"]``): Keras's global dtype policy, ``float32``, ``mixed_bfloat16`` or
+``mixed_float16`` (float32 variables, reduced-precision compute, the loss in float32; ``compile`` wraps the
+optimizer in a ``LossScaleOptimizer`` for ``mixed_float16``). TPU: the tensorflow backend builds and
+compiles the model under a one-core ``TPUStrategy`` (:func:`fwbench.devices.tf_tpu_strategy`); the jax
+backend uses JAX's TPU platform; the torch backend has no TPU path.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from fwbench.weights import Params
 from fwbench.workload import Layer, WorkloadSpec
 
 DEFAULT_JIT_COMPILE = {"tensorflow": False, "jax": True, "torch": False}
+POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+JAX_PLATFORMS = {"cpu": "cpu", "cuda": "gpu", "tpu": "tpu"}
 
 
 class KerasSession(Session):
@@ -45,8 +53,16 @@ class KerasSession(Session):
 
     def setup(self) -> None:
         self.backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-        if self.device not in ("cpu", "cuda"):
-            raise CellSkipped(f"the Keras runners support cpu and cuda, not {self.device}")
+        if self.device not in ("cpu", "cuda", "tpu"):
+            raise CellSkipped(f"the Keras runners support cpu, cuda and tpu, not {self.device}")
+        if self.device == "tpu" and self.backend == "torch":
+            raise CellSkipped("Keras's torch backend has no TPU path; use keras (tensorflow) or keras-jax")
+        self.precision = self.options.get("precision", "fp32")
+        if self.precision not in POLICIES:
+            raise ValueError(f"unknown precision {self.precision!r}; choose from {', '.join(POLICIES)}")
+        if self.device == "tpu" and self.precision == "fp16":
+            raise CellSkipped("TPUs compute in bf16, not fp16; use --precision bf16")
+        self.strategy = None
         self.threads = self.job.threads or os.cpu_count() or 1
         self.tf32 = bool(self.options.get("tf32", False))
         # Read by the backends when they load, so they must be set before `import keras`.
@@ -63,6 +79,7 @@ class KerasSession(Session):
             raise RuntimeError(f"Keras loaded backend {keras.backend.backend()!r}, expected {self.backend!r}")
         self.keras = keras
         getattr(self, f"_setup_{self.backend}")()
+        keras.mixed_precision.set_global_policy(POLICIES[self.precision])
         self.jit_compile = bool(self.options.get("keras_jit_compile", DEFAULT_JIT_COMPILE[self.backend]))
 
     def _setup_tensorflow(self) -> None:
@@ -79,6 +96,10 @@ class KerasSession(Session):
             tf.config.experimental.set_memory_growth(gpus[0], True)
         else:
             tf.config.set_visible_devices([], "GPU")
+        if self.device == "tpu":
+            from fwbench.devices import tf_tpu_strategy
+
+            self.strategy = tf_tpu_strategy(tf)
         tf.config.experimental.enable_tensor_float_32_execution(self.tf32)
 
     def _setup_torch(self) -> None:
@@ -93,8 +114,12 @@ class KerasSession(Session):
     def _setup_jax(self) -> None:
         import jax
 
+        if self.device == "tpu":
+            from fwbench.devices import jax_tpu_device
+
+            jax_tpu_device(jax)  # CellSkipped where JAX has no TPU
         try:
-            jax.devices(self.device if self.device == "cpu" else "gpu")
+            jax.devices(JAX_PLATFORMS[self.device])
         except RuntimeError as exc:
             raise CellSkipped(f"jax {jax.__version__} sees no {self.device.upper()} device: {exc}") from None
         # fp32 matmuls and convolutions really in fp32 on GPUs (jax's default may use TF32).
@@ -102,6 +127,12 @@ class KerasSession(Session):
 
     # ------------------------------------------------------------------------------------------ model
     def build(self, spec: WorkloadSpec, params: Params) -> None:
+        if self.strategy is not None:  # on a TPU, variables and the compiled step belong to the strategy
+            with self.strategy.scope():
+                return self._build(spec, params)
+        return self._build(spec, params)
+
+    def _build(self, spec: WorkloadSpec, params: Params) -> None:
         keras = self.keras
         self.spec = spec
         keras.utils.set_random_seed(spec.seed)  # dropout masks, reproducible per build
@@ -179,7 +210,11 @@ class KerasSession(Session):
     def settings(self) -> dict[str, Any]:
         out: dict[str, Any] = {"layout": "NHWC", "dtype": "float32", "keras_backend": self.backend,
                                "keras_api": "train_on_batch / test_on_batch", "jit_compile": self.jit_compile,
-                               "tf32": self.tf32}
+                               "tf32": self.tf32, "precision": self.precision,
+                               "dtype_policy": self.keras.config.dtype_policy().name,
+                               "loss_scaling": type(self.model.optimizer).__name__ if self.precision == "fp16" else None}
+        if self.strategy is not None:
+            out["distribution"] = f"{type(self.strategy).__name__}, {self.strategy.num_replicas_in_sync} replica(s)"
         if self.backend == "tensorflow":
             import tensorflow as tf
             from tensorflow.python.util import _pywrap_util_port  # private, but the only way to ask

@@ -67,13 +67,13 @@ register(RunnerInfo("tf-xla", "tensorflow", "tf.function(jit_compile=True) (XLA)
                     "fwbench.runners.tf_runner:TFXLASession", ("tensorflow",), ("tensorflow",)))
 register(RunnerInfo("keras", "keras", "Keras 3 train_on_batch, tensorflow backend",
                     "fwbench.runners.keras_runner:KerasSession", ("keras", "tensorflow"), ("keras", "tensorflow"),
-                    env=(("KERAS_BACKEND", "tensorflow"),)))
+                    devices=("cpu", "cuda", "tpu"), env=(("KERAS_BACKEND", "tensorflow"),)))  # tpu: TPUStrategy
 register(RunnerInfo("keras-torch", "keras", "Keras 3 train_on_batch, torch backend",
                     "fwbench.runners.keras_runner:KerasSession", ("keras", "torch"), ("keras", "torch"),
                     env=(("KERAS_BACKEND", "torch"),)))
 register(RunnerInfo("keras-jax", "keras", "Keras 3 train_on_batch, jax backend (XLA)",
                     "fwbench.runners.keras_runner:KerasSession", ("keras", "jax"), ("keras", "jax", "jaxlib"),
-                    env=(("KERAS_BACKEND", "jax"),)))
+                    devices=("cpu", "cuda", "tpu"), env=(("KERAS_BACKEND", "jax"),)))  # tpu: JAX's TPU platform
 register(RunnerInfo("fake", "fake", "no framework (deterministic test double)",
                     "fwbench.runners.fake_runner:FakeSession", (), (), devices=("cpu",), hidden=True))
 
