@@ -75,7 +75,7 @@ class CellVerdict:
     method: str = ""
     n_base: int = 0
     n_current: int = 0
-    base_median_s: float | None = None
+    base_median_s: float | None = None  # the typical step time each side's figure of the ratio is made of
     current_median_s: float | None = None
     missing_in: str = ""  # "current" (or failed there), "baseline" (a new cell) or both; "" when not missing
 
@@ -159,8 +159,7 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], threshold: float 
             verdicts[key] = CellVerdict(w, r, d, "incomparable", "; ".join(diffs))
             continue
         test = stats.compare_processes(b_samples, c_samples, confidence=1.0 - alpha)
-        pending.append((key, test, "; ".join(diffs), float(np.median([np.median(s) for s in b_samples])),
-                        float(np.median([np.median(s) for s in c_samples]))))
+        pending.append((key, test, "; ".join(diffs), _centre(b_samples, test.method), _centre(c_samples, test.method)))
     qs = stats.benjamini_hochberg(np.array([t.p for _, t, *_ in pending])) if pending else []
     for (key, test, note, bm, cm), q in zip(pending, qs):
         mdc = float(stats.min_detectable_change(test.se_log, alpha, MDC_POWER, test.df))
@@ -185,6 +184,15 @@ def decide(ratio: float, q: float, mdc: float, threshold: float, alpha: float) -
     if mdc > threshold or ratio > upper or ratio < lower:
         return "inconclusive"
     return "no change"
+
+
+def _centre(samples: list["np.ndarray"], method: str) -> float:
+    """The typical step time the ratio is made of: geometric mean of process medians, or pooled median."""
+    import numpy as np
+
+    if method == "processes":
+        return float(np.exp(np.mean(np.log([np.median(s) for s in samples]))))
+    return float(np.median(np.concatenate(samples)))
 
 
 def group_cells(doc: dict[str, Any]) -> dict[Key, list[dict[str, Any]]]:

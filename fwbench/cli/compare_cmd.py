@@ -170,7 +170,8 @@ def markdown(result: Comparison, names: tuple[str, str], code: int) -> str:
         r = row(c, result.threshold)
         lines.append("| " + " | ".join(_md_escape(r[col]) for col in COLUMNS) + " |")
     lines.append("")
-    lines.append("change = current / baseline median step time − 1 (positive = slower); q = Benjamini–Hochberg "
+    lines.append("baseline / current: typical step time (geometric mean of the process medians with 3+ processes, "
+                 "else the median step); change = current / baseline − 1 (positive = slower); q = Benjamini–Hochberg "
                  "adjusted p-value. Slower needs q < alpha and a change beyond the threshold.")
     for note in result.notes:
         lines.append(f"\n> note: {note}")
