@@ -70,3 +70,21 @@ def test_utilisation():
     assert flops.utilisation(1_000_000, 0.001, None) == (pytest.approx(1e9), None)
     assert flops.utilisation(1_000_000, None, 4e9) == (None, None)
     assert flops.utilisation(1_000_000, 0.0, 4e9) == (None, None)
+
+
+def test_report_shows_utilisation_only_for_cells_that_recorded_it():
+    from fwbench.report.build import build_report
+    from fwbench.report.markdown import render
+
+    def doc(**fields):
+        cell = {"id": "mlp/torch/cpu/0", "workload": "mlp", "runner": "torch", "family": "torch", "device": "cpu",
+                "repeat": 0, "status": "ok", "reason": "", "options": {"precision": "fp32"}, "settings": {},
+                "summary": {"median": 0.01, "ci_low": 0.009, "ci_high": 0.011, "n": 10}, **fields}
+        return [("run.json", {"run_id": "r", "config": {}, "environment": {}, "workloads": {}, "parity": {},
+                              "cells": [cell]})]
+
+    text = render(build_report(doc(flops_per_step=410_779_648, achieved_flops=4.1e10, peak_flops=1.6e11, mfu=0.256,
+                                   sync_check={"verdict": "ok"})))
+    assert "### Model FLOPs utilisation" in text
+    assert "| mlp | cpu | torch | fp32 | 411 M | 41 GFLOP/s | 160 GFLOP/s | 26% | - | ok |" in text
+    assert "Model FLOPs utilisation" not in render(build_report(doc()))

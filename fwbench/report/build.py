@@ -9,6 +9,7 @@ from fwbench.report.labels import LANGS, phrase
 from fwbench.report.model import ProbeRow, Report
 from fwbench.report.perf import perf_tables, reason
 from fwbench.report.seed import describe_probe, seed_tables
+from fwbench.report.utilisation import utilisation_rows
 
 
 def build_report(docs: list[tuple[str, dict[str, Any]]], reference: str = "torch", lang: str = "en") -> Report:
@@ -19,7 +20,8 @@ def build_report(docs: list[tuple[str, dict[str, Any]]], reference: str = "torch
     notes = [phrase(lang, "quick")] if corpus.quick() else []
     return Report(lang=lang, reference=reference, environment=[environment_line(l, d) for l, d in docs],
                   notes=notes, parity=parity_lines(docs, lang), performance=perf_tables(corpus, reference, lang),
-                  seed_tables=seed_tables(corpus, lang), probes=probe_rows(corpus, lang))
+                  seed_tables=seed_tables(corpus, lang), probes=probe_rows(corpus, lang),
+                  utilisation=utilisation_rows(corpus))
 
 
 def environment_line(label: str, doc: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fwbench.report.labels import FEATURE, phrase
 from fwbench.report.model import Evidence, Report
 from fwbench.report.perf import PERF_COLUMNS, headers
+from fwbench.report.utilisation import UTIL_HEADERS, UTIL_NOTE, UTIL_TITLE
 
 
 def cell(text: str) -> str:
@@ -40,6 +41,9 @@ def render(report: Report) -> str:
         lines += [f"### {t.title}", ""]
         lines += table(headers(lang, t.reference), [[r.text[c] for c in PERF_COLUMNS] for r in t.rows]) + [""]
     lines += [phrase(lang, "perf_fields"), ""]
+    if report.utilisation:  # runs that recorded FLOPs (fwbench.flops) and a measured peak
+        lines += [f"### {UTIL_TITLE[lang]}", ""] + table(list(UTIL_HEADERS[lang]), report.utilisation) + [""]
+        lines += [UTIL_NOTE[lang], ""]
     if report.plots:
         lines += [f"## {phrase(lang, 'plots')}", ""]
         lines += [f"![{caption}]({path})" for caption, path in report.plots] + [""]

@@ -127,6 +127,7 @@ class Report:
     seed_tables: list[SeedTable]
     probes: list[ProbeRow]
     plots: list[tuple[str, str]] = field(default_factory=list)  # (caption, relative path)
+    utilisation: list[list[str]] = field(default_factory=list)  # rows of fwbench.report.utilisation
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
