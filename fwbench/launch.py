@@ -130,7 +130,31 @@ def run_cell(job: Job, workdir: Path, timeout: float, memory_limit: int | None =
 
 
 def classify(code: int, result_path: Path, log_path: Path, memory_limit: int | None = None) -> dict[str, Any]:
-    """The cell from a finished worker: its result file if valid, else a status from the exit code."""
+    """The cell from a finished worker: its result file if valid, else a status from the exit code.
+
+    Under ``--memory-limit``, a crashed or failed cell whose log or reason shows an allocation refused
+    (see :data:`OOM_SIGNS`) is ``oom``: the limit shows up wherever the worker first allocates, which may be
+    loading a shared library or a BLAS buffer rather than Python's own ``MemoryError``.
+    """
+    cell = _classify(code, result_path, log_path)
+    if memory_limit and (cell["status"] == "oom" or cell["status"] in ("crashed", "failed") and looks_oom(
+            cell.get("reason", "") + "\n" + cell.get("log_tail", ""))):
+        cell["reason"] = f"out of memory under the {memory_limit / 2**20:.0f} MiB limit ({cell.get('reason', '')})"
+        cell["status"] = "oom"
+    return cell
+
+
+# How a refused allocation reads in a worker's log: Python, the dynamic loader, OpenBLAS, C++ (torch, TF).
+OOM_SIGNS = ("MemoryError", "Cannot allocate memory", "failed to map segment from shared object",
+             "std::bad_alloc", "can't allocate memory", "Memory allocation still failed", "out of memory",
+             "Out of memory", "ResourceExhaustedError", "OOM when allocating")
+
+
+def looks_oom(text: str) -> bool:
+    return any(sign in text for sign in OOM_SIGNS)
+
+
+def _classify(code: int, result_path: Path, log_path: Path) -> dict[str, Any]:
     tail = log_tail(log_path)
     if code < 0:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
@@ -147,12 +171,7 @@ def classify(code: int, result_path: Path, log_path: Path, memory_limit: int | N
         reason = f"worker exited with code {code} without a valid result"
         if isinstance(exc, ResultsError):
             reason = f"worker exited with code {code} with an invalid result ({exc.message})"
-        if memory_limit and "MemoryError" in tail:
-            return {"status": "oom", "reason": f"out of memory under the {memory_limit / 2**20:.0f} MiB limit",
-                    "log_tail": tail}
         return {"status": "failed", "reason": reason, "log_tail": tail}
-    if cell["status"] == "oom" and memory_limit:
-        cell["reason"] = f"out of memory under the {memory_limit / 2**20:.0f} MiB limit ({cell.get('reason', '')})"
     if cell["status"] not in ("ok", "skipped"):
         cell.setdefault("log_tail", tail)
     return cell

@@ -127,6 +127,18 @@ def test_memory_limit_gives_oom_with_the_figure_and_the_parent_survives(cli, wor
 
 
 @pytest.mark.slow
+def test_a_limit_too_small_to_load_the_libraries_is_oom_not_failed(cli, workload_dir, tmp_path, monkeypatch):
+    """Under 100 MiB the worker's imports fail first (the loader cannot map numpy's or scipy's shared
+    objects, or OpenBLAS its buffers): still out of memory, not an unexplained failure."""
+    monkeypatch.setenv("FWBENCH_FAKE", "ok")
+    res, doc = fake_run(cli, tmp_path, "-w", "tinymlp", "--memory-limit", "100MiB")
+    assert res.exit_code == 1, res.output
+    cell = doc["cells"][0]
+    assert cell["status"] == "oom", cell
+    assert cell["reason"].startswith("out of memory under the 100 MiB limit (")
+
+
+@pytest.mark.slow
 def test_garbage_torn_or_nonsense_results_are_failed_with_the_log(cli, workload_dir, tmp_path, monkeypatch):
     add_workloads(workload_dir, "nonsense", "raises")
     monkeypatch.setenv("FWBENCH_FAKE", "tinymlp=garbage,tinycnn=partial,nonsense=badresult,raises=raise")
