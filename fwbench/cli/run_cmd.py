@@ -219,6 +219,10 @@ def _execute_with_progress(doc: dict[str, Any], jobs: list, out: Path, opts: Any
             mark = "✓" if cell["status"] == "ok" else "✗"
             err.print(f"{mark} {job.cell_id}: {cell['status']}" + (f" ({cell['reason']})" if cell.get("reason") else ""),
                       highlight=False, markup=False)
+            if cell.get("distributed"):  # data-parallel cells: ranks, backend, global throughput, efficiency
+                from fwbench.distributed.aggregate import summary_line
+
+                err.print(f"  {summary_line(cell)}", highlight=False, markup=False)
 
     interrupted = None
     try:

@@ -118,3 +118,19 @@ def make_cell(scaled: list[dict[str, Any]], baseline: list[dict[str, Any]] | Non
     if not all(math.isfinite(x) for x in all_losses):
         cell.update(status="diverged", reason="a non-finite loss during data-parallel training")
     return cell
+
+
+def summary_line(cell: dict[str, Any]) -> str:
+    """One line for the progress log: ranks, backend, global throughput, efficiency, loss following."""
+    d = cell.get("distributed")
+    if not d:
+        return ""
+    parts = [f"{d['world_size']} ranks ({d.get('backend')})"]
+    if d.get("global_samples_per_s"):
+        parts.append(f"{d['global_samples_per_s']:,.0f} samples/s global")
+    if d.get("scaling_efficiency") is not None:
+        parts.append(f"scaling efficiency {d['scaling_efficiency']:.0%} vs 1 worker")
+    follow = d.get("loss_following") or {}
+    if follow:
+        parts.append("loss follows 1 worker" if follow["status"] == "ok" else "loss does NOT follow 1 worker")
+    return ", ".join(parts)

@@ -131,3 +131,77 @@ class TFMultiWorkerGraph(TFMultiWorker):
 
     def _wrap(self, fn: Any) -> Any:
         return tf.function(fn)
+
+
+class KerasMultiWorker(TFMultiWorker):
+    """Keras 3 (tensorflow backend): a ``keras.Sequential`` built and compiled under ``strategy.scope()``,
+    trained with ``train_on_batch``; Keras scales the loss by the replica count and its optimizer all-reduces
+    the gradients (``_all_reduce_sum_gradients``), so no fwbench code touches them."""
+
+    execution = "keras train_on_batch"
+
+    def setup(self) -> None:
+        super().setup()
+        import keras
+
+        if keras.backend.backend() != "tensorflow":
+            raise CellSkipped(f"MultiWorkerMirroredStrategy needs Keras's tensorflow backend, not "
+                              f"{keras.backend.backend()}")
+        self.keras = keras
+
+    def build(self, spec: WorkloadSpec, params: Params) -> None:
+        keras = self.keras
+        with self.strategy.scope():
+            keras.utils.set_random_seed(spec.seed)
+            layers = [_keras_layer(keras, layer) for layer in spec.layers]
+            model = keras.Sequential([keras.Input(shape=spec.input_shape), *layers])
+            for layer, kind, p in zip(layers, (l.kind for l in spec.layers), params):
+                if kind in ("conv2d", "dense"):
+                    layer.set_weights([p["kernel"], p["bias"]])
+                elif kind == "batchnorm":
+                    layer.set_weights([p["gamma"], p["beta"], p["moving_mean"], p["moving_variance"]])
+            o = spec.optimizer
+            opt = (keras.optimizers.Adam(learning_rate=o.learning_rate, beta_1=o.beta_1, beta_2=o.beta_2,
+                                         epsilon=o.epsilon) if o.name == "adam"
+                   else keras.optimizers.SGD(learning_rate=o.learning_rate, momentum=o.momentum))
+            model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          jit_compile=False)
+        self.model = model
+
+    def put(self, batch: Batch) -> Any:
+        x, y = batch
+        with tf.device(self.tf_device):
+            return tf.constant(x, tf.float32), tf.constant(y.astype(np.int32))
+
+    def train_step(self, batch: Any) -> Any:
+        try:
+            return self.model.train_on_batch(*batch)  # waits for the step and returns the loss as a number
+        except ValueError as exc:
+            if "Invalid reduction dimension" not in str(exc):
+                raise
+            # Keras 3 reduces its scalar logs with strategy.reduce(MEAN, axis=0) on more than one worker
+            raise RuntimeError("Keras 3 cannot train under MultiWorkerMirroredStrategy with more than one worker: "
+                               "reduce_per_replica fails on its scalar loss (tensorflow/tensorflow#72388)") from exc
+
+    def value(self, loss: Any) -> float:
+        return float(loss)
+
+
+def _keras_layer(keras: Any, layer: Any) -> Any:
+    L = keras.layers
+    if layer.kind == "conv2d":
+        return L.Conv2D(layer.filters, layer.kernel_size, strides=layer.strides, padding=layer.padding,
+                        activation=layer.activation)
+    if layer.kind == "maxpool2d":
+        return L.MaxPooling2D(layer.pool_size, strides=layer.strides, padding=layer.padding)
+    if layer.kind == "flatten":
+        return L.Flatten()
+    if layer.kind == "dense":
+        return L.Dense(layer.units, activation=layer.activation)
+    if layer.kind == "dropout":
+        return L.Dropout(layer.rate)
+    if layer.kind == "batchnorm":
+        return L.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon)
+    if layer.kind == "activation":
+        return L.Activation(layer.activation)
+    raise ValueError(f"unknown layer {layer.kind}")
