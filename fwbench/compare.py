@@ -167,9 +167,11 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], threshold: float 
         verdicts[key] = CellVerdict(*key, v, note, test.ratio, test.ci_low, test.ci_high, test.p, float(q), mdc,
                                     test.method, test.n_base, test.n_current, bm, cm)
     notes = []
-    if pending and all(t.method == "steps" for _, t, *_ in pending):
-        notes.append("fewer than 3 processes per cell: only within-process noise is measured; "
-                     "use --repeats 3 or more for a gate that accounts for process-to-process variation")
+    pooled = sum(t.method == "steps" for _, t, *_ in pending)
+    if pooled:
+        notes.append(f"{pooled} of {len(pending)} compared cell(s) had fewer than 3 successful processes on a side: "
+                     "only within-process noise was measured there; use --repeats 3 or more for a gate that "
+                     "accounts for process-to-process variation")
     return Comparison([verdicts[k] for k in keys], threshold, alpha, notes)
 
 
