@@ -282,6 +282,11 @@ def test_torch_runner_gate_end_to_end(cli, workload_dir, tmp_path, monkeypatch) 
         c["step_s"] = [1.3 * s for s in c["step_s"]]
     s = tmp_path / "slower.json"
     s.write_text(json.dumps(slower))
-    r = invoke(cli, "compare", str(b), str(s), "--format", "markdown")
-    assert r.exit_code == 1, r.output
-    assert "| ✗ | tinymlp | torch | cpu |" in r.output
+    r = invoke(cli, "compare", str(b), str(s), "--format", "json")
+    (v,) = json.loads(r.output)["cells"]
+    if r.exit_code != 1:
+        # Only acceptable on a machine so loaded that identical processes differ by tens of percent: the
+        # gate must then say it cannot resolve 30%, never "no change".
+        assert v["verdict"] == "inconclusive" and v["mdc"] > 0.3, r.output
+    else:
+        assert v["verdict"] == "slower" and v["ratio"] == pytest.approx(1.3, rel=1e-6)
