@@ -128,3 +128,33 @@ def test_ctrl_c_at_a_terminal_shows_the_summary_after_the_progress_display(workl
         assert screen.rfind(text) > progress, text
     check_interrupted_run(out, pids)
     json.loads(out.read_text())
+
+
+def test_a_signal_ignored_by_the_caller_stays_ignored(workload_dir, tmp_path):
+    """`nohup` or a script's background job starts us with SIGINT ignored: a stray ^C must not stop the run."""
+    out, pidfile = tmp_path / "run.json", tmp_path / "pids"
+    env = {**os.environ, "FWBENCH_FAKE": "ok", "FWBENCH_FAKE_PIDFILE": str(pidfile)}
+    proc = subprocess.Popen([sys.executable, "-m", "fwbench", "run", "-r", "fake", "-w", "tinymlp", "-w", "tinycnn",
+                             "--quick", "-o", str(out)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    deadline = time.monotonic() + 60
+    while not pidfile_entries(pidfile) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)  # while the first cell's worker runs
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert [c["status"] for c in results.read(out)["cells"]] == ["ok", "ok"]
+
+
+def test_ctrl_c_before_the_first_cell_exits_130_with_one_line(cli, workload_dir, monkeypatch):
+    from fwbench import env as envmod
+    from tests.conftest import invoke
+
+    def interrupted(*args, **kwargs):  # ^C while the environment is being captured
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(envmod, "capture", interrupted)
+    res = invoke(cli, "run", "-r", "fake", "-w", "tinymlp")
+    assert res.exit_code == 130
+    assert res.output.strip() == "Interrupted; every cell that finished is already in the results file."

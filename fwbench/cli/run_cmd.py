@@ -27,7 +27,23 @@ class Interrupted(Exception):
 def register(app: typer.Typer) -> None:
     from fwbench.cli.app import guarded
 
-    app.command("run")(guarded(run))
+    app.command("run")(guarded(interruptible(run)))
+
+
+def interruptible(fn: Any) -> Any:
+    """Ctrl-C outside the cells (loading workloads, capturing the environment, comparing afterwards): exit 130
+    with one line, not click's "Aborted!" and status 1. While cells run, the signal handlers below take over."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            print("Interrupted; every cell that finished is already in the results file.", file=sys.stderr)
+            raise typer.Exit(130) from None
+
+    return wrapper
 
 
 def parse_size(text: str) -> int:
@@ -206,7 +222,8 @@ def _execute_with_progress(doc: dict[str, Any], jobs: list, out: Path, opts: Any
             signal.signal(s, signal.SIG_IGN)
         raise Interrupted(signum)
 
-    old = {s: signal.signal(s, on_signal) for s in EXIT_SIGNALS}
+    # a signal ignored by whoever started us (nohup, a background job of a script) stays ignored
+    old = {s: signal.signal(s, on_signal) for s in EXIT_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True)
     task = progress.add_task("starting", total=len(jobs))
