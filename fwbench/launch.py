@@ -27,6 +27,7 @@ from fwbench.results import check_cell
 from fwbench.runners.registry import RUNNERS
 
 LOG_TAIL_LINES = 15
+LOG_TAIL_BYTES = 8192
 KILL_GRACE_S = 3.0
 IDENTITY_FIELDS = ("id", "workload", "runner", "family", "device", "repeat")
 
@@ -65,11 +66,16 @@ def cell_stem(cell_id: str) -> str:
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a worker's log, read from its last :data:`LOG_TAIL_BYTES` bytes only: a
+    worker that floods its output (megabytes without a newline) cannot bloat the results file."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return "".join(deque(f, maxlen=lines)).rstrip()
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - LOG_TAIL_BYTES))
+            text = f.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
+    return "\n".join(deque(text.rstrip("\n").split("\n"), maxlen=lines)).rstrip()
 
 
 def kill_group(proc: subprocess.Popen) -> None:

@@ -140,9 +140,10 @@ def test_a_limit_too_small_to_load_the_libraries_is_oom_not_failed(cli, workload
 
 @pytest.mark.slow
 def test_garbage_torn_or_nonsense_results_are_failed_with_the_log(cli, workload_dir, tmp_path, monkeypatch):
-    add_workloads(workload_dir, "nonsense", "raises")
-    monkeypatch.setenv("FWBENCH_FAKE", "tinymlp=garbage,tinycnn=partial,nonsense=badresult,raises=raise")
-    res, doc = fake_run(cli, tmp_path, "-w", "tinymlp", "-w", "tinycnn", "-w", "nonsense", "-w", "raises")
+    add_workloads(workload_dir, "nonsense", "raises", "flood")
+    monkeypatch.setenv("FWBENCH_FAKE", "tinymlp=garbage,tinycnn=partial,nonsense=badresult,raises=raise,flood=flood")
+    res, doc = fake_run(cli, tmp_path, "-w", "tinymlp", "-w", "tinycnn", "-w", "nonsense", "-w", "raises",
+                        "-w", "flood")
     assert res.exit_code == 1, res.output
     cells = cells_by_workload(doc)
     assert {c["status"] for c in cells.values()} == {"failed"}
@@ -155,7 +156,10 @@ def test_garbage_torn_or_nonsense_results_are_failed_with_the_log(cli, workload_
     assert cells["nonsense"]["id"] == "nonsense/fake/cpu/0"
     assert cells["raises"]["reason"].startswith("RuntimeError: fake runner asked to fail")
     assert "Traceback" in cells["raises"]["log_tail"]  # the worker's traceback is kept as data, not shown
-    assert len(results.read(tmp_path / "run.json")["cells"]) == 4
+    # 4 MiB of output without a newline: the log's tail is bounded, and still ends with the last words
+    assert cells["flood"]["log_tail"].endswith("last words") and len(cells["flood"]["log_tail"]) <= 8192
+    assert (tmp_path / "run.json").stat().st_size < 200_000
+    assert len(results.read(tmp_path / "run.json")["cells"]) == 5
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ cell) or ``WORKLOAD=BEHAVIOUR`` entries. Behaviours:
   the whole process group);
 - ``oom`` (allocates until the worker's memory limit refuses: ``MemoryError``);
 - ``raise`` (a Python exception); ``garbage`` (prints noise and exits 0 without a result);
+  ``flood`` (prints 4 MiB without a newline, then ``last words``, and exits 0 without a result);
 - ``partial`` (writes half a result file, as a worker killed mid-write would, and exits);
 - ``badresult`` (writes a well-formed JSON result whose fields are nonsense, and exits);
 - ``nan`` (the loss turns NaN at step 3, i.e. step index 2); ``inf`` (the same with +inf).
@@ -81,6 +82,10 @@ class FakeSession(Session):
             raise RuntimeError("fake runner asked to fail (FWBENCH_FAKE=raise)")
         if self.behaviour == "garbage":
             sys.stdout.write("\x00\x1b[31mgarbage{{{not a result\n")
+            sys.stdout.flush()
+            os._exit(0)
+        if self.behaviour == "flood":
+            sys.stdout.write("x" * (4 << 20) + "\nlast words\n")
             sys.stdout.flush()
             os._exit(0)
         if self.behaviour in ("partial", "badresult"):
