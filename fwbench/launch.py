@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -46,9 +47,9 @@ def worker_env(job: Job, extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def _limit_memory(limit_bytes: int) -> Any:
+    # Runs in the child between fork and exec: no imports there (another thread of the parent, such as the
+    # progress display's, may have held an import lock at the fork), hence ``resource`` at module level.
     def apply() -> None:
-        import resource
-
         resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
 
     return apply
