@@ -10,7 +10,9 @@ Conventions (shared by every runner):
 - ``batchnorm.momentum`` follows Keras: ``moving = momentum * moving + (1 - momentum) * batch``
   (PyTorch's ``momentum`` is ``1 - momentum``); ``epsilon`` is added to the variance;
 - ``dropout`` is active in training steps only; the parity check (see ``fwbench.parity``) runs with
-  dropout removed so that every framework draws the same (no) mask.
+  dropout removed so that every framework draws the same (no) mask;
+- a ``[distributed]`` table (``workers = N``) makes the workload data-parallel: ``batch_size`` is then
+  per rank, and the cell runs through :mod:`fwbench.distributed` (see ``docs/distributed.md``).
 """
 
 from __future__ import annotations

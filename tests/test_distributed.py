@@ -271,27 +271,31 @@ def test_two_worker_torch_and_tf_graph_cells(cli, ddp_dir, tmp_path):
 
 @pytest.mark.slow
 def test_two_nodes_on_loopback(ddp_dir, tmp_path):
-    """Two launcher invocations with --nnodes 2 --node-rank 0/1, one rank each, meet through torchrun."""
+    """Two invocations with --nnodes 2 --node-rank 0/1, one rank each: torchrun's rendezvous, and TF_CONFIG
+    built through fwbench's exchange on node 0's port (cells run in the same order on both nodes)."""
     pytest.importorskip("torch")
+    pytest.importorskip("tensorflow")
     port = free_ports(1)[0]
     env = {**os.environ, "FWBENCH_WORKLOADS": str(ddp_dir)}
     procs = [subprocess.Popen(
-        [sys.executable, "-m", "fwbench", "run", "-w", "tinyddp", "-r", "torch", "--workers", "1", "--nnodes", "2",
-         "--node-rank", str(k), "--master-addr", "127.0.0.1", "--master-port", str(port), "--timeout", "240",
+        [sys.executable, "-m", "fwbench", "run", "-w", "tinyddp", "-r", "torch", "-r", "tf-graph", "--workers", "1",
+         "--nnodes", "2",
+         "--node-rank", str(k), "--master-addr", "127.0.0.1", "--master-port", str(port), "--timeout", "300",
          "-o", str(tmp_path / f"node{k}.json")], env=env, cwd=tmp_path,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for k in (1, 0)]
-    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    outputs = [p.communicate(timeout=400)[0] for p in procs]
     for k in (0, 1):
         doc = json.loads((tmp_path / f"node{k}.json").read_text())
-        (cell,) = doc["cells"]
-        assert cell["status"] == "ok", (cell.get("reason"), outputs)
-        d = cell["distributed"]
-        assert (d["world_size"], d["nnodes"], d["workers_per_node"], d["node_rank"]) == (2, 2, 1, k)
-        assert sorted((r["rank"], r["node_rank"]) for r in d["per_rank"]) == [(0, 0), (1, 1)]
-        if k == 0:
-            assert d["scaling_efficiency"] > 0 and d["loss_following"]["status"] == "ok"
-        else:  # the 1-worker run is node 0's
-            assert d["baseline"] is None and d["scaling_efficiency"] is None
+        assert [c["runner"] for c in doc["cells"]] == ["torch", "tf-graph"]
+        for cell in doc["cells"]:
+            assert cell["status"] == "ok", (cell.get("reason"), outputs)
+            d = cell["distributed"]
+            assert (d["world_size"], d["nnodes"], d["workers_per_node"], d["node_rank"]) == (2, 2, 1, k)
+            assert sorted((r["rank"], r["node_rank"]) for r in d["per_rank"]) == [(0, 0), (1, 1)]
+            if k == 0:
+                assert d["scaling_efficiency"] > 0 and d["loss_following"]["status"] == "ok"
+            else:  # the 1-worker run is node 0's
+                assert d["baseline"] is None and d["scaling_efficiency"] is None
     assert all(p.returncode == 0 for p in procs), outputs
 
 
@@ -327,3 +331,39 @@ def test_killed_worker_fails_the_run_and_stops_every_rank(ddp_dir, tmp_path):
     assert elapsed < 250  # failed when the rank died, not at the timeout
     assert not [pid for pid in _rank_pids(tmp_path) if _alive(pid)]
     assert _rank_pids(tmp_path)  # rank 0 had started too, and was stopped
+
+
+@pytest.mark.slow
+def test_hung_worker_fails_at_the_timeout_and_nothing_survives(ddp_dir, tmp_path):
+    """A rank that stops responding (SIGSTOP) blocks the others; the timeout ends the run and kills every rank."""
+    pytest.importorskip("torch")
+    job = _job(load_workload("tinyddp").with_timing(max_steps=10_000_000, min_seconds=600.0, max_seconds=600.0),
+               "torch")
+    pid_file = tmp_path / "rank1.pid"
+
+    def stop_rank_1() -> None:
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            if pid_file.exists() and pid_file.read_text():
+                os.kill(int(pid_file.read_text()), signal.SIGSTOP)
+                return
+            time.sleep(0.05)
+
+    stopper = threading.Thread(target=stop_rank_1)
+    stopper.start()
+    t0 = time.monotonic()
+    run = launch_run(job, ENGINES["torch"], RunShape(workers=2), 2, tmp_path, time.monotonic() + 20, 20, None)
+    stopper.join()
+    assert run.status == "timeout"
+    assert run.reason.startswith("no result after the 20 s cell timeout") and "all ranks killed" in run.reason
+    assert time.monotonic() - t0 < 40
+    assert len(_rank_pids(tmp_path)) == 2
+    assert not [pid for pid in _rank_pids(tmp_path) if _alive(pid)]
+
+
+def test_summary_line_names_ranks_backend_and_efficiency():
+    cell = {"distributed": {"world_size": 2, "backend": "gloo", "global_samples_per_s": 12345.6,
+                            "scaling_efficiency": 0.81, "loss_following": {"status": "ok"}}}
+    assert aggregate.summary_line(cell) == ("2 ranks (gloo), 12,346 samples/s global, "
+                                            "scaling efficiency 81% vs 1 worker, loss follows 1 worker")
+    assert aggregate.summary_line({}) == ""
