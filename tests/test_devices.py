@@ -332,3 +332,20 @@ def test_worker_records_the_sync_check_when_asked(tmp_path, workload_dir):
     # tinymlp 6 -> 5 -> 3, batch 4: the first layer forward + weight grad, the second also its input grad
     assert cell["flops_per_step"] == 4 * (2 * (2 * 6 * 5) + 3 * (2 * 5 * 3))
     assert cell["mfu"] is None and "no arithmetic" in cell["calibration"]["note"]
+
+
+@pytest.mark.slow
+def test_tensorflow_on_this_machine_finds_no_tpu():
+    """The real TPUClusterResolver path, where there is no TPU: a skip with TensorFlow's own reason, quickly."""
+    tf = pytest.importorskip("tensorflow")
+    from fwbench import env
+
+    if env.tpu_present():
+        pytest.skip("this machine looks like a TPU host")
+    with pytest.raises(CellSkipped, match="TensorFlow found no TPU"):
+        devices.tf_tpu_strategy(tf)
+
+
+def test_tpu_capable_runners():
+    tpu = {name for name, info in RUNNERS.items() if "tpu" in info.devices}
+    assert tpu == {"torch", "tf-graph", "tf-xla", "keras", "keras-jax"}

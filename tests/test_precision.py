@@ -159,3 +159,76 @@ def test_cuda_run_end_to_end_records_device_timing_fields(cli, workload_dir, tmp
     accel = cell["settings"]["accelerator"]
     assert accel["name"] and accel["cuda"] and accel["cudnn"]
     assert cell["peak_flops"] > 0 and 0 < cell["mfu"] < 1.5
+
+
+# ------------------------------------------------------------------------------------ TensorFlow / Keras
+def _tf_session(precision: str, runner: str = "tf-graph"):
+    pytest.importorskip("tensorflow")
+    from fwbench.runners import tf_runner
+
+    spec = load_workload("tinycnn")
+    cls = {"tf-eager": tf_runner.TFEagerSession, "tf-graph": tf_runner.TFGraphSession}[runner]
+    s = cls(Job(workload=spec.to_dict(), runner=runner, device="cpu", threads=1, options={"precision": precision}))
+    s.setup()
+    s.build(spec.without_dropout(), init_params(spec))
+    return s, spec
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_tensorflow_mixed_precision_tracks_fp32(workload_dir, precision):
+    import tensorflow as tf
+
+    ref, spec = _tf_session("fp32")
+    s, _ = _tf_session(precision)
+    fp32, low = _first_losses(ref, spec), _first_losses(s, spec)
+    assert parity.close(low[0], fp32[0], parity.TOLERANCES[precision][0]) and low[0] != fp32[0]
+    assert all(v.dtype == tf.float32 for v in s.net.trainable)  # float32 master weights
+    st = s.settings()
+    assert st["precision"] == precision and st["compute_dtype"] == {"bf16": "bfloat16", "fp16": "float16"}[precision]
+    assert (s.scaler is not None) == (precision == "fp16") and st["tf32"] is False
+
+
+def test_tensorflow_loss_scale_skips_overflowed_updates_and_adapts():
+    tf = pytest.importorskip("tensorflow")
+    from fwbench.runners.tf_runner import LossScale
+
+    scaler = LossScale(init_scale=1024.0, growth_interval=2)
+    grads, finite = scaler.unscale([tf.constant([2048.0]), tf.constant([np.inf])])
+    assert not bool(finite)
+    scaler.update(finite)
+    assert float(scaler.scale) == 512.0 and int(scaler.good_steps) == 0  # overflow: halve
+    grads, finite = scaler.unscale([tf.constant([1024.0])])
+    assert bool(finite) and float(grads[0][0]) == 2.0
+    scaler.update(finite)
+    assert float(scaler.scale) == 512.0 and int(scaler.good_steps) == 1
+    scaler.update(tf.constant(True))
+    assert float(scaler.scale) == 1024.0 and int(scaler.good_steps) == 0  # growth_interval finite steps: double
+
+
+def test_tensorflow_fp16_overflow_leaves_the_weights_unchanged(workload_dir):
+    s, spec = _tf_session("fp16", runner="tf-eager")
+    from fwbench.data import DataSource
+
+    s.scaler.scale.assign(1e38)  # the scaled loss overflows float16's range: the step must be skipped
+    before = [v.numpy().copy() for v in s.net.trainable]
+    loss = s.value(s.train_step(s.put(DataSource(spec).batch(0))))
+    assert np.isfinite(loss)
+    assert all(np.array_equal(b, v.numpy()) for b, v in zip(before, s.net.trainable))
+    assert float(s.scaler.scale) == pytest.approx(5e37)
+
+
+@pytest.mark.slow
+def test_tensorflow_and_keras_fp16_runs_match_torch(cli, workload_dir, tmp_path):
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("keras")
+    out = tmp_path / "r.json"
+    r = invoke(cli, "run", "-r", "torch", "-r", "tf-graph", "-r", "keras", "-w", "tinycnn", "--precision", "fp16",
+               "--threads", "1", "-o", str(out))
+    doc = json.loads(out.read_text())
+    assert r.exit_code == 0, r.output
+    cells = {c["runner"]: c for c in doc["cells"]}
+    assert doc["parity"]["ok"] and doc["parity"]["precision"] == "fp16"
+    assert cells["tf-graph"]["settings"]["loss_scaling"] == "dynamic (GradScaler rules)"
+    assert cells["keras"]["settings"]["dtype_policy"] == "mixed_float16"
+    assert cells["keras"]["settings"]["loss_scaling"] == "LossScaleOptimizer"
+    assert all(c["mfu"] is not None for c in cells.values())

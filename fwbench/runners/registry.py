@@ -62,9 +62,11 @@ register(RunnerInfo("torch-compile", "torch", "torch.compile (compiled graph)",
 register(RunnerInfo("tf-eager", "tensorflow", "eager GradientTape step (dynamic)",
                     "fwbench.runners.tf_runner:TFEagerSession", ("tensorflow",), ("tensorflow",)))
 register(RunnerInfo("tf-graph", "tensorflow", "tf.function (static graph)",
-                    "fwbench.runners.tf_runner:TFGraphSession", ("tensorflow",), ("tensorflow",)))
+                    "fwbench.runners.tf_runner:TFGraphSession", ("tensorflow",), ("tensorflow",),
+                    devices=("cpu", "cuda", "tpu")))  # tpu: one-core TPUStrategy
 register(RunnerInfo("tf-xla", "tensorflow", "tf.function(jit_compile=True) (XLA)",
-                    "fwbench.runners.tf_runner:TFXLASession", ("tensorflow",), ("tensorflow",)))
+                    "fwbench.runners.tf_runner:TFXLASession", ("tensorflow",), ("tensorflow",),
+                    devices=("cpu", "cuda", "tpu")))  # tpu: one-core TPUStrategy
 register(RunnerInfo("keras", "keras", "Keras 3 train_on_batch, tensorflow backend",
                     "fwbench.runners.keras_runner:KerasSession", ("keras", "tensorflow"), ("keras", "tensorflow"),
                     devices=("cpu", "cuda", "tpu"), env=(("KERAS_BACKEND", "tensorflow"),)))  # tpu: TPUStrategy

@@ -19,6 +19,14 @@ Settings (recorded per cell): intra/inter-op thread pools from ``job.threads``; 
 ``TF_ENABLE_ONEDNN_OPTS`` (default ``1``, read by TensorFlow at import); XLA auto-clustering off, so
 only ``tf-xla`` uses XLA; TF32 off unless ``options["tf32"]``. ``--device cpu`` hides every GPU;
 ``--device cuda`` runs on the first GPU with memory growth on.
+
+Precision (``options["precision"]``), the Keras mixed-precision recipe written out: variables, optimizer
+state and updates stay float32; ``bf16``/``fp16`` cast inputs and weights to the compute dtype in the
+forward pass, batch norm and the loss compute in float32. ``fp16`` adds dynamic loss scaling with
+PyTorch ``GradScaler``'s rules (:class:`LossScale`): an update whose gradients overflowed is skipped.
+TPU (``tf-graph``, ``tf-xla``): variables live under a one-core ``TPUStrategy``
+(:func:`fwbench.devices.tf_tpu_strategy`) and each step runs through ``strategy.run``; eager op-by-op
+execution is not a TPU mode, so ``tf-eager`` is cpu/cuda only.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from fwbench.runners.base import CellSkipped, Session  # noqa: E402
 from fwbench.weights import Params  # noqa: E402
 from fwbench.workload import Layer, WorkloadSpec  # noqa: E402
 
+COMPUTE_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
 _ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
     "relu": tf.nn.relu, "tanh": tf.math.tanh, "sigmoid": tf.math.sigmoid, "linear": tf.identity}
 
@@ -45,10 +54,12 @@ _ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
 class Net(tf.Module):
     """The workload's layer list as TensorFlow variables and ``tf.nn`` ops (NHWC, Keras semantics)."""
 
-    def __init__(self, spec: WorkloadSpec, params: Params, dtype: tf.DType = tf.float32):
+    def __init__(self, spec: WorkloadSpec, params: Params, dtype: tf.DType = tf.float32,
+                 compute_dtype: tf.DType | None = None):
         super().__init__(name="net")
         self.layers = spec.layers
         self.dtype = dtype
+        self.compute_dtype = compute_dtype or dtype  # mixed precision: float32 variables, bf16/fp16 math
         self.rng = tf.random.Generator.from_seed(spec.seed)  # dropout masks, reproducible per build
         self.vars: list[dict[str, tf.Variable]] = []
         for i, p in enumerate(params):
@@ -58,7 +69,10 @@ class Net(tf.Module):
         self.trainable = [v for d in self.vars for v in d.values() if v.trainable]
 
     def __call__(self, x: tf.Tensor, training: bool) -> tf.Tensor:
+        x = tf.cast(x, self.compute_dtype)
         for layer, v in zip(self.layers, self.vars):
+            if self.compute_dtype != self.dtype and layer.kind in ("conv2d", "dense"):
+                v = {k: tf.cast(w, self.compute_dtype) for k, w in v.items()}  # gradients flow back as float32
             x = self._layer(layer, v, x, training)
         return x
 
@@ -85,6 +99,8 @@ class Net(tf.Module):
 
     @staticmethod
     def _batchnorm(layer: Layer, v: dict[str, tf.Variable], x: tf.Tensor, training: bool) -> tf.Tensor:
+        if x.dtype != v["gamma"].dtype:  # mixed precision: statistics in float32, as Keras does
+            return tf.cast(Net._batchnorm(layer, v, tf.cast(x, v["gamma"].dtype), training), x.dtype)
         if training:
             # Keras: normalise with the batch's (biased) moments; moving = m*moving + (1-m)*batch.
             mean, var = tf.nn.moments(x, axes=list(range(len(x.shape) - 1)))
@@ -102,7 +118,7 @@ class Optimizer(tf.Module):
     def __init__(self, spec: WorkloadSpec, variables: list[tf.Variable], dtype: tf.DType = tf.float32):
         super().__init__(name="optimizer")
         o = spec.optimizer
-        self.name_ = o.name
+        self.kind = o.name
         c = lambda value: tf.constant(value, dtype)  # noqa: E731
         self.lr, self.beta_1, self.beta_2, self.epsilon, self.momentum = (
             c(o.learning_rate), c(o.beta_1), c(o.beta_2), c(o.epsilon), c(o.momentum))
@@ -116,7 +132,7 @@ class Optimizer(tf.Module):
             self.accum = zeros()
 
     def apply(self, grads: list[tf.Tensor], variables: list[tf.Variable]) -> None:
-        if self.name_ == "adam":
+        if self.kind == "adam":
             b1p = self.beta_1_power.assign(self.beta_1_power * self.beta_1)
             b2p = self.beta_2_power.assign(self.beta_2_power * self.beta_2)
             for var, m, v, g in zip(variables, self.m, self.v, grads):
@@ -134,17 +150,54 @@ class Optimizer(tf.Module):
 
 def loss_fn(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
     """Sparse categorical cross-entropy from logits, mean over the batch."""
+    logits = tf.cast(logits, tf.float32)  # mixed precision: softmax and loss in float32
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
 
 
-def make_steps(net: Net, opt: Optimizer):
+class LossScale(tf.Module):
+    """Dynamic loss scaling with ``torch.amp.GradScaler``'s defaults, for fp16 training.
+
+    The loss is multiplied by ``scale`` before differentiation and the gradients divided by it. If any
+    gradient is not finite the update is skipped and the scale halved; after ``growth_interval``
+    consecutive finite steps the scale doubles.
+    """
+
+    def __init__(self, init_scale: float = 2.0 ** 16, growth_interval: int = 2000):
+        super().__init__(name="loss_scale")
+        self.scale = tf.Variable(init_scale, dtype=tf.float32, trainable=False)
+        self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.growth_interval = growth_interval
+
+    def unscale(self, grads: list[tf.Tensor]) -> tuple[list[tf.Tensor], tf.Tensor]:
+        grads = [g / self.scale for g in grads]
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+        return grads, finite
+
+    def update(self, finite: tf.Tensor) -> None:
+        grow = tf.logical_and(finite, self.good_steps + 1 >= self.growth_interval)
+        self.scale.assign(tf.where(finite, tf.where(grow, self.scale * 2.0, self.scale), self.scale * 0.5))
+        self.good_steps.assign(tf.where(tf.logical_and(finite, tf.logical_not(grow)), self.good_steps + 1,
+                                        tf.zeros_like(self.good_steps)))
+
+
+def make_steps(net: Net, opt: Optimizer, scaler: LossScale | None = None):
     """The training step, the inference step (both return the loss) and the forward pass, written once."""
 
     def train_step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             loss = loss_fn(net(x, training=True), y)
-        grads = tape.gradient(loss, net.trainable)
-        opt.apply(grads, net.trainable)
+            scaled = loss * scaler.scale if scaler is not None else loss
+        grads = tape.gradient(scaled, net.trainable)
+        if scaler is None:
+            opt.apply(grads, net.trainable)
+            return loss
+        grads, finite = scaler.unscale(grads)
+
+        def apply() -> tf.Tensor:
+            opt.apply(grads, net.trainable)
+            return tf.constant(True)
+        tf.cond(finite, apply, lambda: tf.constant(False))  # an overflowed step changes nothing but the scale
+        scaler.update(finite)
         return loss
 
     def infer_step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
@@ -163,6 +216,13 @@ class TFEagerSession(Session):
     jit_compile = False
 
     def setup(self) -> None:
+        self.precision = self.options.get("precision", "fp32")
+        if self.precision not in COMPUTE_DTYPES:
+            raise ValueError(f"unknown precision {self.precision!r}; choose from {', '.join(COMPUTE_DTYPES)}")
+        self.strategy = None
+        if self.device == "tpu":
+            self._setup_tpu()
+            return
         if self.device not in ("cpu", "cuda"):
             raise CellSkipped(f"the TensorFlow runners support cpu and cuda, not {self.device}")
         gpus = tf.config.list_physical_devices("GPU")
@@ -187,21 +247,46 @@ class TFEagerSession(Session):
         # fp32 means fp32: TF32 tensor-core math is off unless asked for (recorded in settings).
         tf.config.experimental.enable_tensor_float_32_execution(bool(self.options.get("tf32", False)))
         self.dtype = tf.float32
+        self.compute_dtype = COMPUTE_DTYPES[self.precision]
+
+    def _setup_tpu(self) -> None:
+        if self.execution == "eager":
+            raise CellSkipped("eager op-by-op execution is not a TPU mode; tf-graph and tf-xla run on TPUs")
+        if self.precision == "fp16":
+            raise CellSkipped("TPUs compute in bf16, not fp16; use --precision bf16")
+        from fwbench.devices import tf_tpu_strategy
+
+        self.strategy = tf_tpu_strategy(tf)
+        self.tf_device = self.strategy.extended.worker_devices[0]
+        self.runtime_configured = True
+        tf.config.optimizer.set_jit(False)
+        self.dtype, self.compute_dtype = tf.float32, COMPUTE_DTYPES[self.precision]
 
     def build(self, spec: WorkloadSpec, params: Params) -> None:
         self.spec = spec
         self.traces = {"train": 0, "infer": 0}
-        with tf.device(self.tf_device):
+        scope = self.strategy.scope() if self.strategy is not None else tf.device(self.tf_device)
+        with scope:
             tf.random.set_seed(spec.seed)
-            self.net = Net(spec, params, self.dtype)
+            self.net = Net(spec, params, self.dtype, self.compute_dtype)
             self.opt = Optimizer(spec, self.net.trainable, self.dtype)
-        train, infer, forward = make_steps(self.net, self.opt)
+            self.scaler = LossScale() if self.precision == "fp16" else None
+        train, infer, forward = make_steps(self.net, self.opt, self.scaler)
+        if self.strategy is not None:  # one replica: run each step through the strategy, unwrap its value
+            train, infer, forward = (self._replicated(f) for f in (train, infer, forward))
         self._train = self._wrap(train, "train")
         self._infer = self._wrap(infer, "infer")
         self._forward = self._wrap(forward, None)
 
     def _wrap(self, fn: Callable, kind: str | None) -> Callable:
         return fn
+
+    def _replicated(self, fn: Callable) -> Callable:
+        strategy = self.strategy
+
+        def run(*args: Any) -> Any:
+            return strategy.experimental_local_results(strategy.run(fn, args=args))[0]
+        return run
 
     def put(self, batch: Batch) -> Any:
         x, y = batch
@@ -234,6 +319,11 @@ class TFEagerSession(Session):
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
             "dtype": self.dtype.name,
+            "precision": self.precision,
+            "compute_dtype": self.compute_dtype.name,
+            "loss_scaling": "dynamic (GradScaler rules)" if self.precision == "fp16" else None,
+            "distribution": (f"TPUStrategy, {self.strategy.num_replicas_in_sync} replica(s)"
+                             if self.strategy is not None else None),
             "tf32": bool(tf.config.experimental.tensor_float_32_execution_enabled()),
             "onednn": bool(_pywrap_util_port.IsMklEnabled()) and os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0",
             "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", ""),
