@@ -186,6 +186,16 @@ class KerasSession(Session):
         return self.model.test_on_batch(*batch)
 
     def value(self, loss: Any) -> float:
+        if self.device == "cuda":  # the loss is on the host, but the update queued after it may still run
+            if self.backend == "tensorflow":
+                import tensorflow as tf
+
+                tf.test.experimental.sync_devices()
+            elif self.backend == "torch":
+                import torch
+
+                torch.cuda.synchronize()
+            # jax: the loss and the updated state come out of one jitted computation, already finished
         return float(loss)  # Keras already returned a host number, i.e. waited for the device
 
     def predict(self, x: np.ndarray) -> np.ndarray:

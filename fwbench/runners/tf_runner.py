@@ -300,6 +300,9 @@ class TFEagerSession(Session):
         return self._infer(*batch)
 
     def value(self, loss: Any) -> float:
+        if self.device == "cuda":
+            # .numpy() waits only for the loss; the optimizer's updates, queued after it, must finish too
+            tf.test.experimental.sync_devices()
         return float(loss.numpy())  # .numpy() waits for the device
 
     def predict(self, x: np.ndarray) -> np.ndarray:
