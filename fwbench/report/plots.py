@@ -76,7 +76,12 @@ def _throughput(ax: Any, cells: list, names: list[str]) -> None:
 
 def _steps(ax: Any, cells: list, names: list[str]) -> None:
     data = [[s * 1e3 for s in r["step_s"]] for r in cells]
-    ax.boxplot(data, vert=False, showfliers=True)
+    import matplotlib
+
+    major, minor = (int(v) for v in matplotlib.__version__.split(".")[:2])
+    # `orientation` replaced `vert` in Matplotlib 3.10 (and `vert` warns from 3.11)
+    horizontal = {"orientation": "horizontal"} if (major, minor) >= (3, 10) else {"vert": False}
+    ax.boxplot(data, showfliers=True, **horizontal)
     ax.set_yticks(range(1, len(cells) + 1), names)
     ax.invert_yaxis()
     ax.set_xlabel("step time (ms)")

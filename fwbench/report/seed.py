@@ -57,7 +57,7 @@ def _faster(lang: str, slow: float, fast: float) -> str:
 def _failed(ev: Evidence, lang: str, rec: Record, what: str) -> None:
     """A cell or probe that did not succeed: its status and reason are the evidence."""
     key = "skipped" if rec["status"] == "skipped" else "failed"
-    ev.fail(phrase(lang, key, what=what, reason=_short(rec.get("reason") or rec["status"], 160)),
+    ev.fail(phrase(lang, key, what=what, status=rec["status"], reason=_short(rec.get("reason") or rec["status"], 160)),
             [source(rec, "status", "reason")])
 
 
@@ -180,7 +180,7 @@ def describe_probe(rec: Record, lang: str) -> tuple[str, list[str], dict]:
             how = f.get("how", "") + (phrase(lang, "graph_breaks", n=f["graph_breaks"]) if f.get("graph_breaks") else "")
             return (phrase(lang, "value_yes", runner=runner, how=how),
                     ["findings.concrete_value", "findings.how"], {f"{runner}:debug_value": True})
-        return (phrase(lang, "value_no", runner=runner, error=_short(f.get("error", ""), 90)),
+        return (phrase(lang, "value_no", runner=runner, error=_short(f.get("error", ""), 140)),
                 ["findings.concrete_value", "findings.error"], {f"{runner}:debug_value": False})
     if probe == "shape-error":
         yn = {True: phrase(lang, "yes"), False: phrase(lang, "no")}

@@ -1,0 +1,103 @@
+"""Capability probes: the framework-free parts fast; every probe for real in workers (tiny shapes, slow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import invoke
+from fwbench.probes.catalog import PROBES, select
+from fwbench.probes.context import compare_outputs
+from fwbench.probes.shapes import bad_input, clean, mismatch, names_layer, names_shapes
+from fwbench.workload import load_workload
+
+
+def test_bad_input_breaks_the_first_dense_layer(workload_dir: Path) -> None:
+    cnn = load_workload("tinycnn")
+    x = np.zeros((4, 8, 8, 1), np.float32)
+    bad, case = bad_input(cnn, x)
+    assert bad.shape == (4, 12, 12, 1) and "8x8" in case
+    assert mismatch(cnn, bad.shape[1:]) == (3, 27, 75)  # conv 3x3 -> pool 2 -> flatten -> dense: 3*3*3 vs 5*5*3
+    mlp = load_workload("tinymlp")
+    bad, _ = bad_input(mlp, np.zeros((4, 6), np.float32))
+    assert mismatch(mlp, bad.shape[1:]) == (0, 6, 7)
+
+
+def test_reading_error_messages(workload_dir: Path) -> None:
+    dense = load_workload("tinycnn").layers[3]
+    assert names_shapes("mat1 and mat2 shapes cannot be multiplied (4x75 and 27x4)", 27, 75)
+    assert not names_shapes("shapes cannot be multiplied", 27, 75)
+    assert names_layer("Input 0 of layer 'dense' is incompatible", dense, ["Dense"], ("dense",))
+    assert not names_layer("Matrix size-incompatible: In[0]: [4,75] [Op:MatMul]", dense, [])
+    assert clean("{{function_node __wrapped__MatMul_device_/CPU:0}} Matrix\n size \x1b[1mbad\x1b[0m") == "Matrix size bad"
+
+
+def test_compare_outputs() -> None:
+    ref = np.array([[1.0, -2.0]], np.float32)
+    assert compare_outputs(ref, ref + 1e-6)["reproduces"]
+    out = compare_outputs(ref, ref + 1e-2)
+    assert not out["reproduces"] and out["max_abs_diff"] == pytest.approx(1e-2, rel=1e-3)
+    assert not compare_outputs(ref, ref[:, :1])["reproduces"]
+
+
+def test_catalog_selection() -> None:
+    pairs = select(["export-onnx"], [])
+    assert [(p.name, r) for p, r in pairs] == [("export-onnx", "torch")]
+    assert all(r in ("tf-eager", "tf-graph", "tf-xla") for _, r in select(["shape-change"], ["tf-graph", "tf-eager", "tf-xla"]))
+    assert {p.kind for p in PROBES.values()} == {"debugging", "flexibility", "deployment"}
+
+
+def _probes(path: Path) -> dict[str, dict]:
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return {f"{p['probe']}/{p['runner']}": p for p in doc["probes"]}
+
+
+@pytest.mark.slow
+def test_torch_probes_through_run(cli, workload_dir: Path, tmp_path: Path) -> None:
+    """`fwbench run --probes`: the run's cells, then every torch probe, into one results file, and a report."""
+    out = tmp_path / "run.json"
+    r = invoke(cli, "run", "-r", "torch", "-r", "torch-compile", "-w", "tinycnn", "--probes", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    p = _probes(out)
+    assert set(p) == {"debug-value/torch", "debug-value/torch-compile", "shape-error/torch", "shape-change/torch",
+                      "shape-change/torch-compile", "export-torch/torch", "export-onnx/torch",
+                      "export-torchscript/torch"}
+    assert all(x["status"] == "ok" for x in p.values()), {k: x.get("reason") for k, x in p.items()}
+    assert p["debug-value/torch"]["findings"]["concrete_value"] is True
+    assert p["debug-value/torch-compile"]["findings"]["graph_breaks"] >= 1  # .item() splits the compiled graph
+    err = p["shape-error/torch"]["findings"]
+    assert err["raised"] and err["names_shapes"] and not err["names_layer"]
+    assert p["shape-change/torch"]["findings"]["retraces_total"] == 0
+    assert p["shape-change/torch-compile"]["findings"]["shapes"][1]["retraces"] >= 1  # new batch size: recompile
+    for name in ("export-torch", "export-onnx", "export-torchscript"):  # round trips: outputs compared
+        f = p[f"{name}/torch"]["findings"]
+        assert f["reproduces"] and f["artifact_bytes"] > 0 and f["max_abs_diff"] <= f["tolerance"]
+    r = invoke(cli, "report", str(out), "--no-plots", "-o", str(tmp_path / "rep"))
+    assert r.exit_code == 0, r.output
+    assert "torch.export ✓" in (tmp_path / "rep" / "report.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_tensorflow_and_keras_probes(cli, workload_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "probes.json"
+    r = invoke(cli, "probe", "-f", "tensorflow", "-f", "keras", "-w", "tinymlp", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    p = _probes(out)
+    assert p["debug-value/tf-eager"]["findings"]["concrete_value"] is True
+    graph = p["debug-value/tf-graph"]["findings"]
+    assert graph["concrete_value"] is False and "numpy" in graph["error"]  # symbolic tensor under tf.function
+    assert p["debug-value/keras"]["findings"]["concrete_value"] is False  # train_on_batch is compiled
+    assert p["shape-error/tf-eager"]["findings"]["names_shapes"]
+    assert p["shape-error/keras"]["findings"]["names_layer"]  # Keras names the layer (dense)
+    assert p["shape-change/tf-graph"]["findings"]["shapes"][1]["retraces"] == 1  # a new shape retraces
+    assert p["shape-change/tf-eager"]["findings"]["retraces_total"] == 0
+    for name in ("export-savedmodel", "export-tflite"):  # round trips: outputs compared
+        f = p[f"{name}/tf-graph"]["findings"]
+        assert p[f"{name}/tf-graph"]["status"] == "ok" and f["reproduces"] and f["artifact_bytes"] > 0
+    onnx = p["export-tf2onnx/tf-graph"]
+    assert onnx["status"] in ("ok", "skipped")
+    if onnx["status"] == "skipped":
+        assert "tf2onnx not installed" in onnx["reason"]
