@@ -133,6 +133,7 @@ def run(
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when the parity check flags a runner."),
     memory_limit: Optional[str] = typer.Option(None, "--memory-limit", help="Per-worker address-space limit, e.g. 4GiB."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Finish the missing or interrupted cells of this results file."),
+    probes: bool = typer.Option(False, "--probes", help="Then run the capability probes of the selected runners (first workload and device) into the same results file."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Data-parallel ranks per node; makes every workload data-parallel (default: a [distributed] workload's own count, 2 on CPU; one per GPU on cuda)."),
     nnodes: int = typer.Option(1, "--nnodes", min=1, help="Data-parallel: machines running this same command."),
     node_rank: int = typer.Option(0, "--node-rank", min=0, help="Data-parallel: this machine's index, 0..nnodes-1."),
@@ -199,6 +200,11 @@ def run(
     assert out is not None
     check_writable(out)
     code = _execute_with_progress(doc, jobs, out, opts, strict)
+    if probes and code not in EXIT_SIGNALS.values():
+        from fwbench.cli.probe_cmd import run_probes_with_progress
+
+        code = max(code, run_probes_with_progress(doc, [r.name for r in runners], [], specs[0].to_dict(), devices[0],
+                                                  threads or envmod.cpu_count(), out, min(timeout, 300.0), limit))
     if base_doc is not None and code not in EXIT_SIGNALS.values():
         from fwbench.cli.compare_cmd import gate_after_run
 
