@@ -25,10 +25,14 @@ class EngineInfo:
 ENGINES: dict[str, EngineInfo] = {
     "torch": EngineInfo("torch.nn.parallel.DistributedDataParallel (torchrun)",
                         "fwbench.distributed.torch_rank:TorchDDP", "torchrun"),
+    "torch-compile": EngineInfo("torch.compile(DistributedDataParallel) (torchrun)",
+                                "fwbench.distributed.torch_rank:TorchDDPCompile", "torchrun"),
     "tf-eager": EngineInfo("tf.distribute.MultiWorkerMirroredStrategy (TF_CONFIG), eager step",
                            "fwbench.distributed.tf_rank:TFMultiWorkerEager", "tf_config"),
     "tf-graph": EngineInfo("tf.distribute.MultiWorkerMirroredStrategy (TF_CONFIG), tf.function step",
                            "fwbench.distributed.tf_rank:TFMultiWorkerGraph", "tf_config"),
+    "tf-xla": EngineInfo("tf.distribute.MultiWorkerMirroredStrategy (TF_CONFIG), tf.function(jit_compile=True) step",
+                         "fwbench.distributed.tf_rank:TFMultiWorkerXLA", "tf_config"),
     "keras": EngineInfo("tf.distribute.MultiWorkerMirroredStrategy (TF_CONFIG), Keras Model.train_on_batch",
                         "fwbench.distributed.tf_rank:KerasMultiWorker", "tf_config"),
 }

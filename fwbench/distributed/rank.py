@@ -3,13 +3,14 @@
 Started by :mod:`fwbench.distributed.launch` (through ``torchrun``, or with ``TF_CONFIG``). The flow is the
 same on every engine, so that their numbers mean the same thing:
 
-1. **loss following** (parity): from the shared initial weights, K optimizer steps on a *global* batch of
+1. **timing**: warm-up steps (timed; the first pays any trace or compilation), then a step count every
+   rank agrees on (the maximum of each rank's estimate, so that collectives never wait for a rank that
+   stopped), a barrier so that all ranks start together, and the timed steps. Each step is timed on its
+   own, after the loss is fetched (the sync point).
+2. **loss following** (parity): from the shared initial weights, K optimizer steps on a *global* batch of
    ``parity_shards x batch_size`` examples, this rank training on its equal shard; the loss recorded per
    step is the mean over ranks, i.e. the loss of the whole global batch. A 1-worker run takes the whole
    global batch itself, so with gradient averaging both runs must follow the same curve.
-2. **timing**: warm-up steps (timed), then a step count every rank agrees on (the maximum of each rank's
-   estimate, so that collectives never wait for a rank that stopped), a barrier so that all ranks start
-   together, and the timed steps. Each step is timed on its own, after the loss is fetched (the sync point).
 3. **gather**: every rank's times travel to every rank through the engine's own collective, and each rank
    writes ``OUT_DIR/rank{R}.json``. Any failure is written there too, and the process exits non-zero so that
    the launcher (or torchrun) stops the other ranks instead of leaving them blocked in a collective.
@@ -149,9 +150,9 @@ def run_rank(engine: RankEngine, job: Job) -> dict[str, Any]:
     engine.setup()
     out: dict[str, Any] = {"status": "ok", "rank": engine.rank, "world_size": engine.world_size,
                            "local_rank": engine.local_rank, "node_rank": engine.node_rank}
+    row = timing_row(engine, spec, params)  # first, as in fwbench.worker: the first step pays any compilation
     if "parity" in job.phases:
         out["parity_losses"] = parity_losses(engine, spec, params, engine.run["parity_shards"])
-    row = timing_row(engine, spec, params)
     out["table"] = engine.gather(row)
     out["warmup"] = spec.timing.warmup
     out.update(engine.info())

@@ -9,7 +9,8 @@ same ``tf.Variable``s from the shared weights, the same Keras-rule fused optimiz
 are the rank's own (every rank starts from the same shared weights); inside ``strategy.run`` the step
 averages the gradients over all replicas with the strategy's ``all_reduce`` before applying them, which is
 what ``MirroredVariable`` updates do. ``tf-eager`` calls ``strategy.run`` from Python, ``tf-graph`` wraps
-it in ``tf.function``. ``keras`` builds a Keras model under ``strategy.scope()`` and trains it with
+it in ``tf.function``, ``tf-xla`` compiles the forward/backward pass and the update with XLA around the
+all-reduce (XLA compiles collectives only for NCCL). ``keras`` builds a Keras model under ``strategy.scope()`` and trains it with
 ``train_on_batch``: Keras scales the loss and all-reduces the gradients itself.
 
 TensorFlow's reduce ops are SUM and MEAN only; a maximum over ranks is taken from a gather.
@@ -80,6 +81,10 @@ class TFMultiWorker(RankEngine):
             net = tf_runner.Net(spec, params, tf.float32)
             opt = tf_runner.Optimizer(spec, net.trainable, tf.float32)
 
+        replica_step = self._replica_step(net, opt)
+        self._step = self._wrap(lambda x, y: self.strategy.run(replica_step, args=(x, y)))
+
+    def _replica_step(self, net: Any, opt: Any) -> Any:
         def replica_step(x: Any, y: Any) -> Any:
             with tf.GradientTape() as tape:
                 loss = tf_runner.loss_fn(net(x, training=True), y)  # mean over this rank's batch
@@ -88,7 +93,7 @@ class TFMultiWorker(RankEngine):
             opt.apply(grads, net.trainable)
             return loss
 
-        self._step = self._wrap(lambda x, y: self.strategy.run(replica_step, args=(x, y)))
+        return replica_step
 
     def _wrap(self, fn: Any) -> Any:
         return fn
@@ -205,3 +210,30 @@ def _keras_layer(keras: Any, layer: Any) -> Any:
     if layer.kind == "activation":
         return L.Activation(layer.activation)
     raise ValueError(f"unknown layer {layer.kind}")
+
+
+class TFMultiWorkerXLA(TFMultiWorkerGraph):
+    """XLA compiles the rank's computation: the forward/backward pass and the optimizer update are two
+    ``tf.function(jit_compile=True)`` functions. The all-reduce between them stays a TensorFlow collective:
+    XLA compiles collectives only for NCCL (``Only compiling NCCL/auto collective is supported, got: ring``)."""
+
+    execution = "tf.function step, forward/backward and update under jit_compile=True"
+
+    def _replica_step(self, net: Any, opt: Any) -> Any:
+        @tf.function(jit_compile=True)
+        def loss_and_grads(x: Any, y: Any) -> Any:
+            with tf.GradientTape() as tape:
+                loss = tf_runner.loss_fn(net(x, training=True), y)
+            return loss, tape.gradient(loss, net.trainable)
+
+        @tf.function(jit_compile=True)
+        def update(grads: Any) -> None:
+            opt.apply(grads, net.trainable)
+
+        def replica_step(x: Any, y: Any) -> Any:
+            loss, grads = loss_and_grads(x, y)
+            grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, grads)
+            update(grads)
+            return loss
+
+        return replica_step

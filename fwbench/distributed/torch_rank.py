@@ -96,3 +96,17 @@ class TorchDDP(RankEngine):
 
     def close(self) -> None:
         dist.destroy_process_group()
+
+
+class TorchDDPCompile(TorchDDP):
+    """``torch.compile`` of the DDP model: TorchDynamo's DDPOptimizer splits the graph at DDP's gradient
+    buckets so that the all-reduce still overlaps the backward pass; the first step pays compilation."""
+
+    def build(self, spec: WorkloadSpec, params: Params) -> None:
+        super().build(spec, params)
+        self.model = torch.compile(self.model)
+
+    def info(self) -> dict[str, Any]:
+        out = super().info()
+        out["settings"] = {**out["settings"], "compiled": True, "compile_backend": "inductor"}
+        return out
