@@ -28,7 +28,7 @@ def run_rows(doc: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
             "step (median ±95% CI)": units.ci(s["median"], s["ci_low"], s["ci_high"]) if s else "-",
             "samples/s": units.rate(cell.get("samples_per_s")),
             # model-FLOPs utilisation against the matmul peak measured in the same worker (fwbench.flops)
-            "MFU": units.percent(cell.get("mfu")),
+            "MFU": units.percent(cell.get("mfu")) + ("?" if (cell.get("mfu") or 0) > 1 else ""),  # peak under-measured
             "first step": units.seconds(cell.get("first_step_s")),
             # device memory where the device reports it, else the worker's RSS high-water mark
             "peak mem": (units.nbytes(cell["peak_device_bytes"]) + " dev" if cell.get("peak_device_bytes")

@@ -349,3 +349,21 @@ def test_tensorflow_on_this_machine_finds_no_tpu():
 def test_tpu_capable_runners():
     tpu = {name for name, info in RUNNERS.items() if "tpu" in info.devices}
     assert tpu == {"torch", "tf-graph", "tf-xla", "keras", "keras-jax"}
+
+
+def test_a_peak_below_the_achieved_rate_is_measured_again(monkeypatch, workload_dir):
+    from fwbench import worker
+    from fwbench.job import Job
+    from fwbench.workload import load_workload
+
+    spec = load_workload("tinymlp")  # 840 FLOPs per step; at 1 ms a step that is 840 kFLOP/s achieved
+    peaks_seen = iter([1e5, 1e9])
+    monkeypatch.setattr(calibrate, "calibrate", lambda *a, **k: calibrate.Calibration(next(peaks_seen), "m", "fp32"))
+    job = Job(workload=spec.to_dict(), runner="torch", device="cpu")
+    fields = worker.utilisation(job, spec, {"summary": {"median": 1e-3}, "settings": {}})
+    assert fields["peak_flops"] == 1e9 and fields["mfu"] == pytest.approx(840e3 / 1e9)
+    assert "measured twice" in fields["calibration"]["note"]
+
+    peaks_seen = iter([1e5, 2e5])
+    fields = worker.utilisation(job, spec, {"summary": {"median": 1e-3}, "settings": {}})
+    assert fields["mfu"] > 1 and "not meaningful" in fields["calibration"]["note"]
