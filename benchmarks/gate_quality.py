@@ -75,12 +75,12 @@ def run_once(runner: str, kind: str, out: Path, repeats: int, workdir: Path) -> 
     subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, timeout=900)
 
 
-def collect(folder: Path, runners: list[str], rounds: int, repeats: int) -> None:
+def collect(folder: Path, runners: list[str], rounds: int, repeats: int, first: int = 0) -> None:
     for kind, batch in (("base", BASE_BATCH), ("slow", SLOW_BATCH)):
         (folder / kind).mkdir(parents=True, exist_ok=True)
         (folder / kind / "gate-mlp.toml").write_text(WORKLOAD.format(batch=batch))
     for runner in runners:
-        for r in range(rounds):
+        for r in range(first, first + rounds):
             for j, kind in enumerate(("base", "base", "slow")):
                 out = folder / f"{runner}-r{r:02d}-{j}-{kind}.json"
                 t0 = time.perf_counter()
@@ -157,6 +157,7 @@ def print_report(report: dict, threshold: float, alpha: float) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--first-round", type=int, default=0, help="number of the first round (to add rounds to --dir)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--runner", action="append", default=None, help="torch and/or fake (default: both)")
     ap.add_argument("--dir", type=Path, default=None, help="keep the runs in this folder")
@@ -169,7 +170,7 @@ def main() -> int:
     folder = a.analyze or a.dir or Path(tempfile.mkdtemp(prefix="fwbench-gate-"))
     if a.analyze is None:
         print(f"collecting into {folder}", file=sys.stderr)
-        collect(folder, a.runner or ["fake", "torch"], a.rounds, a.repeats)
+        collect(folder, a.runner or ["fake", "torch"], a.rounds, a.repeats, a.first_round)
         if a.collect_only:
             return 0
     everything = {}
