@@ -367,3 +367,60 @@ def test_a_peak_below_the_achieved_rate_is_measured_again(monkeypatch, workload_
     peaks_seen = iter([1e5, 2e5])
     fields = worker.utilisation(job, spec, {"summary": {"median": 1e-3}, "settings": {}})
     assert fields["mfu"] > 1 and "not meaningful" in fields["calibration"]["note"]
+
+
+class FakeStrategy:
+    """A one-replica stand-in for TPUStrategy that runs on the CPU: exercises the runners' strategy code path."""
+
+    num_replicas_in_sync = 1
+
+    def __init__(self):
+        import contextlib
+
+        self.extended = types.SimpleNamespace(worker_devices=["/CPU:0"])
+        self.runs = 0
+        self.scope = contextlib.nullcontext
+
+    def run(self, fn, args=()):
+        self.runs += 1
+        return fn(*args)
+
+    def experimental_local_results(self, value):
+        return (value,)
+
+
+def test_tf_runners_on_tpu_go_through_the_strategy(monkeypatch, workload_dir):
+    pytest.importorskip("tensorflow")
+    from fwbench.data import DataSource
+    from fwbench.job import Job
+    from fwbench.runners import tf_runner
+    from fwbench.weights import init_params
+    from fwbench.workload import load_workload
+
+    spec = load_workload("tinycnn")
+    job = Job(workload=spec.to_dict(), runner="tf-graph", device="tpu", options={"precision": "bf16"})
+    with pytest.raises(CellSkipped, match="eager op-by-op execution is not a TPU mode"):
+        tf_runner.TFEagerSession(job).setup()
+    with pytest.raises(CellSkipped, match="TPUs compute in bf16"):
+        tf_runner.TFGraphSession(Job(**{**job.__dict__, "options": {"precision": "fp16"}})).setup()
+
+    strategy = FakeStrategy()
+    monkeypatch.setattr(devices, "tf_tpu_strategy", lambda tf: strategy)
+    s = tf_runner.TFGraphSession(job)
+    s.setup()
+    s.build(spec, init_params(spec))
+    loss = s.value(s.train_step(s.put(DataSource(spec).batch(0))))
+    assert loss > 0 and strategy.runs >= 1  # traced through strategy.run
+    st = s.settings()
+    assert st["distribution"] == "TPUStrategy, 1 replica(s)" and st["compute_dtype"] == "bfloat16"
+
+
+def test_keras_torch_backend_has_no_tpu_path():
+    from fwbench.job import Job
+    from fwbench.runners.keras_runner import KerasSession
+
+    job = Job(workload={"name": "x"}, runner="keras-torch", device="tpu")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KERAS_BACKEND", "torch")
+        with pytest.raises(CellSkipped, match="Keras's torch backend has no TPU path"):
+            KerasSession(job).setup()
