@@ -424,3 +424,25 @@ def test_keras_torch_backend_has_no_tpu_path():
         mp.setenv("KERAS_BACKEND", "torch")
         with pytest.raises(CellSkipped, match="Keras's torch backend has no TPU path"):
             KerasSession(job).setup()
+
+
+def test_torch_runner_on_tpu_syncs_the_lazy_graph_every_step(monkeypatch, workload_dir):
+    torch = pytest.importorskip("torch")
+    from fwbench.data import DataSource
+    from fwbench.job import Job
+    from fwbench.runners.torch_runner import TorchSession
+    from fwbench.weights import init_params
+    from fwbench.workload import load_workload
+
+    syncs = []
+    # torch_xla stands in as the CPU device plus a recording sync(): the runner's XLA code path, minus XLA
+    monkeypatch.setattr(devices, "torch_xla_device", lambda: (torch.device("cpu"), lambda: syncs.append(1)))
+    spec = load_workload("tinycnn")
+    s = TorchSession(Job(workload=spec.to_dict(), runner="torch", device="tpu", options={"precision": "bf16"}))
+    s.setup()
+    s.build(spec, init_params(spec))
+    batch = s.put(DataSource(spec).batch(0))
+    assert s.value(s.train_step(batch)) > 0 and s.value(s.infer_step(batch)) > 0
+    assert len(syncs) == 2  # one graph cut per step
+    with pytest.raises(CellSkipped, match="TPUs compute in bf16"):
+        TorchSession(Job(workload=spec.to_dict(), runner="torch", device="tpu", options={"precision": "fp16"})).setup()
