@@ -37,7 +37,7 @@ SCHEMA_HISTORY = {1: "first version"}
 
 def new_run_id() -> str:
     """Sortable and unique even for two runs started in the same second: UTC time + pid + random."""
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{os.getpid()}-{secrets.token_hex(2)}"
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def new_document(config: dict[str, Any], environment: dict[str, Any], run_id: str | None = None) -> dict[str, Any]:
