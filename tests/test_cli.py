@@ -75,12 +75,12 @@ def test_crash_and_hang_fail_their_cells_while_the_others_finish(cli, tmp_path, 
     hang = workload_dir / "hang.toml"
     hang.write_text((workload_dir / "tinymlp.toml").read_text().replace('"tinymlp"', '"hang"'))
     monkeypatch.setenv("FWBENCH_FAKE", "tinymlp=crash,hang=hang")
-    result = invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "-w", "hang", "-w", "tinycnn", "--timeout", "3",
+    result = invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "-w", "hang", "-w", "tinycnn", "--timeout", "15",
                     "--out", str(out))
     assert result.exit_code == 1
     cells = {c["workload"]: c for c in json.loads(out.read_text())["cells"]}
     assert cells["tinymlp"]["status"] == "crashed" and "SIGABRT" in cells["tinymlp"]["reason"]
-    assert cells["hang"]["status"] == "timeout" and "3 s" in cells["hang"]["reason"]
+    assert cells["hang"]["status"] == "timeout" and "15 s" in cells["hang"]["reason"]
     assert cells["tinycnn"]["status"] == "ok"
 
 
