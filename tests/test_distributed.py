@@ -6,7 +6,6 @@ The real runs use a tiny MLP and few steps; they are slow only because each run 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal

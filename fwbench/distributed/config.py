@@ -58,7 +58,8 @@ class DistOptions:
         if self.nnodes < 1:
             raise UsageError(f"--nnodes must be at least 1, got {self.nnodes}")
         if not 0 <= self.node_rank < self.nnodes:
-            raise UsageError(f"--node-rank must be in 0..{self.nnodes - 1} for --nnodes {self.nnodes}, got {self.node_rank}")
+            raise UsageError(f"--node-rank must be in 0..{self.nnodes - 1} for --nnodes {self.nnodes}, "
+                             f"got {self.node_rank}")
         if not 0 <= self.master_port <= 65535:
             raise UsageError(f"--master-port must be a TCP port (1-65535), got {self.master_port}")
         if self.nnodes > 1 and not self.master_port:

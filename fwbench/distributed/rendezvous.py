@@ -37,7 +37,8 @@ def _serve(nnodes: int, addr: str, port: int, ports: list[int], deadline: float)
         try:
             server.bind((addr, port))
         except OSError as exc:
-            raise RendezvousError(f"cannot listen on {addr}:{port} for the other nodes: {exc.strerror or exc}") from None
+            raise RendezvousError(f"cannot listen on {addr}:{port} for the other nodes: "
+                                  f"{exc.strerror or exc}") from None
         server.listen(nnodes)
         try:
             while any(c is None for c in cluster):

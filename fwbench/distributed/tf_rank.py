@@ -4,14 +4,15 @@ The launcher gives each rank a ``TF_CONFIG`` listing every worker's ``host:port`
 strategy starts the rank's gRPC server and joins the others (collective ops: RING over gRPC on CPU, NCCL on
 GPUs). Each worker holds one replica.
 
-``tf-eager`` and ``tf-graph`` train the network of the TF runners (:mod:`fwbench.runners.tf_runner`: the
-same ``tf.Variable``s from the shared weights, the same Keras-rule fused optimizer kernels). The variables
-are the rank's own (every rank starts from the same shared weights); inside ``strategy.run`` the step
-averages the gradients over all replicas with the strategy's ``all_reduce`` before applying them, which is
-what ``MirroredVariable`` updates do. ``tf-eager`` calls ``strategy.run`` from Python, ``tf-graph`` wraps
-it in ``tf.function``, ``tf-xla`` compiles the forward/backward pass and the update with XLA around the
-all-reduce (XLA compiles collectives only for NCCL). ``keras`` builds a Keras model under ``strategy.scope()`` and trains it with
-``train_on_batch``: Keras scales the loss and all-reduces the gradients itself.
+``tf-eager``, ``tf-graph`` and ``tf-xla`` train the network of the TF runners
+(:mod:`fwbench.runners.tf_runner`: the same ``tf.Variable``s from the shared weights, the same Keras-rule
+fused optimizer kernels). The variables are the rank's own (every rank starts from the same shared
+weights); inside ``strategy.run`` the step averages the gradients over all replicas with the strategy's
+``all_reduce`` before applying them, which is what ``MirroredVariable`` updates do. ``tf-eager`` calls
+``strategy.run`` from Python, ``tf-graph`` wraps it in ``tf.function``, ``tf-xla`` also compiles the
+forward/backward pass and the update with XLA around the all-reduce (XLA compiles collectives only for
+NCCL). ``keras`` builds a Keras model under ``strategy.scope()`` and trains it with ``train_on_batch``:
+Keras scales the loss and all-reduces the gradients itself.
 
 TensorFlow's reduce ops are SUM and MEAN only; a maximum over ranks is taken from a gather.
 """
