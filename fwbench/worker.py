@@ -50,7 +50,10 @@ def run_job(job: Job) -> dict[str, Any]:
     if "parity" in job.phases:
         out["parity"] = parity_phase(session, spec, params, data)
     if "target" in job.phases and spec.target is not None:
-        out["time_to_accuracy"] = target_phase(session, spec, params, data)
+        out["time_to_accuracy"] = tta = target_phase(session, spec, params, data)
+        if tta["diverged_step"] is not None and out["status"] == "ok":
+            out.update(status="diverged", diverged_step=tta["diverged_step"],
+                       reason=f"loss became non-finite at step {tta['diverged_step']} while training to the target")
     out["settings"] = session.settings()
     out["peak_device_bytes"] = session.peak_device_bytes()  # read before the calibration allocates its operands
     if "timing" in job.phases:
@@ -141,7 +144,7 @@ def target_phase(session: Session, spec: WorkloadSpec, params, data: DataSource)
     if test is None:  # synthetic data: measure against the training batches' own labels
         test = data.batch(0)
     x_test, y_test = test
-    train_s, curve, reached_at = 0.0, [], None
+    train_s, curve, reached_at, diverged_step = 0.0, [], None, None
     wall0 = time.perf_counter()
     accuracy = 0.0
     for step in range(1, target.max_steps + 1):
@@ -150,6 +153,7 @@ def target_phase(session: Session, spec: WorkloadSpec, params, data: DataSource)
         loss = session.value(session.train_step(batch))
         train_s += time.perf_counter() - t0
         if not math.isfinite(loss):
+            diverged_step = step - 1
             break
         if step % target.eval_every == 0 or step == target.max_steps:
             accuracy = float(np.mean(np.argmax(session.predict(x_test), axis=1) == y_test))
@@ -160,7 +164,7 @@ def target_phase(session: Session, spec: WorkloadSpec, params, data: DataSource)
     return {"target_accuracy": target.accuracy, "reached": reached_at is not None,
             "steps_to_target": reached_at, "time_to_target_s": train_s if reached_at else None,
             "train_s": train_s, "wall_s": time.perf_counter() - wall0,
-            "final_accuracy": accuracy, "curve": curve}
+            "final_accuracy": accuracy, "curve": curve, "diverged_step": diverged_step}
 
 
 def _brief(exc: BaseException) -> str:
