@@ -16,7 +16,7 @@ from fwbench.errors import UsageError
 
 DEVICE_CHOICES = ("cpu", "cuda", "tpu", "auto")
 PRECISIONS = ("fp32", "bf16", "fp16")
-EXIT_SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}  # 128 + signal number
 
 
 class Interrupted(Exception):
@@ -129,7 +129,7 @@ def run(
     channels_last: bool = typer.Option(False, "--channels-last", help="PyTorch: NHWC (channels_last) memory format."),
     precision: str = typer.Option("fp32", "--precision", help="fp32, bf16 or fp16 (mixed precision: autocast / Keras policy)."),
     tf32: bool = typer.Option(False, "--tf32", help="Allow TF32 tensor-core math for fp32 on NVIDIA GPUs (default: off)."),
-    target: bool = typer.Option(False, "--target", help="Also train to the workload's accuracy target (time-to-accuracy)."),
+    target: bool = typer.Option(True, "--target/--no-target", help="Train to the accuracy target of workloads that declare one (time-to-accuracy)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when the parity check flags a runner."),
     memory_limit: Optional[str] = typer.Option(None, "--memory-limit", help="Per-worker address-space limit, e.g. 4GiB."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Finish the missing or interrupted cells of this results file."),
