@@ -299,12 +299,14 @@ def test_two_nodes_on_loopback(ddp_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_worker_fails_the_run_and_stops_every_rank(ddp_dir, tmp_path):
-    """SIGKILL one rank of a 2-worker torchrun run for real: the run fails at once, naming it; no rank survives."""
-    pytest.importorskip("torch")
+@pytest.mark.parametrize("runner, module", [("torch", "torch"), ("tf-graph", "tensorflow")])
+def test_killed_worker_fails_the_run_and_stops_every_rank(ddp_dir, tmp_path, runner, module):
+    """SIGKILL one rank of a 2-worker run for real (torchrun watches torch ranks, the launcher TF ranks):
+    the run fails at once, naming the rank, and no rank survives."""
+    pytest.importorskip(module)
     spec = load_workload("tinyddp").with_timing(min_steps=3, max_steps=10_000_000, min_seconds=600.0,
                                                 max_seconds=600.0)  # would train for 10 minutes
-    job = _job(spec, "torch")
+    job = _job(spec, runner)
     pid_file = tmp_path / "rank1.pid"
     victim = {}
 
@@ -321,7 +323,7 @@ def test_killed_worker_fails_the_run_and_stops_every_rank(ddp_dir, tmp_path):
     killer = threading.Thread(target=kill_rank_1)
     killer.start()
     t0 = time.monotonic()
-    run = launch_run(job, ENGINES["torch"], RunShape(workers=2), 2, tmp_path, time.monotonic() + 280, 280, None)
+    run = launch_run(job, ENGINES[runner], RunShape(workers=2), 2, tmp_path, time.monotonic() + 280, 280, None)
     elapsed = time.monotonic() - t0
     killer.join()
     assert "pid" in victim, "rank 1 never started"
