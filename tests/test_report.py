@@ -198,3 +198,20 @@ def test_results_check_probes() -> None:
     bad["probes"] = {"not": "a list"}
     with pytest.raises(ResultsError, match="probes"):
         results.check(bad)
+
+
+def test_distributed_rows_from_data_parallel_cells() -> None:
+    """A real 2-worker run (`fwbench run --workload ddp -f torch -f tensorflow`) backs the distributed rows."""
+    doc = results.read(GOLDEN / "ddp_cpu.json")
+    report = build_report([("ddp_cpu.json", doc)])
+    row = next(r for r in report.seed_tables[0].rows if r.key == "distributed")
+    for column in ("pytorch", "tensorflow"):
+        ev = row.evidence[column]
+        assert ev.status == "measured" and "2 workers" in ev.parts[0]
+        for src in ev.sources:
+            record_id, _, fields = src.partition("#")[2].partition(": ")
+            cell = next(c for c in doc["cells"] if c["id"] == record_id)
+            for field in fields.split(", "):
+                _resolve(cell, field)
+    keras = next(r for r in report.seed_tables[1].rows if r.key == "distributed").evidence["keras"]
+    assert keras.status == "missing" and keras.hints == ["fwbench run -r keras -w ddp"]

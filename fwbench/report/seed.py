@@ -15,6 +15,7 @@ from fwbench.report.derived import break_even_steps, speedup
 from fwbench.report.labels import ROWS, TABLES, phrase
 from fwbench.report.model import Evidence, SeedRow, SeedTable
 from fwbench.report.perf import median, reason
+from fwbench.report.probe_text import describe_probe, short
 
 # Each framework family's eager runner and its graph-mode runners.
 EAGER_GRAPH = {"torch": ("torch", ("torch-compile",)), "tensorflow": ("tf-eager", ("tf-graph", "tf-xla"))}
@@ -57,7 +58,7 @@ def _faster(lang: str, slow: float, fast: float) -> str:
 def _failed(ev: Evidence, lang: str, rec: Record, what: str) -> None:
     """A cell or probe that did not succeed: its status and reason are the evidence."""
     key = "skipped" if rec["status"] == "skipped" else "failed"
-    ev.fail(phrase(lang, key, what=what, status=rec["status"], reason=_short(rec.get("reason") or rec["status"], 160)),
+    ev.fail(phrase(lang, key, what=what, status=rec["status"], reason=short(rec.get("reason") or rec["status"], 160)),
             [source(rec, "status", "reason")])
 
 
@@ -166,48 +167,6 @@ def probe_findings(probe: str, runners: tuple[str, ...]) -> Fill:
     return fill
 
 
-def _short(text: str, limit: int = 120) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def describe_probe(rec: Record, lang: str) -> tuple[str, list[str], dict]:
-    """One line for a successful probe record, the findings fields it cites, and its key numbers."""
-    f = rec.get("findings") or {}
-    probe, runner = rec["probe"], rec["runner"]
-    if probe == "debug-value":
-        if f.get("concrete_value"):
-            how = f.get("how", "") + (phrase(lang, "graph_breaks", n=f["graph_breaks"]) if f.get("graph_breaks") else "")
-            return (phrase(lang, "value_yes", runner=runner, how=how),
-                    ["findings.concrete_value", "findings.how"], {f"{runner}:debug_value": True})
-        return (phrase(lang, "value_no", runner=runner, error=_short(f.get("error", ""), 140)),
-                ["findings.concrete_value", "findings.error"], {f"{runner}:debug_value": False})
-    if probe == "shape-error":
-        yn = {True: phrase(lang, "yes"), False: phrase(lang, "no")}
-        return (phrase(lang, "shape_error", runner=runner, layer=yn[bool(f.get("names_layer"))],
-                       shapes=yn[bool(f.get("names_shapes"))], message=_short(f.get("message", ""))),
-                ["findings.names_layer", "findings.names_shapes", "findings.message"],
-                {f"{runner}:names_layer": f.get("names_layer"), f"{runner}:names_shapes": f.get("names_shapes")})
-    if probe == "shape-change":
-        changed = (f.get("shapes") or [{}, {}])[1]
-        return (phrase(lang, "retraces", runner=runner, batch=changed.get("batch"), n=changed.get("retraces"),
-                       t=units.seconds(changed.get("first_call_s")), s=units.seconds(changed.get("steady_s"))),
-                ["findings.shapes[1]"], {f"{runner}:retraces_on_new_shape": changed.get("retraces"),
-                                         f"{runner}:new_shape_first_call_s": changed.get("first_call_s")})
-    if probe.startswith("export-"):
-        name = f.get("format", probe)
-        if not f.get("reproduces"):
-            return (phrase(lang, "export_diff", name=name, diff=f.get("max_abs_diff", float("nan"))),
-                    ["findings.max_abs_diff"], {f"{probe}:max_abs_diff": f.get("max_abs_diff")})
-        via = f" ({f['runtime']})" if f.get("runtime") else ""
-        return (phrase(lang, "export_ok", name=name, t=units.seconds(f.get("export_s")),
-                       size=units.nbytes(f.get("artifact_bytes")), diff=f.get("max_abs_diff", 0.0), via=via),
-                ["findings.export_s", "findings.artifact_bytes", "findings.max_abs_diff"],
-                {f"{probe}:export_s": f.get("export_s"), f"{probe}:artifact_bytes": f.get("artifact_bytes"),
-                 f"{probe}:max_abs_diff": f.get("max_abs_diff")})
-    return (f"{probe} ({runner}): ok", ["status"], {})
-
-
 def combine(*fills: Fill) -> Fill:
     """One cell filled by several evidence sources in turn."""
     def fill(ev: Evidence, corpus: Corpus, lang: str) -> None:
@@ -308,17 +267,25 @@ def tf_backends(ev: Evidence, corpus: Corpus, lang: str) -> None:
 
 
 def distributed(runners: tuple[str, ...]) -> Fill:
-    """Data-parallel cells (``world_size`` > 1): workers and scaling efficiency, where recorded."""
+    """Data-parallel cells (``distributed.world_size`` > 1): ranks, engine back end, global throughput and
+    scaling efficiency against the 1-worker run of the same invocation."""
     def fill(ev: Evidence, corpus: Corpus, lang: str) -> None:
-        cells = [r for r in corpus.cells if r["runner"] in runners and (r.get("world_size") or 1) > 1]
+        cells = [r for r in corpus.cells if r["runner"] in runners
+                 and ((r.get("distributed") or {}).get("world_size") or 1) > 1]
         for r in cells:
-            if r.ok and r.get("scaling_efficiency") is not None:
-                ev.add(phrase(lang, "distributed", runner=r["runner"], workers=r["world_size"],
-                              eff=r["scaling_efficiency"]),
-                       [source(r, "world_size", "scaling_efficiency")],
-                       **{f"{r['runner']}:scaling_efficiency": r["scaling_efficiency"]})
-            elif not r.ok:
-                _failed(ev, lang, r, f"{r['runner']} x{r['world_size']}")
+            d = r["distributed"]
+            label = f"{r['workload']} {r['runner']}"
+            if not r.ok:
+                _failed(ev, lang, r, f"{label} x{d['world_size']}")
+                continue
+            eff = d.get("scaling_efficiency")
+            text = phrase(lang, "distributed", runner=label, workers=d["world_size"], backend=d.get("backend") or "?",
+                          rate=units.rate(d.get("global_samples_per_s")))
+            if eff is not None:
+                text += phrase(lang, "efficiency", eff=eff)
+            ev.add(text, [source(r, "distributed.world_size", "distributed.backend", "distributed.global_samples_per_s",
+                                 "distributed.scaling_efficiency")],
+                   **{f"{label}:scaling_efficiency": eff})
         if not cells:
             need(ev, corpus, runners[:1], "ddp")
     return fill
@@ -334,12 +301,12 @@ EVIDENCE: dict[tuple[str, str], dict[str, Fill]] = {
                               probe_findings("shape-error", ("tf-eager",)))},
     ("pytorch_tensorflow", "hardware"): {"pytorch": hardware("torch"), "tensorflow": hardware("tensorflow")},
     ("pytorch_tensorflow", "deployment"): {"pytorch": exports("torch"), "tensorflow": exports("tensorflow")},
-    ("pytorch_tensorflow", "distributed"): {"pytorch": distributed(("torch",)),
-                                            "tensorflow": distributed(("tf-graph", "tf-eager"))},
+    ("pytorch_tensorflow", "distributed"): {"pytorch": distributed(FAMILY_RUNNERS["torch"]),
+                                            "tensorflow": distributed(FAMILY_RUNNERS["tensorflow"])},
     ("keras_tensorflow", "api_level"): {"keras": keras_price, "tensorflow": tf_graph_step},
     ("keras_tensorflow", "backends"): {"keras": keras_backends, "tensorflow": tf_backends},
-    ("keras_tensorflow", "distributed"): {"keras": distributed(("keras",)),
-                                          "tensorflow": distributed(("tf-graph", "tf-eager"))},
+    ("keras_tensorflow", "distributed"): {"keras": distributed(FAMILY_RUNNERS["keras"]),
+                                          "tensorflow": distributed(FAMILY_RUNNERS["tensorflow"])},
     ("keras_tensorflow", "debugging"): {"keras": probe_findings("debug-value", ("keras",)),
                                         "tensorflow": probe_findings("debug-value", ("tf-eager", "tf-graph"))},
     ("keras_tensorflow", "hardware"): {"keras": hardware("keras"), "tensorflow": hardware("tensorflow")},

@@ -1,0 +1,49 @@
+"""One line of text for a successful probe record, the findings fields it cites, and its key numbers (pure)."""
+
+from __future__ import annotations
+
+from fwbench import units
+from fwbench.report.corpus import Record
+from fwbench.report.labels import phrase
+
+
+def short(text: str, limit: int = 120) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe_probe(rec: Record, lang: str) -> tuple[str, list[str], dict]:
+    """One line for a successful probe record, the findings fields it cites, and its key numbers."""
+    f = rec.get("findings") or {}
+    probe, runner = rec["probe"], rec["runner"]
+    if probe == "debug-value":
+        if f.get("concrete_value"):
+            how = f.get("how", "") + (phrase(lang, "graph_breaks", n=f["graph_breaks"]) if f.get("graph_breaks") else "")
+            return (phrase(lang, "value_yes", runner=runner, how=how),
+                    ["findings.concrete_value", "findings.how"], {f"{runner}:debug_value": True})
+        return (phrase(lang, "value_no", runner=runner, error=short(f.get("error", ""), 140)),
+                ["findings.concrete_value", "findings.error"], {f"{runner}:debug_value": False})
+    if probe == "shape-error":
+        yn = {True: phrase(lang, "yes"), False: phrase(lang, "no")}
+        return (phrase(lang, "shape_error", runner=runner, layer=yn[bool(f.get("names_layer"))],
+                       shapes=yn[bool(f.get("names_shapes"))], message=short(f.get("message", ""))),
+                ["findings.names_layer", "findings.names_shapes", "findings.message"],
+                {f"{runner}:names_layer": f.get("names_layer"), f"{runner}:names_shapes": f.get("names_shapes")})
+    if probe == "shape-change":
+        changed = (f.get("shapes") or [{}, {}])[1]
+        return (phrase(lang, "retraces", runner=runner, batch=changed.get("batch"), n=changed.get("retraces"),
+                       t=units.seconds(changed.get("first_call_s")), s=units.seconds(changed.get("steady_s"))),
+                ["findings.shapes[1]"], {f"{runner}:retraces_on_new_shape": changed.get("retraces"),
+                                         f"{runner}:new_shape_first_call_s": changed.get("first_call_s")})
+    if probe.startswith("export-"):
+        name = f.get("format", probe)
+        if not f.get("reproduces"):
+            return (phrase(lang, "export_diff", name=name, diff=f.get("max_abs_diff", float("nan"))),
+                    ["findings.max_abs_diff"], {f"{probe}:max_abs_diff": f.get("max_abs_diff")})
+        via = f" ({f['runtime']})" if f.get("runtime") else ""
+        return (phrase(lang, "export_ok", name=name, t=units.seconds(f.get("export_s")),
+                       size=units.nbytes(f.get("artifact_bytes")), diff=f.get("max_abs_diff", 0.0), via=via),
+                ["findings.export_s", "findings.artifact_bytes", "findings.max_abs_diff"],
+                {f"{probe}:export_s": f.get("export_s"), f"{probe}:artifact_bytes": f.get("artifact_bytes"),
+                 f"{probe}:max_abs_diff": f.get("max_abs_diff")})
+    return (f"{probe} ({runner}): ok", ["status"], {})
