@@ -215,3 +215,19 @@ def test_distributed_rows_from_data_parallel_cells() -> None:
                 _resolve(cell, field)
     keras = next(r for r in report.seed_tables[1].rows if r.key == "distributed").evidence["keras"]
     assert keras.status == "missing" and keras.hints == ["fwbench run -r keras -w ddp"]
+
+
+def test_hardware_row_speedup_over_cpu() -> None:
+    """Pure rendering: a runner that ran on cpu and cuda gets its speedup over CPU (made-up test input)."""
+    def cell(device: str, median: float) -> dict:
+        return {"id": f"w/torch/{device}/0", "workload": "w", "runner": "torch", "family": "torch",
+                "device": device, "repeat": 0, "status": "ok", "first_step_s": 1.0,
+                "summary": {"median": median, "ci_low": median, "ci_high": median, "n": 5}}
+
+    doc = {"schema_version": 1, "run_id": "t", "config": {}, "workloads": {},
+           "environment": {"gpus": [{"name": "GPU"}], "tpu": False},
+           "cells": [cell("cpu", 0.008), cell("cuda", 0.002)]}
+    row = next(r for r in build_report([("t.json", results.check(doc))]).seed_tables[0].rows if r.key == "hardware")
+    ev = row.evidence["pytorch"]
+    assert "ran on cpu, cuda" in ev.parts[0] and any("cuda 4.00× CPU" in p for p in ev.parts)
+    assert "t.json#w/torch/cuda/0: summary.median" in ev.sources
