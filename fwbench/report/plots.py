@@ -84,6 +84,11 @@ def _steps(ax: Any, cells: list, names: list[str]) -> None:
     ax.boxplot(data, showfliers=True, **horizontal)
     ax.set_yticks(range(1, len(cells) + 1), names)
     ax.invert_yaxis()
-    ax.set_xlabel("step time (ms)")
-    ax.set_xscale("log")
+    ax.set_xlabel("step time (ms, log scale)")
+    ax.set_xscale("log")  # runners can differ by orders of magnitude
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 1, 2, 5, 10, 20, 50 ...
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 10, 100, not 10^1, 10^2
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.grid(axis="x", alpha=0.3, which="both")
