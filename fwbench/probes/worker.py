@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import resource
+import shutil
 import sys
 import time
 import traceback
@@ -26,7 +27,11 @@ from fwbench.worker import _brief
 def run_probe(job: Job) -> dict[str, Any]:
     info = PROBES[job.options["probe"]]
     module, _, fn = info.impls[job.runner].partition(":")
-    findings = getattr(importlib.import_module(module), fn)(ProbeContext.from_job(job))
+    ctx = ProbeContext.from_job(job)
+    try:
+        findings = getattr(importlib.import_module(module), fn)(ctx)
+    finally:  # exported artifacts were measured (artifact_bytes); they are not kept
+        shutil.rmtree(ctx.workdir, ignore_errors=True)
     return {"status": "ok", "reason": "", "findings": findings}
 
 
