@@ -420,8 +420,6 @@ def test_report_files_for_hostile_names_stay_inside_the_report_folder(cli, tmp_p
         assert re.fullmatch(r"[A-Za-z0-9_.-]+", p.name) and len(p.name.encode()) < 100, p.name
 
 
-@pytest.mark.xfail(strict=False, reason="issue 9: the markdown report does not escape HTML/markdown in workload "
-                                        "names yet (fwbench/report/markdown.py escapes only pipes)")
 def test_report_escapes_markdown_and_html_in_workload_names(cli, tmp_path):
     _hostile_results(tmp_path / "run.json", HOSTILE_NAMES[:1])
     res = invoke(cli, "report", str(tmp_path / "run.json"), "-o", str(tmp_path / "report"), "--no-plots")

@@ -8,9 +8,20 @@ from fwbench.report.perf import PERF_COLUMNS, headers
 from fwbench.report.utilisation import UTIL_HEADERS, UTIL_NOTE, UTIL_TITLE
 
 
+def inert(text: str) -> str:
+    """Text that renders as itself: no HTML (``<``, ``>``, ``&`` become entities) and no link (``](``).
+
+    Workload names, descriptions and failure reasons are user data; the renderer's own line break
+    ``<br>`` is the only tag kept.
+    """
+    parts = str(text).split("<br>")
+    safe = [p.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("](", "]\\(") for p in parts]
+    return "<br>".join(safe)
+
+
 def cell(text: str) -> str:
-    """Text made safe for one markdown table cell: one line, pipes escaped."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Text made safe for one markdown table cell: one line, pipes escaped, inert (see :func:`inert`)."""
+    return inert(" ".join(str(text).split()).replace("|", "\\|"))
 
 
 def table(head: list[str], rows: list[list[str]]) -> list[str]:
@@ -33,12 +44,12 @@ def evidence_text(ev: Evidence, lang: str, refs: list[int]) -> str:
 def render(report: Report) -> str:
     lang = report.lang
     lines = [f"# {phrase(lang, 'title')}", ""]
-    lines += [f"> {n}" for n in report.notes] + ([""] if report.notes else [])
-    lines += [f"## {phrase(lang, 'environment')}", ""] + [f"- {e}" for e in report.environment] + [""]
-    lines += [f"## {phrase(lang, 'parity')}", ""] + [f"- {p}" for p in report.parity] + [""]
+    lines += [f"> {inert(n)}" for n in report.notes] + ([""] if report.notes else [])
+    lines += [f"## {phrase(lang, 'environment')}", ""] + [f"- {inert(e)}" for e in report.environment] + [""]
+    lines += [f"## {phrase(lang, 'parity')}", ""] + [f"- {inert(p)}" for p in report.parity] + [""]
     lines += [f"## {phrase(lang, 'performance')}", ""]
     for t in report.performance:
-        lines += [f"### {t.title}", ""]
+        lines += [f"### {inert(t.title)}", ""]
         lines += table(headers(lang, t.reference), [[r.text[c] for c in PERF_COLUMNS] for r in t.rows]) + [""]
     lines += [phrase(lang, "perf_fields"), ""]
     if report.utilisation:  # runs that recorded FLOPs (fwbench.flops) and a measured peak
@@ -46,7 +57,8 @@ def render(report: Report) -> str:
         lines += [UTIL_NOTE[lang], ""]
     if report.plots:
         lines += [f"## {phrase(lang, 'plots')}", ""]
-        lines += [f"![{caption}]({path})" for caption, path in report.plots] + [""]
+        lines += [f"![{inert(caption).replace('[', '(').replace(']', ')')}]({path})" for caption, path in report.plots]
+        lines += [""]
     lines += [f"## {phrase(lang, 'seed_tables')}", "", phrase(lang, "seed_intro"), ""]
     n = 0
     for t in report.seed_tables:
