@@ -6,7 +6,7 @@ from typing import Any
 
 from fwbench import units
 
-COLUMNS = ("runner", "device", "step (median ±95% CI)", "samples/s", "MFU", "first step", "peak mem", "final loss",
+COLUMNS = ("runner", "device", "median step ±95% CI", "samples/s", "MFU", "first step", "peak mem", "loss",
            "parity", "status")
 PARITY_MARKS = {"ok": "✓", "reference": "ref", "mismatch": "✗ MISMATCH", "n/a": "-"}
 
@@ -25,15 +25,15 @@ def run_rows(doc: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
         out.setdefault(cell["workload"], []).append({
             "runner": runner,
             "device": cell["device"],
-            "step (median ±95% CI)": units.ci(s["median"], s["ci_low"], s["ci_high"]) if s else "-",
+            "median step ±95% CI": units.ci(s["median"], s["ci_low"], s["ci_high"]) if s else "-",
             "samples/s": units.rate(cell.get("samples_per_s")),
             # model-FLOPs utilisation against the matmul peak measured in the same worker (fwbench.flops)
             "MFU": units.percent(cell.get("mfu")) + ("?" if (cell.get("mfu") or 0) > 1 else ""),  # peak under-measured
             "first step": units.seconds(cell.get("first_step_s")),
             # device memory where the device reports it, else the worker's RSS high-water mark
             "peak mem": (units.nbytes(cell["peak_device_bytes"]) + " dev" if cell.get("peak_device_bytes")
-                         else units.nbytes(cell.get("peak_rss_bytes")) + " RSS" if cell.get("peak_rss_bytes") else "-"),
-            "final loss": units.loss(cell.get("final_loss")),
+                         else units.nbytes(cell.get("peak_rss_bytes")) if cell.get("peak_rss_bytes") else "-"),
+            "loss": units.loss(cell.get("final_loss")),
             "parity": PARITY_MARKS.get(parity, parity),
             "status": status,
         })

@@ -11,7 +11,8 @@ from rich.table import Table
 from fwbench.tables import COLUMNS, TTA_COLUMNS, run_rows, tta_rows
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow"}
-RIGHT = ("step (median ±95% CI)", "samples/s", "MFU", "first step", "peak mem", "final loss")
+RIGHT = ("median step ±95% CI", "samples/s", "MFU", "first step", "peak mem", "loss")
+NO_WRAP = ("runner",)
 
 
 def print_run_tables(doc: dict[str, Any], console: Console) -> None:
@@ -22,9 +23,11 @@ def print_run_tables(doc: dict[str, Any], console: Console) -> None:
         cols = [c for c in COLUMNS if c != "device" or len({r["device"] for r in rows}) > 1]
         if len({r["device"] for r in rows}) == 1:
             title += f", {rows[0]['device']}"
-        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                      caption="peak mem: worker RSS high-water mark (\"dev\": device memory); "
+                              "MFU: model FLOPs / measured peak", caption_justify="left")
         for col in cols:
-            table.add_column(col, justify="right" if col in RIGHT else "left")
+            table.add_column(col, justify="right" if col in RIGHT else "left", no_wrap=col in NO_WRAP, overflow="fold")
         notes = []
         for row in rows:
             status, _, reason = row["status"].partition(": ")
