@@ -148,7 +148,7 @@ def run(
     base_doc, thr = prepare_baseline(baseline, threshold)  # a bad baseline fails before any work (exit 2)
     from fwbench import env as envmod
     from fwbench import results
-    from fwbench.pipeline import RunOptions, execute, plan
+    from fwbench.pipeline import RunOptions, plan
     from fwbench.runners.registry import select
     from fwbench.workload import load_workload
 

@@ -29,6 +29,7 @@ from fwbench.runners import tf_runner  # sets TF_ENABLE_ONEDNN_OPTS before Tenso
 from fwbench.data import Batch
 from fwbench.distributed.rank import RankEngine
 from fwbench.runners.base import CellSkipped
+from fwbench.runners.keras_runner import keras_layer
 from fwbench.weights import Params
 from fwbench.workload import WorkloadSpec
 
@@ -159,7 +160,7 @@ class KerasMultiWorker(TFMultiWorker):
         keras = self.keras
         with self.strategy.scope():
             keras.utils.set_random_seed(spec.seed)
-            layers = [_keras_layer(keras, layer) for layer in spec.layers]
+            layers = [keras_layer(keras, layer) for layer in spec.layers]
             model = keras.Sequential([keras.Input(shape=spec.input_shape), *layers])
             for layer, kind, p in zip(layers, (l.kind for l in spec.layers), params):
                 if kind in ("conv2d", "dense"):
@@ -191,26 +192,6 @@ class KerasMultiWorker(TFMultiWorker):
 
     def value(self, loss: Any) -> float:
         return float(loss)
-
-
-def _keras_layer(keras: Any, layer: Any) -> Any:
-    L = keras.layers
-    if layer.kind == "conv2d":
-        return L.Conv2D(layer.filters, layer.kernel_size, strides=layer.strides, padding=layer.padding,
-                        activation=layer.activation)
-    if layer.kind == "maxpool2d":
-        return L.MaxPooling2D(layer.pool_size, strides=layer.strides, padding=layer.padding)
-    if layer.kind == "flatten":
-        return L.Flatten()
-    if layer.kind == "dense":
-        return L.Dense(layer.units, activation=layer.activation)
-    if layer.kind == "dropout":
-        return L.Dropout(layer.rate)
-    if layer.kind == "batchnorm":
-        return L.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon)
-    if layer.kind == "activation":
-        return L.Activation(layer.activation)
-    raise ValueError(f"unknown layer {layer.kind}")
 
 
 class TFMultiWorkerXLA(TFMultiWorkerGraph):

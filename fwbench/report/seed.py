@@ -14,7 +14,7 @@ from fwbench.report.corpus import Corpus, Record, source
 from fwbench.report.derived import break_even_steps, speedup
 from fwbench.report.labels import ROWS, TABLES, phrase
 from fwbench.report.model import Evidence, SeedRow, SeedTable
-from fwbench.report.perf import median, reason
+from fwbench.report.perf import median
 from fwbench.report.probe_text import describe_probe, short
 
 # Each framework family's eager runner and its graph-mode runners.

@@ -136,7 +136,7 @@ class KerasSession(Session):
         keras = self.keras
         self.spec = spec
         keras.utils.set_random_seed(spec.seed)  # dropout masks, reproducible per build
-        layers = [self._layer(layer) for layer in spec.layers]
+        layers = [keras_layer(self.keras, layer) for layer in spec.layers]
         model = keras.Sequential([keras.Input(shape=spec.input_shape), *layers])
         for layer, kind, p in zip(layers, (l.kind for l in spec.layers), params):
             if kind in ("conv2d", "dense"):
@@ -152,25 +152,6 @@ class KerasSession(Session):
         model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       jit_compile=self.jit_compile)
         self.model = model
-
-    def _layer(self, layer: Layer) -> Any:
-        L = self.keras.layers
-        if layer.kind == "conv2d":
-            return L.Conv2D(layer.filters, layer.kernel_size, strides=layer.strides, padding=layer.padding,
-                            activation=layer.activation)
-        if layer.kind == "maxpool2d":
-            return L.MaxPooling2D(layer.pool_size, strides=layer.strides, padding=layer.padding)
-        if layer.kind == "flatten":
-            return L.Flatten()
-        if layer.kind == "dense":
-            return L.Dense(layer.units, activation=layer.activation)
-        if layer.kind == "dropout":
-            return L.Dropout(layer.rate)
-        if layer.kind == "batchnorm":
-            return L.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon)
-        if layer.kind == "activation":
-            return L.Activation(layer.activation)
-        raise ValueError(f"unknown layer {layer.kind}")
 
     # ------------------------------------------------------------------------------------------ steps
     def put(self, batch: Batch) -> Any:
@@ -248,3 +229,24 @@ class KerasSession(Session):
                        XLA_FLAGS=os.environ.get("XLA_FLAGS", ""), jax_platform=jax.devices()[0].platform,
                        jax_default_matmul_precision=jax.config.jax_default_matmul_precision)
         return out
+
+
+def keras_layer(keras: Any, layer: Layer) -> Any:
+    """The Keras layer for one workload layer (Keras's own conventions are the workload's)."""
+    L = keras.layers
+    if layer.kind == "conv2d":
+        return L.Conv2D(layer.filters, layer.kernel_size, strides=layer.strides, padding=layer.padding,
+                        activation=layer.activation)
+    if layer.kind == "maxpool2d":
+        return L.MaxPooling2D(layer.pool_size, strides=layer.strides, padding=layer.padding)
+    if layer.kind == "flatten":
+        return L.Flatten()
+    if layer.kind == "dense":
+        return L.Dense(layer.units, activation=layer.activation)
+    if layer.kind == "dropout":
+        return L.Dropout(layer.rate)
+    if layer.kind == "batchnorm":
+        return L.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon)
+    if layer.kind == "activation":
+        return L.Activation(layer.activation)
+    raise ValueError(f"unknown layer {layer.kind}")
