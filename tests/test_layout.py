@@ -117,3 +117,9 @@ def test_broken_flatten_order_fails_the_parity_check(monkeypatch):
     cells = [_initial_loss_cell("reference", spec, params),
              _initial_loss_cell("torch", spec, params, no_flatten_permutation, monkeypatch)]
     assert not parity.evaluate(cells, reference="reference")["ok"]
+
+
+def test_nchw_batches_have_canonical_strides_even_with_one_channel():
+    # a size-1 channel axis must not leave PyTorch a tensor that also looks channels-last
+    t = torch.from_numpy(layout.nhwc_to_nchw(np.zeros((4, 5, 6, 1), np.float32)))
+    assert t.stride() == (30, 30, 6, 1) == torch.zeros(4, 1, 5, 6).stride()
