@@ -14,7 +14,7 @@ import resource
 import sys
 import time
 import traceback
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -178,25 +178,33 @@ def _brief(exc: BaseException) -> str:
     return msg[:500]
 
 
-def main(argv: list[str] | None = None) -> int:
+def serve(run: Callable[[Job], dict[str, Any]], argv: list[str] | None = None) -> int:
+    """Read the job, run it, and write its result: every outcome becomes a status with a reason.
+
+    Shared by the cell worker (this module) and the probe worker (:mod:`fwbench.probes.worker`).
+    """
     job_path, result_path = (argv if argv is not None else sys.argv[1:])[:2]
     with open(job_path, encoding="utf-8") as f:
         job = Job.from_dict(json.load(f))
     t0 = time.perf_counter()
     try:
-        cell = run_job(job)
+        out = run(job)
     except CellSkipped as exc:
-        cell = {"status": "skipped", "reason": str(exc)}
+        out = {"status": "skipped", "reason": str(exc)}
     except MemoryError as exc:
         traceback.print_exc()
-        cell = {"status": "oom", "reason": f"out of memory: {_brief(exc)}"}
-    except Exception as exc:  # a failure is data: recorded in the cell, the run goes on
+        out = {"status": "oom", "reason": f"out of memory: {_brief(exc)}"}
+    except Exception as exc:  # a failure is data: recorded with its reason, the run goes on
         traceback.print_exc()
-        cell = {"status": "failed", "reason": _brief(exc)}
-    cell["worker_s"] = time.perf_counter() - t0
-    cell["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    write_json_atomic(result_path, cell)
+        out = {"status": "failed", "reason": _brief(exc)}
+    out["worker_s"] = time.perf_counter() - t0
+    out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    write_json_atomic(result_path, out)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return serve(run_job, argv)
 
 
 if __name__ == "__main__":
