@@ -29,7 +29,7 @@ from fwbench.runners import tf_runner  # sets TF_ENABLE_ONEDNN_OPTS before Tenso
 from fwbench.data import Batch
 from fwbench.distributed.rank import RankEngine
 from fwbench.runners.base import CellSkipped
-from fwbench.runners.keras_runner import keras_layer
+from fwbench.runners.keras_runner import compiled_model
 from fwbench.weights import Params
 from fwbench.workload import WorkloadSpec
 
@@ -160,19 +160,7 @@ class KerasMultiWorker(TFMultiWorker):
         keras = self.keras
         with self.strategy.scope():
             keras.utils.set_random_seed(spec.seed)
-            layers = [keras_layer(keras, layer) for layer in spec.layers]
-            model = keras.Sequential([keras.Input(shape=spec.input_shape), *layers])
-            for layer, kind, p in zip(layers, (l.kind for l in spec.layers), params):
-                if kind in ("conv2d", "dense"):
-                    layer.set_weights([p["kernel"], p["bias"]])
-                elif kind == "batchnorm":
-                    layer.set_weights([p["gamma"], p["beta"], p["moving_mean"], p["moving_variance"]])
-            o = spec.optimizer
-            opt = (keras.optimizers.Adam(learning_rate=o.learning_rate, beta_1=o.beta_1, beta_2=o.beta_2,
-                                         epsilon=o.epsilon) if o.name == "adam"
-                   else keras.optimizers.SGD(learning_rate=o.learning_rate, momentum=o.momentum))
-            model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                          jit_compile=False)
+            model = compiled_model(keras, spec, params, jit_compile=False)
         self.model = model
 
     def put(self, batch: Batch) -> Any:

@@ -136,22 +136,7 @@ class KerasSession(Session):
         keras = self.keras
         self.spec = spec
         keras.utils.set_random_seed(spec.seed)  # dropout masks, reproducible per build
-        layers = [keras_layer(self.keras, layer) for layer in spec.layers]
-        model = keras.Sequential([keras.Input(shape=spec.input_shape), *layers])
-        for layer, kind, p in zip(layers, (l.kind for l in spec.layers), params):
-            if kind in ("conv2d", "dense"):
-                layer.set_weights([p["kernel"], p["bias"]])
-            elif kind == "batchnorm":
-                layer.set_weights([p["gamma"], p["beta"], p["moving_mean"], p["moving_variance"]])
-        o = spec.optimizer
-        if o.name == "adam":
-            opt = keras.optimizers.Adam(learning_rate=o.learning_rate, beta_1=o.beta_1, beta_2=o.beta_2,
-                                        epsilon=o.epsilon)
-        else:
-            opt = keras.optimizers.SGD(learning_rate=o.learning_rate, momentum=o.momentum)
-        model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      jit_compile=self.jit_compile)
-        self.model = model
+        self.model = compiled_model(keras, spec, params, self.jit_compile)
 
     # ------------------------------------------------------------------------------------------ steps
     def put(self, batch: Batch) -> Any:
@@ -250,3 +235,27 @@ def keras_layer(keras: Any, layer: Layer) -> Any:
     if layer.kind == "activation":
         return L.Activation(layer.activation)
     raise ValueError(f"unknown layer {layer.kind}")
+
+
+def compiled_model(keras: Any, spec: WorkloadSpec, params: Params, jit_compile: bool) -> Any:
+    """The workload as a compiled ``keras.Sequential``, loaded with the shared initial ``params``.
+
+    Optimizer hyper-parameters are set explicitly (Keras's defaults are not the workload's); the loss is
+    sparse categorical cross-entropy from logits. Call it inside a strategy's scope where there is one.
+    """
+    layers = [keras_layer(keras, layer) for layer in spec.layers]
+    model = keras.Sequential([keras.Input(shape=spec.input_shape), *layers])
+    for layer, kind, p in zip(layers, (l.kind for l in spec.layers), params):
+        if kind in ("conv2d", "dense"):
+            layer.set_weights([p["kernel"], p["bias"]])
+        elif kind == "batchnorm":
+            layer.set_weights([p["gamma"], p["beta"], p["moving_mean"], p["moving_variance"]])
+    o = spec.optimizer
+    if o.name == "adam":
+        opt = keras.optimizers.Adam(learning_rate=o.learning_rate, beta_1=o.beta_1, beta_2=o.beta_2,
+                                    epsilon=o.epsilon)
+    else:
+        opt = keras.optimizers.SGD(learning_rate=o.learning_rate, momentum=o.momentum)
+    model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=jit_compile)
+    return model
