@@ -65,6 +65,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from fwbench.data import DataSource
+    from fwbench.config import RunnerOptions, resolve_threads
     from fwbench.job import Job
     from fwbench.runners.tf_runner import TFGraphSession
     from fwbench.timing import measure
@@ -75,7 +76,7 @@ def main() -> None:
     params = init_params(spec)
     batches = DataSource(spec).batches(8)
     session = TFGraphSession(Job(workload=spec.to_dict(), runner="tf-graph", device="cpu",
-                                 threads=args.threads or os.cpu_count() or 1))
+                                 options=RunnerOptions(threads=resolve_threads(args.threads))))
     session.setup()  # first: thread pools are fixed when the runtime starts
     session.build(spec, params)
     pool = [session.put(b) for b in batches]

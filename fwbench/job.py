@@ -2,42 +2,54 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from fwbench.config import RunnerOptions
 
-@dataclass
+
+@dataclass(frozen=True)
 class Job:
-    """One (workload, runner, device, repeat) cell.
+    """One (workload, runner, device, repeat) cell, or one probe of a runner (``probe`` set).
 
-    ``threads``: intra-op threads (0 = the machine's cores); ``options``: runner options such as
-    ``channels_last`` or ``precision``; ``phases``: which of ``timing``, ``parity`` and ``target`` to run.
+    ``workload``: the validated workload spec as a dict (:meth:`fwbench.workload.WorkloadSpec.to_dict`);
+    ``options``: how the worker runs it (:class:`~fwbench.config.RunnerOptions`, typed); ``phases``: which
+    of ``timing``, ``parity``, ``target`` (or ``probe``) to run.
     """
 
     workload: dict[str, Any]
     runner: str
     device: str
     repeat: int = 0
-    threads: int = 0
-    options: dict[str, Any] = field(default_factory=dict)
+    options: RunnerOptions = field(default_factory=RunnerOptions)
     phases: tuple[str, ...] = ("timing", "parity")
+    probe: str | None = None
 
     @property
     def cell_id(self) -> str:
+        if self.probe is not None:
+            return probe_id(self.workload["name"], self.probe, self.runner, self.device)
         return cell_id(self.workload["name"], self.runner, self.device, self.repeat)
 
+    def with_threads(self, threads: int) -> "Job":
+        return replace(self, options=replace(self.options, threads=threads))
+
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["phases"] = list(self.phases)
-        return d
+        return {"workload": self.workload, "runner": self.runner, "device": self.device, "repeat": self.repeat,
+                "options": self.options.to_dict(), "phases": list(self.phases), "probe": self.probe}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Job":
-        d = dict(d)
-        d["phases"] = tuple(d.get("phases", ()))
-        return cls(**d)
+        return cls(workload=d["workload"], runner=d["runner"], device=d["device"], repeat=d.get("repeat", 0),
+                   options=RunnerOptions.from_dict(d.get("options", {})), phases=tuple(d.get("phases", ())),
+                   probe=d.get("probe"))
 
 
 def cell_id(workload: str, runner: str, device: str, repeat: int) -> str:
     """The key of a cell inside a run: ``workload/runner/device/repeat``."""
     return f"{workload}/{runner}/{device}/{repeat}"
+
+
+def probe_id(workload: str, probe: str, runner: str, device: str) -> str:
+    """The key of a probe record inside a run: ``workload/probe/runner/device``."""
+    return f"{workload}/{probe}/{runner}/{device}"

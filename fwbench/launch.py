@@ -36,7 +36,7 @@ IDENTITY_FIELDS = ("id", "workload", "runner", "family", "device", "repeat")
 def worker_env(job: Job, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The worker's environment: explicit thread counts and the runner's own variables (e.g. KERAS_BACKEND)."""
     env = dict(os.environ)
-    threads = str(job.threads)
+    threads = str(job.options.threads)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
         env[var] = threads
     env["PYTHONUNBUFFERED"] = "1"

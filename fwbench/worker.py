@@ -63,7 +63,7 @@ def run_job(job: Job) -> dict[str, Any]:
 
 def utilisation(job: Job, spec: WorkloadSpec, out: dict[str, Any]) -> dict[str, Any]:
     """FLOPs per step, achieved FLOP/s and MFU against a matmul peak measured now, in this process."""
-    precision = job.options.get("precision", "fp32")
+    precision = job.options.precision
     framework = devices.framework_of(RUNNERS[job.runner])
     accel = devices.accelerator_info(framework, job.device)
     if accel:
@@ -85,7 +85,7 @@ def utilisation(job: Job, spec: WorkloadSpec, out: dict[str, Any]) -> dict[str, 
     fields["achieved_flops"], fields["mfu"] = flops.utilisation(fields["flops_per_step"], median, cal.peak_flops)
     fields["peak_flops"] = cal.peak_flops
     fields["calibration"] = cal.to_dict()
-    published = peaks.published_flops(accel.get("name", ""), precision, bool(job.options.get("tf32"))) if accel else None
+    published = peaks.published_flops(accel.get("name", ""), precision, job.options.tf32) if accel else None
     if published:
         fields["peak_flops_published"] = published
     return fields
@@ -106,7 +106,7 @@ def timing_phase(session: Session, spec: WorkloadSpec, params, data: DataSource)
     if t.diverged_step is not None:
         out.update(status="diverged", diverged_step=t.diverged_step,
                    reason=f"loss became {t.losses[-1]} at step {t.diverged_step}")
-    if session.device != "cpu" or session.options.get("sync_check"):
+    if session.device != "cpu" or session.options.sync_check:
         out["sync_check"] = sync_check(session, pool, fn)
     if t.step_s:
         s = summarize(t.step_s)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from fwbench import calibrate, devices, peaks, synccheck
+from fwbench.config import RunnerOptions
 from fwbench.runners.base import CellSkipped
 from fwbench.runners.registry import RUNNERS, RunnerInfo
 from tests.conftest import invoke
@@ -322,7 +323,7 @@ def test_worker_records_the_sync_check_when_asked(tmp_path, workload_dir):
     from fwbench.worker import main
     from fwbench.workload import load_workload
 
-    job = Job(workload=load_workload("tinymlp").to_dict(), runner="fake", device="cpu", options={"sync_check": True},
+    job = Job(workload=load_workload("tinymlp").to_dict(), runner="fake", device="cpu", options=RunnerOptions(sync_check=True),
               phases=("timing",))
     (tmp_path / "job.json").write_text(json.dumps(job.to_dict()))
     main([str(tmp_path / "job.json"), str(tmp_path / "cell.json")])
@@ -398,11 +399,13 @@ def test_tf_runners_on_tpu_go_through_the_strategy(monkeypatch, workload_dir):
     from fwbench.workload import load_workload
 
     spec = load_workload("tinycnn")
-    job = Job(workload=spec.to_dict(), runner="tf-graph", device="tpu", options={"precision": "bf16"})
+    job = Job(workload=spec.to_dict(), runner="tf-graph", device="tpu", options=RunnerOptions(precision="bf16"))
     with pytest.raises(CellSkipped, match="eager op-by-op execution is not a TPU mode"):
         tf_runner.TFEagerSession(job).setup()
-    with pytest.raises(CellSkipped, match="TPUs compute in bf16"):
-        tf_runner.TFGraphSession(Job(**{**job.__dict__, "options": {"precision": "fp16"}})).setup()
+    from fwbench.pipeline import precheck
+
+    fp16 = Job(**{**job.__dict__, "options": RunnerOptions(precision="fp16")})
+    assert "TPUs compute in bf16" in precheck(fp16, {"cpu": True, "tpu": True})  # one rule, before any worker
 
     strategy = FakeStrategy()
     monkeypatch.setattr(devices, "tf_tpu_strategy", lambda tf: strategy)
@@ -438,11 +441,13 @@ def test_torch_runner_on_tpu_syncs_the_lazy_graph_every_step(monkeypatch, worklo
     # torch_xla stands in as the CPU device plus a recording sync(): the runner's XLA code path, minus XLA
     monkeypatch.setattr(devices, "torch_xla_device", lambda: (torch.device("cpu"), lambda: syncs.append(1)))
     spec = load_workload("tinycnn")
-    s = TorchSession(Job(workload=spec.to_dict(), runner="torch", device="tpu", options={"precision": "bf16"}))
+    s = TorchSession(Job(workload=spec.to_dict(), runner="torch", device="tpu", options=RunnerOptions(precision="bf16")))
     s.setup()
     s.build(spec, init_params(spec))
     batch = s.put(DataSource(spec).batch(0))
     assert s.value(s.train_step(batch)) > 0 and s.value(s.infer_step(batch)) > 0
     assert len(syncs) == 2  # one graph cut per step
-    with pytest.raises(CellSkipped, match="TPUs compute in bf16"):
-        TorchSession(Job(workload=spec.to_dict(), runner="torch", device="tpu", options={"precision": "fp16"})).setup()
+    from fwbench.pipeline import precheck
+
+    fp16 = Job(workload=spec.to_dict(), runner="torch", device="tpu", options=RunnerOptions(precision="fp16"))
+    assert "TPUs compute in bf16" in precheck(fp16, {"cpu": True, "tpu": True})

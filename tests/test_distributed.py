@@ -24,7 +24,8 @@ from fwbench.distributed.config import ENGINES, DistOptions, free_ports, is_loop
 from fwbench.distributed.launch import RunShape, launch_run, run_distributed_cell, torchrun_root_cause
 from fwbench.distributed.rank import agreed_steps
 from fwbench.errors import UsageError, WorkloadError
-from fwbench.pipeline import RunOptions, plan
+from fwbench.config import RunConfig, RunnerOptions
+from fwbench.pipeline import plan
 from fwbench.runners.registry import RUNNERS
 from fwbench.workload import Distributed, Timing, WorkloadSpec, load_workload, parse_workload
 from tests.conftest import REPO, invoke
@@ -62,9 +63,8 @@ def ddp_dir(workload_dir: Path) -> Path:
 
 
 def _job(spec: WorkloadSpec, runner: str, dist: DistOptions | None = None):
-    options: dict = {}
-    make_distributed([spec], dist or DistOptions(), options)
-    return plan([spec], [RUNNERS[runner]], ["cpu"], RunOptions(options=options))[0]
+    _, opts = make_distributed([spec], dist or DistOptions())
+    return plan([spec], [RUNNERS[runner]], ["cpu"], RunConfig(options=RunnerOptions(distributed=opts)))[0]
 
 
 def _rank_pids(root: Path) -> list[int]:
@@ -111,13 +111,13 @@ def test_dist_options_refuse_inconsistent_flags(kwargs, words):
 
 def test_workers_flag_makes_any_workload_data_parallel(workload_dir):
     mlp = load_workload("tinymlp")
-    options: dict = {}
-    assert make_distributed([mlp], DistOptions(), options)[0].distributed is None and "distributed" not in options
-    specs = make_distributed([mlp], DistOptions(workers=3), options)
+    specs, opts = make_distributed([mlp], DistOptions())
+    assert specs[0].distributed is None and opts is None
+    specs, opts = make_distributed([mlp], DistOptions(workers=3))
     assert specs[0].distributed == Distributed(3)
-    assert options["distributed"]["workers"] == 3
+    assert opts is not None and opts.workers == 3
     with pytest.raises(UsageError, match="needs a data-parallel workload"):
-        make_distributed([mlp], DistOptions(nnodes=2, master_port=29500), {})
+        make_distributed([mlp], DistOptions(nnodes=2, master_port=29500))
 
 
 def test_cli_refuses_bad_node_flags_before_any_work(cli, ddp_dir, tmp_path):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from fwbench import parity
+from fwbench.config import RunnerOptions
 from fwbench.job import Job
 from fwbench.weights import init_params
 from fwbench.workload import load_workload
@@ -26,8 +27,7 @@ def _session(precision: str, device: str = "cpu", tf32: bool = False, runner: st
     from fwbench.runners.torch_runner import TorchSession
 
     spec = load_workload("tinycnn")
-    job = Job(workload=spec.to_dict(), runner=runner, device=device, threads=1,
-              options={"precision": precision, "tf32": tf32})
+    job = Job(workload=spec.to_dict(), runner=runner, device=device, options=RunnerOptions(threads=1, precision=precision, tf32=tf32))
     s = TorchSession(job)
     s.setup()
     s.build(spec.without_dropout(), init_params(spec))
@@ -168,7 +168,7 @@ def _tf_session(precision: str, runner: str = "tf-graph"):
 
     spec = load_workload("tinycnn")
     cls = {"tf-eager": tf_runner.TFEagerSession, "tf-graph": tf_runner.TFGraphSession}[runner]
-    s = cls(Job(workload=spec.to_dict(), runner=runner, device="cpu", threads=1, options={"precision": precision}))
+    s = cls(Job(workload=spec.to_dict(), runner=runner, device="cpu", options=RunnerOptions(threads=1, precision=precision)))
     s.setup()
     s.build(spec.without_dropout(), init_params(spec))
     return s, spec

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from fwbench.data import DataSource
+from fwbench.config import RunnerOptions
 from fwbench.job import Job
 from fwbench.weights import init_params
 from fwbench.workload import load_workload
@@ -80,7 +81,7 @@ def write_workloads(d) -> None:
 
 
 def session(cls, device: str = "cpu"):
-    s = cls(Job(workload={}, runner="tf-graph", device=device, threads=1))
+    s = cls(Job(workload={}, runner="tf-graph", device=device, options=RunnerOptions(threads=1)))
     s.setup()
     return s
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
+
+from fwbench.cli import common
+from fwbench.config import RunConfig, RunnerOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -16,49 +19,51 @@ def register(app: typer.Typer) -> None:
 
 
 def probe(
-    framework: list[str] = typer.Option([], "--framework", "-f", help="Family: torch, tensorflow, keras, or all (default)."),
-    runner: list[str] = typer.Option([], "--runner", "-r", help="One runner exactly (repeatable)."),
-    probe_name: list[str] = typer.Option([], "--probe", "-p", help="Probe name (repeatable; default: every probe)."),
-    workload: str = typer.Option("cnn", "--workload", "-w", help="Workload whose network the probes use."),
-    device: str = typer.Option("cpu", "--device", "-d", help="cpu, cuda or auto."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Results file (default: results/probes-<run-id>.json)."),
-    timeout: float = typer.Option(300.0, "--timeout", min=1.0, help="Seconds before a probe's worker is killed."),
-    threads: int = typer.Option(0, "--threads", min=0, help="Intra-op threads per worker (0 = all cores)."),
+    framework: common.Framework = [],
+    runner: common.Runner = [],
+    probe_name: list[str] = typer.Option([], "--probe", "-p", metavar="PROBE",
+                                         help="Probe name (repeatable) [default: every probe that applies]."),
+    workload: common.Workload = [],
+    device: common.Device = ["cpu"],
+    out: common.Out = None,
+    force: common.Force = False,
+    timeout: float = common.timeout_option(300.0, "probe"),
+    threads: common.Threads = 0,
+    memory_limit: common.MemoryLimit = None,
 ) -> None:
     """Run capability probes and record their findings in a results file (render them with `fwbench report`)."""
     from fwbench import env as envmod
     from fwbench import results
-    from fwbench.cli.run_cmd import check_writable, resolve_devices
-    from fwbench.runners.registry import select
-    from fwbench.workload import load_workload
 
-    runners = [r.name for r in select(framework or ([] if runner else ["all"]), runner)]
-    spec = load_workload(workload)
-    dev = resolve_devices([device])[0]
-    threads = threads or envmod.cpu_count()
-    config = {"frameworks": framework, "runners": runner, "probes": probe_name, "workloads": [workload],
-              "devices": [device], "resolved_devices": [dev], "timeout": timeout, "quick": False,
-              "threads": threads, "options": {}, "argv": sys.argv[1:]}
-    doc = results.new_document(config, envmod.capture(threads))
-    out = out or Path("results") / f"probes-{doc['run_id']}.json"
-    check_writable(out)
-    code = run_probes_with_progress(doc, runners, probe_name, spec.to_dict(), dev, threads, out, timeout)
+    runners = [r.name for r in common.select_runners(framework, runner)]
+    specs = common.load_workloads(workload)
+    config = RunConfig(command="probe", frameworks=framework, runners=runner, workloads=workload or ["cnn"],
+                       devices=device, resolved_devices=common.resolve_devices(device), timeout=timeout,
+                       target=False, memory_limit=memory_limit, probes=probe_name,
+                       options=RunnerOptions(threads=common.threads(threads)), argv=sys.argv[1:])
+    doc = results.new_document(config.to_dict(), envmod.capture(config.options.threads))
+    out = common.output_file(out, Path("results") / f"probes-{doc['run_id']}.json", force)
+    code = run_probes_with_progress(doc, runners, probe_name, [s.to_dict() for s in specs],
+                                    list(config.resolved_devices), config, out, timeout)
     raise typer.Exit(code)
 
 
 def run_probes_with_progress(doc: dict[str, Any], runners: list[str], probe_names: list[str],
-                             workload: dict[str, Any], device: str, threads: int, out: Path,
-                             timeout: float = 300.0, memory_limit: int | None = None) -> int:
-    """Run the probes of ``runners`` into ``doc`` (saved to ``out``), print one line each and a table.
+                             workloads: list[dict[str, Any]], devices: list[str], config: RunConfig, out: Path,
+                             timeout: float) -> int:
+    """Run the probes of ``runners`` on every workload and device into ``doc`` (saved to ``out``).
 
-    Returns 1 when a probe failed, crashed or timed out (0 when all ran or were skipped with a reason).
+    Prints one line per probe and a table. Returns 1 when a probe failed, crashed or timed out (0 when all
+    ran or were skipped with a reason), or the exit code of a signal that stopped it.
     """
     from rich.console import Console
     from rich.table import Table
 
+    from fwbench import results
+    from fwbench.cli.progress import run_with_progress
     from fwbench.errors import UsageError
     from fwbench.probes.catalog import select as select_probes
-    from fwbench.probes.run import run_probes
+    from fwbench.probes.run import plan_probes, run_probes
     from fwbench.report.corpus import Record
     from fwbench.report.seed import describe_probe
 
@@ -68,24 +73,32 @@ def run_probes_with_progress(doc: dict[str, Any], runners: list[str], probe_name
         if probe_names:
             raise UsageError(f"no probe {', '.join(probe_names)} applies to the selected runners "
                              f"({', '.join(runners) or 'none'})")
-        err.print(f"No capability probe applies to {', '.join(runners) or 'these runners'}.", highlight=False)
+        err.print(f"No capability probe applies to {', '.join(runners) or 'these runners'}.", highlight=False,
+                  markup=False)
         return 0
-
-    def on_event(kind: str, i: int, n: int, rec: dict[str, Any]) -> None:
-        if kind == "done":
-            mark = "✓" if rec["status"] == "ok" else "-" if rec["status"] == "skipped" else "✗"
-            err.print(f"{mark} probe {i + 1}/{n} {rec['id']}: {rec['status']}"
-                      + (f" ({rec['reason']})" if rec.get("reason") else ""), highlight=False, markup=False)
-
-    run_probes(doc, pairs, workload, device, threads, out, timeout=timeout, memory_limit=memory_limit,
-               on_event=on_event)
+    jobs = plan_probes(pairs, workloads, devices, config.options)
+    interrupted = run_with_progress(
+        len(jobs), "probe",
+        lambda on_event: run_probes(doc, jobs, out, timeout, config.memory_limit_bytes, on_event=on_event),
+        lambda: results.save_or_fallback(out, doc), err)
     table = Table(title="Capability probes", title_justify="left")
-    for col in ("probe", "runner", "status", "finding"):
+    for col in ("probe", "runner", "workload", "device", "status", "finding"):
         table.add_column(col, overflow="fold")
-    for rec in doc["probes"]:
+    for rec in doc.get("probes", []):
         r = Record(str(out), rec)
         text = describe_probe(r, "en")[0] if r.ok else (rec.get("reason") or "")
-        table.add_row(rec["probe"], rec["runner"], rec["status"], text)
+        table.add_row(*(escape_text(x) for x in (rec["probe"], rec["runner"], rec["workload"], rec["device"],
+                                                 rec["status"], text)))
     console.print(table)
-    err.print(f"Results: {out}", highlight=False)
+    err.print(f"Results: {out}", highlight=False, markup=False)
+    if interrupted is not None:
+        err.print(f"Interrupted: {len(doc.get('probes', []))} finished probes are saved.", highlight=False,
+                  markup=False)
+        return interrupted
     return 1 if any(p["status"] not in ("ok", "skipped") for p in doc["probes"]) else 0
+
+
+def escape_text(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(str(text))

@@ -119,11 +119,9 @@ def loopback_interface() -> str | None:
     return next((n for n in names if n == "lo" or n.startswith("lo")), None)
 
 
-def make_distributed(specs: list[Any], opts: DistOptions, options: dict[str, Any]) -> list[Any]:
-    """Apply ``--workers`` (every workload becomes data-parallel) and record the options for the workers.
-
-    ``options`` (the run's runner options) gains ``distributed`` when any workload is data-parallel.
-    """
+def make_distributed(specs: list[Any], opts: DistOptions) -> tuple[list[Any], DistOptions | None]:
+    """Apply ``--workers`` (every workload becomes data-parallel); returns the specs and the data-parallel
+    options the workers need (``None`` when no workload is data-parallel)."""
     import dataclasses
 
     from fwbench.workload import Distributed
@@ -131,7 +129,7 @@ def make_distributed(specs: list[Any], opts: DistOptions, options: dict[str, Any
     if opts.workers is not None:
         specs = [dataclasses.replace(s, distributed=Distributed(opts.workers)) for s in specs]
     if any(s.distributed for s in specs):
-        options["distributed"] = opts.to_dict()
-    elif opts.multinode:
+        return specs, opts
+    if opts.multinode:
         raise UsageError("--nnodes > 1 needs a data-parallel workload (one with [distributed], or --workers N)")
-    return specs
+    return specs, None

@@ -78,13 +78,13 @@ def run_distributed_cell(job: Job, workdir: Path, timeout: float, memory_limit: 
     if engine is None:
         return {"status": "skipped", "reason": f"runner {job.runner} has no data-parallel engine "
                                                f"(data-parallel runners: {', '.join(ENGINES)})"}
-    if job.options.get("precision", "fp32") != "fp32":
+    if job.options.precision != "fp32":
         return {"status": "skipped", "reason": "data-parallel cells train in fp32 only"}
-    opts = DistOptions.from_dict(job.options.get("distributed"))
+    opts = job.options.distributed or DistOptions()
     workers = resolve_workers(job, opts)
     shape = RunShape(workers, opts.nnodes, opts.node_rank, opts.master_addr, opts.master_port)
     # ranks on one node share its cores: each gets an equal part, in the 1-worker run too (same conditions)
-    rank_job = dataclasses.replace(job, threads=max(1, job.threads // workers))
+    rank_job = job.with_threads(max(1, job.options.threads // workers))
     cell_dir = workdir / cell_stem(job.cell_id)  # workload names are user text: never a path as they are
     baseline = None
     if opts.node_rank == 0:  # node 0 measures the 1-worker run; the other nodes wait in the rendezvous
@@ -98,7 +98,7 @@ def run_distributed_cell(job: Job, workdir: Path, timeout: float, memory_limit: 
         return _failed(scaled, f"{shape.world_size}-worker run", t0)
     cell = aggregate.make_cell(scaled.ranks, baseline.ranks if baseline else None, job.workload["batch_size"],
                                shape.nnodes, workers, opts.node_rank, engine.name,
-                               job.options.get("precision", "fp32"))
+                               job.options.precision)
     cell["duration_s"] = time.perf_counter() - t0
     return cell
 

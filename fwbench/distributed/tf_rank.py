@@ -45,7 +45,7 @@ class TFMultiWorker(RankEngine):
         cfg = json.loads(os.environ["TF_CONFIG"])
         self.local_rank = int(os.environ.get("FWBENCH_LOCAL_RANK", "0"))
         self.node_rank = int(os.environ.get("FWBENCH_NODE_RANK", "0"))
-        threads = self.job.threads or os.cpu_count() or 1
+        threads = self.job.options.threads
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
         tf.config.optimizer.set_jit(False)
@@ -63,7 +63,7 @@ class TFMultiWorker(RankEngine):
             self.implementation, self.tf_device = impl.RING, "/CPU:0"
         else:
             raise CellSkipped(f"MultiWorkerMirroredStrategy runs here on cpu and cuda, not {self.device}")
-        tf.config.experimental.enable_tensor_float_32_execution(bool(self.job.options.get("tf32", False)))
+        tf.config.experimental.enable_tensor_float_32_execution(self.job.options.tf32)
         options = tf.distribute.experimental.CommunicationOptions(
             implementation=self.implementation, timeout_seconds=float(self.run.get("collective_timeout_s", 600)))
         self.strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)

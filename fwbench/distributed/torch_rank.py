@@ -34,16 +34,15 @@ class TorchDDP(RankEngine):
         self.world_size = int(os.environ["WORLD_SIZE"])
         self.local_rank = int(os.environ["LOCAL_RANK"])
         self.node_rank = int(os.environ.get("GROUP_RANK", "0"))
-        if self.job.threads:
-            torch.set_num_threads(self.job.threads)
+        torch.set_num_threads(self.job.options.threads)
         if self.device == "cuda":
             if torch.cuda.device_count() <= self.local_rank:
                 raise CellSkipped(f"local rank {self.local_rank} needs GPU {self.local_rank}; "
                                   f"torch sees {torch.cuda.device_count()}")
             torch.cuda.set_device(self.local_rank)
             self.dev, self.backend = torch.device("cuda", self.local_rank), "nccl"
-            torch.backends.cuda.matmul.allow_tf32 = bool(self.job.options.get("tf32", False))
-            torch.backends.cudnn.allow_tf32 = bool(self.job.options.get("tf32", False))
+            torch.backends.cuda.matmul.allow_tf32 = self.job.options.tf32
+            torch.backends.cudnn.allow_tf32 = self.job.options.tf32
         elif self.device == "cpu":
             self.dev, self.backend = torch.device("cpu"), "gloo"
         else:

@@ -1,7 +1,7 @@
 """The probe worker: ``python -m fwbench.probes.worker JOB.json RESULT.json`` runs one probe.
 
 Like :mod:`fwbench.worker` it never raises: the probe's findings, or its failure with a reason, are
-written to RESULT.json as ``{"status", "reason", "findings"}``. The probe is ``job.options["probe"]``,
+written to RESULT.json as ``{"status", "reason", "findings"}``. The probe is ``job.probe``,
 applied to ``job.runner``; the implementation is imported here, so frameworks load only in this process.
 """
 
@@ -19,7 +19,7 @@ from fwbench.worker import serve
 
 
 def run_probe(job: Job) -> dict[str, Any]:
-    info = PROBES[job.options["probe"]]
+    info = PROBES[job.probe]
     module, _, fn = info.impls[job.runner].partition(":")
     ctx = ProbeContext.from_job(job)
     try:

@@ -22,9 +22,9 @@ Which Keras API is measured:
   tensorflow (so ``keras`` pairs with ``tf-graph``, the hand-written ``tf.function`` step: the price of
   the high-level API; ``tf-xla`` is the XLA counterpart), ``True`` on jax (Keras-jax without jit runs op
   by op; ``"auto"`` also means ``True`` there), ``False`` on torch (``True`` would be ``torch.compile``,
-  which Keras calls experimental). ``options["keras_jit_compile"]`` overrides it. Recorded in settings.
+  which Keras calls experimental). ``options.keras_jit_compile`` overrides it. Recorded in settings.
 
-Precision (``options["precision"]``): Keras's global dtype policy, ``float32``, ``mixed_bfloat16`` or
+Precision (``options.precision``): Keras's global dtype policy, ``float32``, ``mixed_bfloat16`` or
 ``mixed_float16`` (float32 variables, reduced-precision compute, the loss in float32; ``compile`` wraps the
 optimizer in a ``LossScaleOptimizer`` for ``mixed_float16``). TPU: the tensorflow backend builds and
 compiles the model under a one-core ``TPUStrategy`` (:func:`fwbench.devices.tf_tpu_strategy`); the jax
@@ -57,14 +57,10 @@ class KerasSession(Session):
             raise CellSkipped(f"the Keras runners support cpu, cuda and tpu, not {self.device}")
         if self.device == "tpu" and self.backend == "torch":
             raise CellSkipped("Keras's torch backend has no TPU path; use keras (tensorflow) or keras-jax")
-        self.precision = self.options.get("precision", "fp32")
-        if self.precision not in POLICIES:
-            raise ValueError(f"unknown precision {self.precision!r}; choose from {', '.join(POLICIES)}")
-        if self.device == "tpu" and self.precision == "fp16":
-            raise CellSkipped("TPUs compute in bf16, not fp16; use --precision bf16")
+        self.precision = self.options.precision
         self.strategy = None
-        self.threads = self.job.threads or os.cpu_count() or 1
-        self.tf32 = bool(self.options.get("tf32", False))
+        self.threads = self.options.threads
+        self.tf32 = self.options.tf32
         # Read by the backends when they load, so they must be set before `import keras`.
         if self.backend == "torch":
             os.environ["KERAS_TORCH_DEVICE"] = self.device
@@ -80,7 +76,8 @@ class KerasSession(Session):
         self.keras = keras
         getattr(self, f"_setup_{self.backend}")()
         keras.mixed_precision.set_global_policy(POLICIES[self.precision])
-        self.jit_compile = bool(self.options.get("keras_jit_compile", DEFAULT_JIT_COMPILE[self.backend]))
+        self.jit_compile = (DEFAULT_JIT_COMPILE[self.backend] if self.options.keras_jit_compile is None
+                            else self.options.keras_jit_compile)
 
     def _setup_tensorflow(self) -> None:
         import tensorflow as tf

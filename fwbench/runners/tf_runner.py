@@ -15,12 +15,12 @@ The optimizers are TensorFlow's own fused kernels (``ResourceApplyAdam``, ``Reso
 added to sqrt(v) with the bias correction folded into the step size; SGD momentum ``v = m*v - lr*g``)
 and which XLA compiles.
 
-Settings (recorded per cell): intra/inter-op thread pools from ``job.threads``; oneDNN through
+Settings (recorded per cell): intra/inter-op thread pools from ``job.options.threads``; oneDNN through
 ``TF_ENABLE_ONEDNN_OPTS`` (default ``1``, read by TensorFlow at import); XLA auto-clustering off, so
-only ``tf-xla`` uses XLA; TF32 off unless ``options["tf32"]``. ``--device cpu`` hides every GPU;
+only ``tf-xla`` uses XLA; TF32 off unless ``options.tf32``. ``--device cpu`` hides every GPU;
 ``--device cuda`` runs on the first GPU with memory growth on.
 
-Precision (``options["precision"]``), the Keras mixed-precision recipe written out: variables, optimizer
+Precision (``options.precision``), the Keras mixed-precision recipe written out: variables, optimizer
 state and updates stay float32; ``bf16``/``fp16`` cast inputs and weights to the compute dtype in the
 forward pass, batch norm and the loss compute in float32. ``fp16`` adds dynamic loss scaling with
 PyTorch ``GradScaler``'s rules (:class:`LossScale`): an update whose gradients overflowed is skipped.
@@ -218,9 +218,7 @@ class TFEagerSession(Session):
     jit_compile = False
 
     def setup(self) -> None:
-        self.precision = self.options.get("precision", "fp32")
-        if self.precision not in COMPUTE_DTYPES:
-            raise ValueError(f"unknown precision {self.precision!r}; choose from {', '.join(COMPUTE_DTYPES)}")
+        self.precision = self.options.precision
         self.strategy = None
         if self.device == "tpu":
             self._setup_tpu()
@@ -231,7 +229,7 @@ class TFEagerSession(Session):
         if self.device == "cuda" and not gpus:
             raise CellSkipped(f"tensorflow {tf.__version__} sees no GPU (built with CUDA: {tf.test.is_built_with_cuda()})")
         self.tf_device = "/GPU:0" if self.device == "cuda" else "/CPU:0"
-        threads = self.job.threads or os.cpu_count() or 1
+        threads = self.options.threads
         try:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
@@ -247,15 +245,13 @@ class TFEagerSession(Session):
             self.runtime_configured = False
         tf.config.optimizer.set_jit(False)  # no auto-clustering: only tf-xla uses XLA, on purpose
         # fp32 means fp32: TF32 tensor-core math is off unless asked for (recorded in settings).
-        tf.config.experimental.enable_tensor_float_32_execution(bool(self.options.get("tf32", False)))
+        tf.config.experimental.enable_tensor_float_32_execution(self.options.tf32)
         self.dtype = tf.float32
         self.compute_dtype = COMPUTE_DTYPES[self.precision]
 
     def _setup_tpu(self) -> None:
         if self.execution == "eager":
             raise CellSkipped("eager op-by-op execution is not a TPU mode; tf-graph and tf-xla run on TPUs")
-        if self.precision == "fp16":
-            raise CellSkipped("TPUs compute in bf16, not fp16; use --precision bf16")
         from fwbench.devices import tf_tpu_strategy
 
         self.strategy = tf_tpu_strategy(tf)

@@ -104,11 +104,8 @@ class TorchSession(Session):
     compiled = False
 
     def setup(self) -> None:
-        if self.job.threads:
-            torch.set_num_threads(self.job.threads)
-        self.precision = self.options.get("precision", "fp32")
-        if self.precision not in AMP_DTYPES:
-            raise ValueError(f"unknown precision {self.precision!r}; choose from {', '.join(AMP_DTYPES)}")
+        torch.set_num_threads(self.options.threads)
+        self.precision = self.options.precision
         self.xla_sync = None
         if self.device == "cuda":
             if not torch.cuda.is_available():
@@ -119,8 +116,6 @@ class TorchSession(Session):
         elif self.device == "tpu":
             if self.compiled:
                 raise CellSkipped("torch-compile does not run on TPUs here; the torch runner uses torch_xla")
-            if self.precision == "fp16":
-                raise CellSkipped("TPUs compute in bf16, not fp16; use --precision bf16")
             from fwbench.devices import torch_xla_device
 
             self.dev, self.xla_sync = torch_xla_device()
@@ -129,11 +124,11 @@ class TorchSession(Session):
         else:
             raise CellSkipped(f"the torch runners support cpu, cuda and tpu, not {self.device}")
         # fp32 means fp32: TF32 tensor-core math is off unless asked for (recorded in settings).
-        tf32 = bool(self.options.get("tf32", False))
+        tf32 = self.options.tf32
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
         self.amp_dtype = AMP_DTYPES[self.precision]
-        self.channels_last = bool(self.options.get("channels_last", False))
+        self.channels_last = self.options.channels_last
 
     def build(self, spec: WorkloadSpec, params: Params) -> None:
         self.spec = spec

@@ -1,0 +1,138 @@
+"""Options and resolvers shared by the commands, declared once (as asv's ``common_args``).
+
+Each shared option has one meaning, one placeholder and one stated default wherever it appears:
+``--framework``/``--runner`` (default: the torch family), ``--workload`` (repeatable, default cnn),
+``--device`` (repeatable), ``--out`` (a results FILE), ``--force``, ``--threads``, ``--timeout``,
+``--memory-limit``. The resolvers turn them into typed values, once, at the edge.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from fwbench.config import DEVICE_CHOICES, ConfigError, resolve_threads
+from fwbench.errors import UsageError
+
+if TYPE_CHECKING:
+    from fwbench.runners.registry import RunnerInfo
+    from fwbench.workload import WorkloadSpec
+
+DEFAULT_FRAMEWORK = "torch"
+
+Framework = Annotated[list[str], typer.Option(
+    "--framework", "-f", metavar="FAMILY",
+    help="Runner family: torch, tensorflow, keras, or all installed (repeatable). "
+         f"With neither --framework nor --runner: {DEFAULT_FRAMEWORK}.")]
+Runner = Annotated[list[str], typer.Option(
+    "--runner", "-r", metavar="RUNNER", help="One runner exactly, e.g. torch-compile (repeatable; see `fwbench list`).")]
+Workload = Annotated[list[str], typer.Option(
+    "--workload", "-w", metavar="NAME|FILE",
+    help="Workload name or path to a .toml file (repeatable) [default: cnn].")]
+Device = Annotated[list[str], typer.Option(
+    "--device", "-d", metavar="DEVICE", help="cpu, cuda, tpu or auto (cuda where available); repeatable.")]
+Out = Annotated[Optional[Path], typer.Option(
+    "--out", "-o", metavar="FILE", help="Results file to write [default: results/<run-id>.json]; "
+                                        "an existing file is refused without --force.")]
+Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing --out file (--resume continues one).")]
+Threads = Annotated[int, typer.Option(
+    "--threads", min=0, metavar="N", help="Intra-op threads per worker; 0 = every core this process may use.")]
+MemoryLimit = Annotated[Optional[str], typer.Option(
+    "--memory-limit", metavar="SIZE", help="Per-worker address-space limit, e.g. 4GiB (at least 64MiB) [default: none].")]
+
+
+def timeout_option(default: float, what: str) -> object:
+    return typer.Option(default, "--timeout", min=1.0, metavar="SECONDS",
+                        help=f"Seconds before a {what}'s worker is killed.")
+
+
+def select_runners(frameworks: list[str], runners: list[str]) -> list["RunnerInfo"]:
+    """The runners ``--framework``/``--runner`` name; neither: the :data:`DEFAULT_FRAMEWORK` family."""
+    from fwbench.runners.registry import select
+
+    if not frameworks and not runners:
+        frameworks = [DEFAULT_FRAMEWORK]
+    chosen = select(frameworks, runners)
+    if not chosen:
+        raise UsageError("no runner selected: none of the chosen frameworks is installed (see `fwbench list`)")
+    return chosen
+
+
+def load_workloads(names: list[str]) -> list["WorkloadSpec"]:
+    """Each ``--workload`` (default ``cnn``), loaded and validated; one name or file once per run."""
+    from fwbench.workload import load_workload
+
+    names = names or ["cnn"]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise UsageError(f"--workload {', '.join(twice)} given more than once")
+    specs = [load_workload(w) for w in names]
+    check_unique_names(specs, names)
+    return specs
+
+
+def check_unique_names(specs: list["WorkloadSpec"], sources: list[str]) -> None:
+    """Two workloads of one run may not share a name: their cells and stored definitions would collide."""
+    seen: dict[str, str] = {}
+    for spec, source in zip(specs, sources):
+        if spec.name in seen:
+            raise UsageError(f"two workloads are named {spec.name!r} ({seen[spec.name]} and {source}); "
+                             "a run keeps one definition per name: rename one (its `name` field)")
+        seen[spec.name] = source
+
+
+def resolve_devices(devices: list[str]) -> list[str]:
+    """``--device`` values checked and ``auto`` resolved (cuda where this machine has one), duplicates dropped."""
+    from fwbench import env as envmod
+
+    out: list[str] = []
+    for d in devices or ["cpu"]:
+        if d not in DEVICE_CHOICES:
+            raise UsageError(f"unknown device {d!r}; choose from: {', '.join(DEVICE_CHOICES)}")
+        if d == "auto":
+            d = "cuda" if envmod.devices()["cuda"] else "cpu"
+        if d not in out:
+            out.append(d)
+    return out
+
+
+def threads(value: int) -> int:
+    """``--threads`` resolved once: 0 means every core this process may use (its CPU affinity)."""
+    return resolve_threads(value)
+
+
+def output_file(out: Path | None, default: Path, force: bool) -> Path:
+    """The results file to write, checked before any work: writable, a regular file, not overwritten by accident."""
+    path = out if out is not None else default
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a directory; give a file name such as {path / 'run.json'}")
+    if out is not None and not force and (path.exists() or path.is_symlink()):
+        raise UsageError(f"--out {path} exists; pass --force to overwrite it, or `fwbench run --resume {path}` "
+                         "to finish its missing cells")
+    check_writable(path)
+    return path
+
+
+def check_writable(path: Path) -> None:
+    """Fail before any work if the results file cannot be written."""
+    import os
+    import time
+
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a directory; give a file name such as {path / 'run.json'}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.parent / f".fwbench-write-test-{os.getpid()}-{time.time_ns()}"
+        probe.write_text("x")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write results to {path}: {exc.strerror or exc}") from None
+
+
+def config_error_in(path: Path, exc: ConfigError) -> "Exception":
+    """A stored configuration that fails validation, as a results-file error naming the field."""
+    from fwbench.errors import ResultsError
+
+    return ResultsError(str(path), f"config.{exc.field}: {exc.message}; this run cannot be resumed")

@@ -1,0 +1,236 @@
+"""What to run and how: one typed, validated configuration, saved whole into every results file.
+
+- :class:`RunnerOptions`: how each worker runs its cell (threads, precision, TF32, layout, data-parallel
+  options). It rides in every :class:`~fwbench.job.Job` and is stored per cell.
+- :class:`RunConfig`: what a ``run`` or ``probe`` invocation asked for. ``RunConfig.to_dict()`` is the
+  results file's ``config``; ``--resume`` reads it back with :meth:`RunConfig.from_dict`, which applies the
+  same checks as the command line.
+
+Both are validated once, in ``__post_init__``, raising :class:`ConfigError` that names the option. This
+module is a leaf: it imports no framework and no NumPy (the parent plans runs with it).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from fwbench.distributed.config import DistOptions
+from fwbench.errors import UsageError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICE_CHOICES = ("cpu", "cuda", "tpu", "auto")
+COMMANDS = ("run", "probe")
+PHASES = ("timing", "parity", "target")
+
+# Sane bounds (issue 13): a run plans at most MAX_CELLS cells and MAX_REPEATS processes per cell; a cell
+# waits at most MAX_TIMEOUT_S. ``--threads`` beyond the cores this process may use oversubscribes them.
+MAX_REPEATS = 1000
+MAX_CELLS = 10_000
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+MAX_THREADS = 4096
+
+
+class ConfigError(UsageError):
+    """An option that does not validate; ``field`` is its name in :class:`RunConfig` / :class:`RunnerOptions`."""
+
+    def __init__(self, field_name: str, message: str):
+        self.field, self.message = field_name, message
+        super().__init__(f"--{field_name.replace('_', '-')} {message}")
+
+
+def available_cores() -> int:
+    """Cores this process may use: its CPU affinity (taskset, cgroups' cpusets), not the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def resolve_threads(threads: int) -> int:
+    """``--threads``: ``0`` means every core this process may use; resolved once, in the parent."""
+    return threads if threads > 0 else available_cores()
+
+
+def tpu_precision_problem(device: str, precision: str) -> str | None:
+    """Why ``precision`` cannot run on ``device`` for any framework, or ``None`` (TPUs have no fp16 math)."""
+    if device == "tpu" and precision == "fp16":
+        return "TPUs compute in bf16, not fp16; use --precision bf16"
+    return None
+
+
+def _check_type(name: str, value: Any, typ: type | tuple[type, ...], what: str) -> None:
+    ok = isinstance(value, typ) and not (isinstance(value, bool) and bool not in (typ if isinstance(typ, tuple)
+                                                                                  else (typ,)))
+    if not ok:
+        raise ConfigError(name, f"must be {what}, got {value!r}"[:200])
+
+
+def _check_names(name: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(name, f"must be a list of names, got {value!r}"[:200])
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    """How a worker runs its cell.
+
+    ``threads``: intra-op threads (resolved: at least 1); ``precision``: ``fp32``, ``bf16`` or ``fp16``
+    (mixed precision); ``tf32``: allow TF32 tensor-core math for fp32 on NVIDIA GPUs; ``channels_last``:
+    PyTorch NHWC memory format; ``sync_check``: run the timing self-check on the CPU too;
+    ``keras_jit_compile``: override Keras's ``jit_compile`` (``None``: the backend's default);
+    ``distributed``: the run's data-parallel options when a workload is data-parallel.
+    """
+
+    threads: int = 1
+    precision: str = "fp32"
+    tf32: bool = False
+    channels_last: bool = False
+    sync_check: bool = False
+    keras_jit_compile: bool | None = None
+    distributed: DistOptions | None = None
+
+    def __post_init__(self) -> None:
+        _check_type("threads", self.threads, int, "a whole number")
+        if not 1 <= self.threads <= MAX_THREADS:
+            raise ConfigError("threads", f"must be between 1 and {MAX_THREADS} after resolving 0, got {self.threads}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError("precision", f"{self.precision!r} is not a precision; choose from: {', '.join(PRECISIONS)}")
+        for name in ("tf32", "channels_last", "sync_check"):
+            _check_type(name, getattr(self, name), bool, "true or false")
+        if self.keras_jit_compile is not None:
+            _check_type("keras_jit_compile", self.keras_jit_compile, bool, "true, false or null")
+        if self.distributed is not None and not isinstance(self.distributed, DistOptions):
+            raise ConfigError("distributed", "must be data-parallel options")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["distributed"] = self.distributed.to_dict() if self.distributed else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "RunnerOptions":
+        """Strict: unknown keys and wrong types are refused (:class:`ConfigError` naming the field)."""
+        if not isinstance(d, dict):
+            raise ConfigError("options", f"must be an object, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError("options", f"unknown option(s) {', '.join(map(repr, unknown))[:200]}")
+        kwargs = dict(d)
+        dist = kwargs.get("distributed")
+        if dist is not None:
+            kwargs["distributed"] = _dist_from_dict(dist)
+        return cls(**kwargs)
+
+
+def _dist_from_dict(d: Any) -> DistOptions:
+    if not isinstance(d, dict) or set(d) - {f.name for f in fields(DistOptions)}:
+        raise ConfigError("distributed", f"must be an object of {', '.join(f.name for f in fields(DistOptions))}")
+    for key in ("nnodes", "node_rank", "master_port"):
+        if key in d:
+            _check_type(key, d[key], int, "a whole number")
+    if d.get("workers") is not None:
+        _check_type("workers", d["workers"], int, "a whole number")
+    if "master_addr" in d:
+        _check_type("master_addr", d["master_addr"], str, "a host name or address")
+    return DistOptions.from_dict(d)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What an invocation asked for (names as given; workloads are resolved by the command).
+
+    ``devices`` as given (``auto`` included) and ``resolved_devices`` as run; ``memory_limit`` as given
+    (``4GiB``), see :attr:`memory_limit_bytes`; ``argv`` the command line that made the run.
+    """
+
+    command: str = "run"
+    frameworks: tuple[str, ...] = ()
+    runners: tuple[str, ...] = ()
+    workloads: tuple[str, ...] = ("cnn",)
+    devices: tuple[str, ...] = ("cpu",)
+    resolved_devices: tuple[str, ...] = ()
+    timeout: float = 600.0
+    quick: bool = False
+    repeats: int = 1
+    target: bool = True
+    memory_limit: str | None = None
+    probes: tuple[str, ...] = ()
+    options: RunnerOptions = field(default_factory=RunnerOptions)
+    argv: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.command not in COMMANDS:
+            raise ConfigError("command", f"must be one of {', '.join(COMMANDS)}, got {self.command!r}"[:200])
+        for name in ("frameworks", "runners", "workloads", "devices", "resolved_devices", "probes", "argv"):
+            object.__setattr__(self, name, _check_names(name, getattr(self, name)))
+        if not self.workloads:
+            raise ConfigError("workload", "is missing: no workload given")
+        for d in (*self.devices, *self.resolved_devices):
+            if d not in DEVICE_CHOICES or (d == "auto" and d in self.resolved_devices):
+                raise ConfigError("device", f"{d!r} is not a device; choose from: {', '.join(DEVICE_CHOICES)}"[:200])
+        _check_type("timeout", self.timeout, (int, float), "a number of seconds")
+        if not (math.isfinite(self.timeout) and 0 < self.timeout <= MAX_TIMEOUT_S):
+            raise ConfigError("timeout", f"must be above 0 and at most {MAX_TIMEOUT_S:g} s, got {self.timeout!r}")
+        object.__setattr__(self, "timeout", float(self.timeout))
+        for name in ("quick", "target"):
+            _check_type(name, getattr(self, name), bool, "true or false")
+        _check_type("repeats", self.repeats, int, "a whole number")
+        if not 1 <= self.repeats <= MAX_REPEATS:
+            raise ConfigError("repeats", f"must be between 1 and {MAX_REPEATS}, got {self.repeats}")
+        if self.memory_limit is not None:
+            _check_type("memory_limit", self.memory_limit, str, "a size such as 4GiB")
+            self.memory_limit_bytes  # noqa: B018 (parses; raises ConfigError when malformed)
+        if not isinstance(self.options, RunnerOptions):
+            raise ConfigError("options", "must be runner options")
+
+    @property
+    def memory_limit_bytes(self) -> int | None:
+        return parse_size(self.memory_limit) if self.memory_limit is not None else None
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        return ("timing", "parity") + (("target",) if self.target else ())
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in ("frameworks", "runners", "workloads", "devices", "resolved_devices", "probes", "argv"):
+            d[name] = list(d[name])
+        d["options"] = self.options.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "RunConfig":
+        """The configuration stored in a results file, checked with the command line's rules."""
+        if not isinstance(d, dict):
+            raise ConfigError("config", f"must be an object, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError("config", f"unknown field(s) {', '.join(map(repr, unknown))[:200]}")
+        kwargs = dict(d)
+        kwargs["options"] = RunnerOptions.from_dict(d.get("options", {}))
+        return cls(**kwargs)
+
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)\s*", re.IGNORECASE)
+MIN_MEMORY_LIMIT = 64 * 2**20  # below this not even the Python interpreter of a worker starts
+MAX_MEMORY_LIMIT = 2**60
+
+
+def parse_size(text: str) -> int:
+    """``512MiB``, ``2GiB``, ``2G``, ``1048576`` -> bytes, within sane bounds (:class:`ConfigError` otherwise)."""
+    m = _SIZE.fullmatch(text)
+    if not m:
+        raise ConfigError("memory_limit", f"{text!r}: give a size such as 512MiB or 2GiB")
+    scale = 1024 ** ("KMGT".find(m.group(2).upper()) + 1) if m.group(2) else 1
+    value = float(m.group(1)) * scale
+    if not MIN_MEMORY_LIMIT <= value <= MAX_MEMORY_LIMIT:
+        raise ConfigError("memory_limit", f"{text!r} must be between 64MiB (a worker's interpreter needs about "
+                                          f"that much to start) and 1EiB; omit it for no limit")
+    return int(value)

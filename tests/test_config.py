@@ -1,0 +1,182 @@
+"""The typed run configuration: validation once at the edge, round trips, and what `run`/`probe` do with it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fwbench import config as cfg
+from fwbench.config import ConfigError, RunConfig, RunnerOptions, parse_size
+from fwbench.distributed.config import DistOptions
+from fwbench.job import Job
+from tests.conftest import invoke
+
+
+def test_runner_options_round_trip_through_json_and_job():
+    opts = RunnerOptions(threads=3, precision="bf16", tf32=True, channels_last=True, keras_jit_compile=False,
+                         distributed=DistOptions(workers=2))
+    assert RunnerOptions.from_dict(json.loads(json.dumps(opts.to_dict()))) == opts
+    job = Job(workload={"name": "w"}, runner="torch", device="cpu", options=opts, probe="shape-error")
+    again = Job.from_dict(json.loads(json.dumps(job.to_dict())))
+    assert again == job and again.options.threads == 3 and again.cell_id == "w/shape-error/torch/cpu"
+    assert job.with_threads(1).options.threads == 1 and job.options.threads == 3  # frozen: a new job
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"threads": 0}, "--threads must be between 1"),
+    ({"threads": "4"}, "--threads must be a whole number"),
+    ({"threads": True}, "--threads must be a whole number"),
+    ({"precision": "fp8"}, "--precision 'fp8' is not a precision; choose from: fp32, bf16, fp16"),
+    ({"tf32": "yes"}, "--tf32 must be true or false"),
+    ({"keras_jit_compile": 1}, "--keras-jit-compile must be true, false or null"),
+])
+def test_runner_options_refuse_bad_values_naming_the_option(kwargs, words):
+    with pytest.raises(ConfigError, match=words):
+        RunnerOptions(**kwargs)
+
+
+@pytest.mark.parametrize("stored, field", [
+    ({"threads": 2, "turbo": True}, "options"),
+    ({"threads": "2"}, "threads"),
+    ({"distributed": {"workers": "many"}}, "workers"),
+    ({"distributed": [1, 2]}, "distributed"),
+    ([], "options"),
+])
+def test_runner_options_from_a_file_are_strict(stored, field):
+    with pytest.raises(ConfigError) as info:
+        RunnerOptions.from_dict(stored)
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"repeats": 10**7}, "repeats"),
+    ({"repeats": 0}, "repeats"),
+    ({"timeout": -1}, "timeout"),
+    ({"timeout": float("nan")}, "timeout"),
+    ({"timeout": "600"}, "timeout"),
+    ({"devices": ["quantum"]}, "device"),
+    ({"workloads": "cnn"}, "workloads"),
+    ({"workloads": []}, "workload"),
+    ({"memory_limit": "lots"}, "memory_limit"),
+    ({"memory_limit": "1B"}, "memory_limit"),
+    ({"command": "rm"}, "command"),
+    ({"quick": 1}, "quick"),
+])
+def test_run_config_refuses_what_the_command_line_refuses(kwargs, field):
+    with pytest.raises(ConfigError) as info:
+        RunConfig(**kwargs)
+    assert info.value.field == field
+
+
+def test_run_config_round_trips_whole_and_refuses_unknown_fields():
+    c = RunConfig(frameworks=["torch"], runners=["keras"], workloads=["cnn", "mlp"], devices=["auto"],
+                  resolved_devices=["cpu"], timeout=30, repeats=3, memory_limit="2GiB",
+                  options=RunnerOptions(threads=2), argv=["run", "-f", "torch"])
+    d = json.loads(json.dumps(c.to_dict()))
+    assert RunConfig.from_dict(d) == c
+    assert c.memory_limit_bytes == 2 * 2**30 and c.phases == ("timing", "parity", "target")
+    with pytest.raises(ConfigError, match="unknown field"):
+        RunConfig.from_dict({**d, "evil": 1})
+
+
+@pytest.mark.parametrize("text, expected", [("64MiB", 64 * 2**20), ("2GiB", 2 * 2**30), ("2G", 2 * 2**30),
+                                            ("1.5 GiB", int(1.5 * 2**30)), ("1073741824", 2**30)])
+def test_sizes_parse(text, expected):
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "1B", "10MiB", "99999999999TiB", "lots", "-1G"])
+def test_sizes_out_of_bounds_or_malformed_are_refused(text):
+    with pytest.raises(ConfigError, match="--memory-limit"):
+        parse_size(text)
+
+
+def test_threads_zero_means_the_cores_this_process_may_use(monkeypatch):
+    monkeypatch.setattr(cfg.os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
+    monkeypatch.setattr(cfg.os, "cpu_count", lambda: 64)
+    assert cfg.resolve_threads(0) == 3 and cfg.resolve_threads(7) == 7
+
+
+def test_tpu_fp16_is_refused_before_any_worker():
+    assert "TPUs compute in bf16" in cfg.tpu_precision_problem("tpu", "fp16")
+    assert cfg.tpu_precision_problem("tpu", "bf16") is None and cfg.tpu_precision_problem("cpu", "fp16") is None
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+def test_the_results_file_stores_the_whole_typed_configuration(cli, tmp_path, workload_dir, monkeypatch):
+    monkeypatch.setattr(cfg, "available_cores", lambda: 3)
+    out = tmp_path / "run.json"
+    res = invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "--quick", "--repeats", "2", "-o", str(out))
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    config = RunConfig.from_dict(doc["config"])
+    assert config.options.threads == 3 and config.repeats == 2 and config.command == "run"
+    assert all(c["options"] == config.options.to_dict() and c["threads"] == 3 for c in doc["cells"])
+
+
+def test_out_refuses_to_overwrite_without_force(cli, tmp_path, workload_dir):
+    out = tmp_path / "run.json"
+    out.write_text("precious")
+    res = invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "--quick", "-o", str(out))
+    assert res.exit_code == 2 and "exists; pass --force" in res.output and "--resume" in res.output
+    assert out.read_text() == "precious"
+    res = invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "--quick", "-o", str(out), "--force")
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["cells"]
+
+
+def test_threshold_without_baseline_is_refused(cli, workload_dir):
+    res = invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "--threshold", "3%")
+    assert res.exit_code == 2 and "--threshold applies to --baseline" in res.output
+
+
+def test_resume_refuses_options_it_would_ignore(cli, tmp_path, workload_dir):
+    out = tmp_path / "run.json"
+    assert invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "--quick", "-o", str(out)).exit_code == 0
+    for extra in (["-w", "tinycnn"], ["--timeout", "5"], ["-o", str(tmp_path / "x.json")], ["--repeats", "2"]):
+        res = invoke(cli, "run", "--resume", str(out), *extra)
+        assert res.exit_code == 2 and "cannot be combined with it" in res.output, extra
+    res = invoke(cli, "run", "--resume", str(out), "--strict")
+    assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize("path, value, words", [
+    (("config", "repeats"), 10**7, "config.repeats"),
+    (("config", "timeout"), -1, "config.timeout"),
+    (("config", "options", "threads"), "all", "config.threads"),
+    (("config", "workloads"), {"a": 1}, "config.workloads"),
+])
+def test_resume_revalidates_the_stored_configuration(cli, tmp_path, workload_dir, path, value, words):
+    out = tmp_path / "run.json"
+    assert invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "--quick", "-o", str(out)).exit_code == 0
+    doc = json.loads(out.read_text())
+    doc["cells"] = []
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    out.write_text(json.dumps(doc))
+    res = invoke(cli, "run", "--resume", str(out))
+    assert res.exit_code == 2 and words in res.output and "cannot be resumed" in res.output, res.output
+    assert "Traceback" not in res.output
+
+
+def test_two_workloads_with_one_name_are_refused(cli, tmp_path, workload_dir):
+    other = tmp_path / "other.toml"
+    other.write_text((workload_dir / "tinymlp.toml").read_text().replace("batch_size = 4", "batch_size = 8"))
+    res = invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "-w", str(other), "-o", str(tmp_path / "r.json"))
+    assert res.exit_code == 2 and "two workloads are named 'tinymlp'" in res.output
+    assert not (tmp_path / "r.json").exists()
+    res = invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "-w", "tinymlp")
+    assert res.exit_code == 2 and "given more than once" in res.output
+
+
+def test_run_and_probe_share_one_vocabulary(cli):
+    run_help, probe_help = (" ".join(invoke(cli, cmd, "--help").output.split()) for cmd in ("run", "probe"))
+    for text in ("-w, --workload NAME|FILE", "-d, --device DEVICE", "-o, --out FILE", "--force",
+                 "-f, --framework FAMILY", "With neither --framework nor --runner: torch"):
+        assert text in run_help and text in probe_help, text
+    for placeholder in ("<list[str]>", "<float range>", "TEXT", "INTEGER", "PATH"):
+        assert placeholder not in run_help and placeholder not in probe_help, placeholder
