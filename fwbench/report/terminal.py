@@ -1,0 +1,47 @@
+"""Consoles and table cells for the terminal: results on stdout, progress on stderr, tables that survive a pipe.
+
+With a terminal, rich sizes tables to the window. Without one (a CI log, ``> log.txt``, ``| head``) rich
+would lay every table out at 80 columns and break headers and numbers mid-word; here such a console is
+as wide as a table needs (:data:`NO_TTY_WIDTH` is only a ceiling), unless ``COLUMNS`` says otherwise.
+User text reaches rich only as :class:`rich.text.Text` built by :func:`text` (control characters
+replaced, never parsed as markup), so a name such as ``[/x]`` or ``[link=…]`` prints as itself.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import IO, Any
+
+from rich.console import Console
+from rich.text import Text
+
+from fwbench.textsafe import term_plain
+
+NO_TTY_WIDTH = 4000  # a ceiling, not a layout width: tables without expand=True take their natural width
+
+
+def _wide(file: IO[str] | None, stderr: bool) -> bool:
+    probe = Console(file=file, stderr=stderr)
+    return not probe.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit()
+
+
+def make_console(stderr: bool = False, file: IO[str] | None = None, **kwargs: Any) -> Console:
+    """The console fwbench prints on: stdout for results (default), stderr for progress and status.
+
+    Without a terminal and without ``COLUMNS``, lines are as long as their content needs."""
+    if _wide(file, stderr) and "width" not in kwargs:
+        kwargs["width"] = NO_TTY_WIDTH
+    return Console(file=file, stderr=stderr, **kwargs)
+
+
+def fit(console: Console) -> Console:
+    """``console`` itself on a terminal (or with ``COLUMNS`` set); else an equivalent wide console on the
+    same stream, so that a console built by plain ``Console()`` still prints unbroken tables into a pipe."""
+    if console.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit() or console.width > 80:
+        return console
+    return Console(file=console.file, width=NO_TTY_WIDTH)
+
+
+def text(value: Any, style: str = "") -> Text:
+    """User text as a rich cell or line: printed as itself (no markup, no control sequences)."""
+    return Text(term_plain(value), style=style)
