@@ -82,19 +82,10 @@ def gate(base_doc: dict[str, Any], cur_doc: dict[str, Any], threshold: float = D
                 console.print(part, highlight=False)
         sys.stdout.flush()
     except BrokenPipeError:
+        from fwbench.report.terminal import quiet_stdout
+
         quiet_stdout()
     return code
-
-
-def quiet_stdout() -> None:
-    """After ``BrokenPipeError`` on stdout (the reader left, as ``| head -1`` does): point stdout at
-    /dev/null so that the interpreter's final flush cannot fail again and turn the exit code into 1."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):  # no real file descriptor (e.g. a test's captured stdout)
-        pass
 
 
 # ---------------------------------------------------------------- `fwbench run --baseline FILE`

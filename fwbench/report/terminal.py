@@ -10,6 +10,7 @@ replaced, never parsed as markup), so a name such as ``[/x]`` or ``[link=…]`` 
 from __future__ import annotations
 
 import os
+import sys
 from typing import IO, Any
 
 from rich.console import Console
@@ -45,3 +46,14 @@ def fit(console: Console) -> Console:
 def text(value: Any, style: str = "") -> Text:
     """User text as a rich cell or line: printed as itself (no markup, no control sequences)."""
     return Text(term_plain(value), style=style)
+
+
+def quiet_stdout() -> None:
+    """After ``BrokenPipeError`` on stdout (the reader left, as ``| head -1`` does): point stdout at
+    /dev/null so that the interpreter's final flush cannot fail again and turn the exit code into 1."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (e.g. a test's captured stdout)
+        pass
