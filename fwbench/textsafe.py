@@ -52,7 +52,7 @@ _MD_LINE_START = re.compile(r"^(\d{1,9})([.)])(?=\s|$)|^([#+\-=])(?=[\s#=\-]|$)"
 
 
 def md_text(text: Any, in_table: bool = False) -> str:
-    """``text`` as inert inline markdown: one line; no HTML, entity, link, image, code span, emphasis,
+    """``text`` as inert inline markdown: one line, control characters replaced (:func:`term_plain`); no HTML, entity, link, image, code span, emphasis,
     strikethrough, math or table-cell break, and no heading / list / quote where it starts a line.
 
     ``<``, ``>`` and ``&`` become HTML entities; the other markup characters are backslash-escaped.
@@ -60,7 +60,7 @@ def md_text(text: Any, in_table: bool = False) -> str:
     left as is. (A bare ``https://…`` may still be shown as a link by GitHub; its visible text is the
     address itself.)
     """
-    s = " ".join(str(text).split())
+    s = " ".join(term_plain(text).split())
     out = "".join(_MD_ENTITY.get(ch) or ("\\" + ch if ch in _MD_BACKSLASH else ch) for ch in s)
     if in_table:
         return out
@@ -70,7 +70,7 @@ def md_text(text: Any, in_table: bool = False) -> str:
 def md_code(text: Any, in_table: bool = False) -> str:
     """``text`` as one inline code span that no backtick inside it can close (the fence is longer than
     any run of backticks in it). ``in_table``: pipes are escaped, as GitHub's tables require inside code."""
-    s = " ".join(str(text).split())
+    s = " ".join(term_plain(text).split())
     if not s:
         return ""
     runs = [len(r) for r in re.findall(r"`+", s)]

@@ -21,6 +21,17 @@ from fwbench.textsafe import term_plain
 NO_TTY_WIDTH = 4000  # a ceiling, not a layout width: tables without expand=True take their natural width
 
 
+class PipeSafeConsole(Console):
+    """A rich console for which a closed pipe (``| head -1``) is not an error: rich's default exits with
+    status 1, which a CI gate would read as a regression. Here the console goes quiet and the command
+    finishes with its own exit code."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        if self.file is sys.stdout or self.file is sys.__stdout__:
+            quiet_stdout()
+
+
 def _wide(file: IO[str] | None, stderr: bool) -> bool:
     probe = Console(file=file, stderr=stderr)
     return not probe.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit()
@@ -32,7 +43,7 @@ def make_console(stderr: bool = False, file: IO[str] | None = None, **kwargs: An
     Without a terminal and without ``COLUMNS``, lines are as long as their content needs."""
     if _wide(file, stderr) and "width" not in kwargs:
         kwargs["width"] = NO_TTY_WIDTH
-    return Console(file=file, stderr=stderr, **kwargs)
+    return PipeSafeConsole(file=file, stderr=stderr, **kwargs)
 
 
 def fit(console: Console) -> Console:
@@ -40,7 +51,7 @@ def fit(console: Console) -> Console:
     same stream, so that a console built by plain ``Console()`` still prints unbroken tables into a pipe."""
     if console.is_terminal or os.environ.get("COLUMNS", "").strip().isdigit() or console.width > 80:
         return console
-    return Console(file=console.file, width=NO_TTY_WIDTH)
+    return PipeSafeConsole(file=console.file, width=NO_TTY_WIDTH)
 
 
 def text(value: Any, style: str = "") -> Text:
