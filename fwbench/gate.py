@@ -75,11 +75,16 @@ def gate(base_doc: dict[str, Any], cur_doc: dict[str, Any], threshold: float = D
         elif fmt == "markdown":
             print(render.markdown(result, names, code))
         else:
-            from fwbench.report.terminal import make_console
+            from rich.table import Table
+
+            from fwbench.report.terminal import make_console, print_table
 
             console = make_console()
             for part in render.table(result, names, code):
-                console.print(part, highlight=False)
+                if isinstance(part, Table):
+                    print_table(console, part)
+                else:
+                    console.print(part, highlight=False)
         sys.stdout.flush()
     except BrokenPipeError:
         from fwbench.report.terminal import quiet_stdout

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fwbench import units
-from fwbench.report.terminal import fit, make_console, text
+from fwbench.report.terminal import fit, make_console, print_table, text
 from fwbench.tables import COLUMNS, TTA_COLUMNS, run_rows, tta_rows
 
 __all__ = ["make_console", "print_run_tables", "text"]
@@ -69,7 +69,7 @@ def print_run_tables(doc: dict[str, Any], console: Console | None = None) -> Non
             values = [status if c == "status" else losses[i] if c == "loss" and i < len(losses) else row[c]
                       for c in cols]
             table.add_row(*(text(v) for v in values), style=STATUS_STYLE.get(status, "red"))
-        console.print(table)
+        print_table(console, table)
         for note in notes:
             console.print(text(f"  {note}"), highlight=False)
     for workload, rows in tta_rows(doc).items():
@@ -79,7 +79,7 @@ def print_run_tables(doc: dict[str, Any], console: Console | None = None) -> Non
             table.add_column(col, no_wrap=True)
         for row in rows:
             table.add_row(*(text(row[c]) for c in TTA_COLUMNS), style="green" if row["reached"] == "yes" else "red")
-        console.print(table)
+        print_table(console, table)
     parity = doc.get("parity") or {}
     if parity.get("mismatches"):
         line = Text("Parity check FAILED", style="bold red")

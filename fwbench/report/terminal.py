@@ -54,6 +54,27 @@ def fit(console: Console) -> Console:
     return PipeSafeConsole(file=console.file, width=NO_TTY_WIDTH)
 
 
+def unbroken_width(console: Console, table: Any) -> int:
+    """The narrowest width at which ``table`` breaks no header and no ``no_wrap`` (numeric) column: those
+    columns at their full width, the others at their longest word. 0 when it cannot be measured."""
+    try:  # rich has no public per-column measure; its private one is stable across 13.x
+        opts = console.options.update_width(NO_TTY_WIDTH)
+        widths = [(m.maximum if col.no_wrap else m.minimum)
+                  for col in table.columns for m in [table._measure_column(console, opts, col)]]  # noqa: SLF001
+        return sum(widths) + table._extra_width  # noqa: SLF001
+    except Exception:  # noqa: BLE001 - a measurement is an optimisation, never a failure
+        return 0
+
+
+def print_table(console: Console, table: Any) -> None:
+    """Print ``table`` on ``console``; without a terminal, ``COLUMNS`` narrower than the table's
+    :func:`unbroken_width` widens to it rather than break a number (a log line may be long, never wrong)."""
+    need = 0 if console.is_terminal else unbroken_width(console, table)
+    if need > console.width:
+        console = PipeSafeConsole(file=console.file, width=need)
+    console.print(table)
+
+
 def text(value: Any, style: str = "") -> Text:
     """User text as a rich cell or line: printed as itself (no markup, no control sequences)."""
     return Text(term_plain(value), style=style)
