@@ -5,7 +5,8 @@ anything). Each function here takes such text and returns a form that renders *a
 destination; renderers call them where they interpolate user text into their own markup, and nowhere
 else. Pure functions, standard library only (``term_markup`` imports rich lazily).
 
-* markdown (GitHub-flavoured): :func:`md_text` for running text, :func:`md_code` for a code span;
+* markdown (GitHub-flavoured): :func:`md_text` for running text, :func:`md_code` for a code span (or
+  escaped text where a span could carry markup characters);
 * terminal: :func:`term_plain` (control characters replaced) and :func:`term_markup` (also rich markup
   escaped), for text printed with and without rich markup;
 * CSV: :func:`csv_cell` neutralises spreadsheet formulas (OWASP "CSV injection");
@@ -68,18 +69,20 @@ def md_text(text: Any, in_table: bool = False) -> str:
 
 
 def md_code(text: Any, in_table: bool = False) -> str:
-    """``text`` as one inline code span that no backtick inside it can close (the fence is longer than
-    any run of backticks in it). ``in_table``: pipes are escaped, as GitHub's tables require inside code."""
+    """``text`` as an inline code span, when that is safe to read raw as well as rendered; otherwise as
+    :func:`md_text`. Text holding a backtick, ``<``, ``>``, ``&``, ``|``, ``\\`` or the shape of a
+    link (``](``, ``][``, ``]:``, ``![``, ``[^``) is not put in a code span: inside one no escape works, so the raw markdown would carry the characters of
+    HTML or a link (inert once rendered, but not to every reader of the file). ``in_table``: the span
+    fills a table cell."""
     s = " ".join(term_plain(text).split())
     if not s:
         return ""
-    runs = [len(r) for r in re.findall(r"`+", s)]
-    fence = "`" * (max(runs, default=0) + 1)
-    if s.startswith("`") or s.endswith("`"):
-        s = f" {s} "
-    if in_table:
-        s = s.replace("|", "\\|")
-    return f"{fence}{s}{fence}"
+    if _MD_NOT_IN_CODE.search(s):
+        return md_text(s, in_table=in_table)
+    return f"`{s}`"
+
+
+_MD_NOT_IN_CODE = re.compile(r"[`<>&|\\]|\]\s*[(\[:]|!\[|\[\^")
 
 
 # ---------------------------------------------------------------- CSV

@@ -49,18 +49,22 @@ def test_md_text_renders_as_itself(text: str) -> None:
     assert html.unescape(body) == " ".join(term_plain(text).split()), out
 
 
-@pytest.mark.parametrize("text", HOSTILE)
-def test_md_code_is_one_unbreakable_span(text: str) -> None:
-    out = MD.render("see " + md_code(text))
-    assert out.count("<code>") == 1 and not active(out), out
-    inner = re.search(r"<code>(.*)</code>", out, re.S).group(1)
-    assert html.unescape(inner).strip() == " ".join(term_plain(text).split()).strip()
+@pytest.mark.parametrize("text", HOSTILE + ["run.json#cnn/torch/cpu/0: summary.median", "a_b *c* $d$ ~e~"])
+def test_md_code_renders_as_itself_raw_and_rendered(text: str) -> None:
+    md = md_code(text)
+    assert "<" not in md and not re.search(r"(?<!\\)\]\(", md) and "``" not in md  # inert raw, too
+    out = MD.render("see " + md)
+    assert out.count("<code>") <= 1 and not active(out), out
+    body = re.sub(r"</?(p|code)>", "", out).strip()[len("see "):]
+    assert html.unescape(body) == " ".join(term_plain(text).split())
+    if not re.search(r"[`<>&\[\]|\\]", text):
+        assert md.startswith("`") and md.endswith("`")  # plain names keep their code formatting
 
 
 def test_md_in_a_table_cell_keeps_the_row() -> None:
     row = "| " + " | ".join([md_text("a|b", in_table=True), md_code("c|d", in_table=True), "z"]) + " |"
     out = MD.render("| h1 | h2 | h3 |\n|---|---|---|\n" + row)
-    assert out.count("<td>") == 3 and "a|b" in out and "<code>c|d</code>" in out
+    assert out.count("<td>") == 3 and "<td>a|b</td>" in out and "<td>c|d</td>" in out
 
 
 @pytest.mark.parametrize("text", HOSTILE)
@@ -190,13 +194,22 @@ def test_report_markdown_is_inert_and_hints_are_quoted(tmp_path) -> None:
     # the numbered source notes are code spans that a backtick in the file name cannot close
     notes = [line for line in text.splitlines() if re.match(r"\d+\. ", line)]
     assert notes and all(MD.render(n).count("<a") == 0 for n in notes)
+    assert "<script>" not in text and "[a](javascript" not in text  # inert raw, too
     # suggested commands paste back into a shell as the same words
-    cmds = [html.unescape(c) for c in re.findall(r"<code>(fwbench (?:run|probe) .*?)</code>", out)]
-    assert cmds
-    for cmd in cmds:
-        words = shlex.split(cmd)
-        for w in words[words.index("-w") + 1::2] if "-w" in words else []:
-            assert w in ("-w",) or w.startswith(("mlp`", "=cnn")) or w in ("tinymlp", "tinycnn", "ddp", "cnn")
+    from fwbench.report.build import build_report
+
+    d = results.read(GOLDEN / "tiny_partial.json")  # a partial run: many rows suggest a command
+    for c in d["cells"]:
+        c["workload"] = "=mlp; rm -rf ~ `x` $(id) [/x]"
+    report = build_report([("run.json", d)])
+    hints = [h for t in report.seed_tables for r in t.rows for ev in r.evidence.values() for h in ev.hints]
+    names = {c["workload"] for c in d["cells"]} | {"ddp"}
+    quoted = [h for h in hints if "'" in h]
+    assert quoted  # the hostile names needed quoting
+    for h in hints:
+        words = shlex.split(h)
+        assert words[:2] in (["fwbench", "run"], ["fwbench", "probe"])
+        assert all(words[i + 1] in names for i, w in enumerate(words) if w == "-w"), h
 
 
 def test_report_and_export_csv_neutralise_formulas(cli, tmp_path) -> None:

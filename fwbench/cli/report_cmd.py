@@ -38,10 +38,9 @@ def report(
     def warn(line: str) -> None:
         print(f"warning: {term_plain(line)}", file=sys.stderr)
 
-    if out_legacy is not None:
+    for path in write_report(results_files, out_legacy or out_dir, fmt=fmt, lang=lang, reference=reference,
+                             plots=plots, warn=warn):
+        print(term_plain(path))
+    if out_legacy is not None:  # after the work: an error stays the one line it always was
         warn("--out/-o of `fwbench report` is deprecated (it names a folder here, a file elsewhere): "
              "use --out-dir")
-        out_dir = out_legacy
-    for path in write_report(results_files, out_dir, fmt=fmt, lang=lang, reference=reference, plots=plots,
-                             warn=warn):
-        print(term_plain(path))
