@@ -53,8 +53,9 @@ _MD_LINE_START = re.compile(r"^(\d{1,9})([.)])(?=\s|$)|^([#+\-=])(?=[\s#=\-]|$)"
 
 
 def md_text(text: Any, in_table: bool = False) -> str:
-    """``text`` as inert inline markdown: one line, control characters replaced (:func:`term_plain`); no HTML, entity, link, image, code span, emphasis,
-    strikethrough, math or table-cell break, and no heading / list / quote where it starts a line.
+    """``text`` as inert inline markdown: one line, control characters replaced (:func:`term_plain`); no
+    HTML, entity, link, image, code span, emphasis, strikethrough, math or table-cell break, and no
+    heading / list / quote where it starts a line.
 
     ``<``, ``>`` and ``&`` become HTML entities; the other markup characters are backslash-escaped.
     ``in_table``: the text fills a table cell, where no block can start, so a leading ``-`` or ``1.`` is
@@ -71,7 +72,8 @@ def md_text(text: Any, in_table: bool = False) -> str:
 def md_code(text: Any, in_table: bool = False) -> str:
     """``text`` as an inline code span, when that is safe to read raw as well as rendered; otherwise as
     :func:`md_text`. Text holding a backtick, ``<``, ``>``, ``&``, ``|``, ``\\`` or the shape of a
-    link (``](``, ``][``, ``]:``, ``![``, ``[^``) is not put in a code span: inside one no escape works, so the raw markdown would carry the characters of
+    link (``](``, ``][``, ``]:``, ``![``, ``[^``) is not put in a code span: inside one no escape works,
+    so the raw markdown would carry the characters of
     HTML or a link (inert once rendered, but not to every reader of the file). ``in_table``: the span
     fills a table cell."""
     s = " ".join(term_plain(text).split())

@@ -21,8 +21,10 @@ def register(app: typer.Typer) -> None:
 
 def report(
     results_files: list[Path] = typer.Argument(..., metavar="RESULTS", help="Results files of fwbench run/probe."),
-    fmt: str = typer.Option("markdown", "--format", metavar="FORMAT", help="markdown (with PNG plots), csv or json."),
-    lang: str = typer.Option("en", "--lang", metavar="LANG", help="en, or zh for the source document's own Chinese labels."),
+    fmt: str = typer.Option("markdown", "--format", metavar="FORMAT",
+                            help="markdown (with PNG plots), csv or json."),
+    lang: str = typer.Option("en", "--lang", metavar="LANG",
+                             help="en, or zh for the source document's own Chinese labels."),
     out_dir: Path = typer.Option(Path("report"), "--out-dir", metavar="DIR", help="Folder to write the report into."),
     out_legacy: Optional[Path] = typer.Option(None, "--out", "-o", hidden=True,
                                               help="Deprecated alias of --out-dir."),

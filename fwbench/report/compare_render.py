@@ -115,7 +115,8 @@ def table(result: Comparison, names: tuple[str, str], code: int) -> list[Any]:
     cols = ("", "cell", "baseline", "current", "change", f"{100 * (1 - result.alpha):.3g}% CI", "q", "verdict")
     for col in cols:
         wraps = col in ("cell", "verdict")
-        t.add_column(col, overflow="fold", no_wrap=not wraps, justify="left" if col in ("", "cell", "verdict") else "right")
+        t.add_column(col, overflow="fold", no_wrap=not wraps,
+                     justify="left" if col in ("", "cell", "verdict") else "right")
     notes: list[str] = []
     for c in result.cells:
         r = row(c, result.threshold)

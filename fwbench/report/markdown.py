@@ -41,14 +41,13 @@ def render(report: Report) -> str:
     lines += [f"## {phrase(lang, 'performance')}", ""]
     for t in report.performance:
         lines += [f"### {md_text(t.title)}", ""]
-        lines += table(headers(lang, t.reference),
-                       [[md_code(r.text[c], in_table=True) if c == "source" else md_text(r.text[c], True) for c in PERF_COLUMNS]
-                        for r in t.rows]) + [""]
+        rows = [[md_code(r.text[c], in_table=True) if c == "source" else md_text(r.text[c], True)
+                 for c in PERF_COLUMNS] for r in t.rows]
+        lines += table(headers(lang, t.reference), rows) + [""]
     lines += [phrase(lang, "perf_fields"), ""]
     if report.utilisation:  # runs that recorded FLOPs (fwbench.flops) and a measured peak
-        lines += [f"### {UTIL_TITLE[lang]}", ""] + table(list(UTIL_HEADERS[lang]),
-                                                         [[md_text(c, True) for c in r[:-1]] + [md_code(r[-1], in_table=True)]
-                                                          for r in report.utilisation]) + [""]
+        util = [[md_text(c, True) for c in r[:-1]] + [md_code(r[-1], in_table=True)] for r in report.utilisation]
+        lines += [f"### {UTIL_TITLE[lang]}", ""] + table(list(UTIL_HEADERS[lang]), util) + [""]
         lines += [UTIL_NOTE[lang], ""]
     if report.plots:
         lines += [f"## {phrase(lang, 'plots')}", ""]
@@ -68,7 +67,8 @@ def render(report: Report) -> str:
                     n += 1
                     refs = [n]
                     notes.append(f"{n}. " + "; ".join(md_code(s) for s in ev.sources))
-                row.append(f"{evidence_text(ev, lang, refs)}<br>*{phrase(lang, 'document')}:* {md_text(r.claims[key], True)}")
+                claim = md_text(r.claims[key], True)
+                row.append(f"{evidence_text(ev, lang, refs)}<br>*{phrase(lang, 'document')}:* {claim}")
             rows.append([md_text(row[0], True)] + row[1:])
         lines += table([FEATURE[lang]] + [label for _, label in t.columns], rows) + [""]
         if notes:
@@ -76,6 +76,7 @@ def render(report: Report) -> str:
     if report.probes:
         lines += [f"## {phrase(lang, 'probes')}", ""]
         head = [phrase(lang, k) for k in ("col_probe", "col_runner", "col_status", "col_result", "col_source")]
-        lines += table(head, [[md_text(p.probe, True), md_text(p.runner, True), md_text(p.status, True), md_text(p.text, True),
-                               md_code(p.source, in_table=True)] for p in report.probes]) + [""]
+        probes = [[md_text(v, True) for v in (p.probe, p.runner, p.status, p.text)] + [md_code(p.source, in_table=True)]
+                  for p in report.probes]
+        lines += table(head, probes) + [""]
     return "\n".join(lines).rstrip() + "\n"
