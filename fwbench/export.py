@@ -22,6 +22,7 @@ import numpy as np
 
 from fwbench import stats
 from fwbench.compare import group_cells, samples
+from fwbench.textsafe import csv_row
 
 FORMATS = ("github-action-benchmark", "csv")
 CSV_COLUMNS = ("workload", "runner", "device", "status", "processes", "steps", "median_ms", "ci_low_ms",
@@ -82,15 +83,17 @@ def github_action_benchmark(doc: dict[str, Any]) -> str:
 
 
 def to_csv(doc: dict[str, Any]) -> str:
-    """CSV with a header row (:data:`CSV_COLUMNS`); empty fields where a cell has no samples."""
+    """CSV with a header row (:data:`CSV_COLUMNS`); empty fields where a cell has no samples; text that a
+    spreadsheet would read as a formula gets a leading ``'`` (:func:`fwbench.textsafe.csv_cell`)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows(doc):
         ms = lambda s: "" if s is None else _sig(s * 1e3)  # noqa: E731
-        writer.writerow([row.workload, row.runner, row.device, row.status, row.processes, row.steps,
-                         ms(row.median_s), ms(row.ci_low_s), ms(row.ci_high_s),
-                         "" if row.samples_per_s is None else _sig(row.samples_per_s), row.reason])
+        # text fields that a spreadsheet would run as a formula are neutralised; numbers stay numbers
+        writer.writerow(csv_row([row.workload, row.runner, row.device, row.status, row.processes, row.steps,
+                                 ms(row.median_s), ms(row.ci_low_s), ms(row.ci_high_s),
+                                 "" if row.samples_per_s is None else _sig(row.samples_per_s), row.reason]))
     return buf.getvalue()
 
 

@@ -1,4 +1,9 @@
-"""Printing results to the terminal with rich (the only place tables meet a console)."""
+"""Printing results to the terminal with rich (the only place the run tables meet a console).
+
+Results go to stdout, progress and status lines to stderr: build both with :func:`make_console`
+(``make_console()`` and ``make_console(stderr=True)``), which keeps tables whole in a pipe. Every piece
+of user text reaches rich as :class:`rich.text.Text` through :func:`fwbench.report.terminal.text`.
+"""
 
 from __future__ import annotations
 
@@ -7,54 +12,85 @@ from typing import Any
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from fwbench import units
+from fwbench.report.terminal import fit, make_console, print_table, text
 from fwbench.tables import COLUMNS, TTA_COLUMNS, run_rows, tta_rows
+
+__all__ = ["make_console", "print_run_tables", "text"]
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow"}
 RIGHT = ("median step ±95% CI", "samples/s", "MFU", "first step", "peak mem", "loss")
-NO_WRAP = ("runner",)
+WRAPS = ("status",)  # the only column that may wrap: headers and numbers never break
+CAPTION = ("peak mem: worker RSS high-water mark (\"dev\": device memory); MFU: model FLOPs / measured peak")
 
 
-def print_run_tables(doc: dict[str, Any], console: Console) -> None:
+def loss_column(cells: list[dict[str, Any]]) -> tuple[str, list[str], str]:
+    """The loss column of one workload's table: ``(header, one text per cell, caption)``.
+
+    The last loss comes after a different number of timed steps per runner, so beside a parity column it
+    reads as a disagreement. Where every successful cell has the parity check's loss after the same K steps
+    (same weights, same batches), that common-step loss is shown instead; otherwise the column is labelled
+    "last loss" and the caption says what it is."""
+    ks = {(c.get("parity") or {}).get("k") for c in cells if c.get("status") == "ok"}
+    kloss = [(c.get("parity") or {}).get("kstep_loss") for c in cells if c.get("status") == "ok"]
+    if len(ks) == 1 and None not in ks and kloss and None not in kloss:
+        (k,) = ks
+        return (f"loss @{k}", [units.loss((c.get("parity") or {}).get("kstep_loss")) for c in cells],
+                f"loss @{k}: training loss after {k} steps from the same weights on the same batches "
+                "(the parity check's common step)")
+    return ("last loss", [units.loss(c.get("final_loss")) for c in cells],
+            "last loss: after each runner's own number of timed steps (not a common step: compare losses "
+            "with the parity column)")
+
+
+def print_run_tables(doc: dict[str, Any], console: Console | None = None) -> None:
     """One table per workload (reasons of cells that did not succeed listed under it), then the parity verdict."""
+    console = fit(console or make_console())
     for workload, rows in run_rows(doc).items():
+        cells = [c for c in doc["cells"] if c["workload"] == workload]  # run_rows keeps this order
+        loss_head, losses, loss_note = loss_column(cells)
         spec = doc.get("workloads", {}).get(workload, {})
         title = f"{workload} — {spec.get('mode', 'train')}, batch {spec.get('batch_size', '?')}"
         cols = [c for c in COLUMNS if c != "device" or len({r["device"] for r in rows}) > 1]
         if len({r["device"] for r in rows}) == 1:
             title += f", {rows[0]['device']}"
-        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-                      caption="peak mem: worker RSS high-water mark (\"dev\": device memory); "
-                              "MFU: model FLOPs / measured peak", caption_justify="left")
+        table = Table(title=text(title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
+                      caption=Text(f"{CAPTION}; {loss_note}"), caption_justify="left")
         for col in cols:
-            table.add_column(col, justify="right" if col in RIGHT else "left", no_wrap=col in NO_WRAP, overflow="fold")
+            table.add_column(loss_head if col == "loss" else col, justify="right" if col in RIGHT else "left",
+                             no_wrap=col not in WRAPS, overflow="fold")
         notes = []
-        for row in rows:
+        for i, row in enumerate(rows):
             status, _, reason = row["status"].partition(": ")
             if reason:
                 notes.append(f"{row['runner']}: {status}: {reason}")
-            cells = [status if c == "status" else row[c] for c in cols]
-            table.add_row(*cells, style=STATUS_STYLE.get(status, "red"))
-        console.print(table)
+            values = [status if c == "status" else losses[i] if c == "loss" and i < len(losses) else row[c]
+                      for c in cols]
+            table.add_row(*(text(v) for v in values), style=STATUS_STYLE.get(status, "red"))
+        print_table(console, table)
         for note in notes:
-            console.print(f"  {note}", highlight=False, markup=False)
+            console.print(text(f"  {note}"), highlight=False)
     for workload, rows in tta_rows(doc).items():
-        table = Table(title=f"{workload} — time to accuracy (training time, evaluations excluded)",
+        table = Table(title=text(f"{workload} — time to accuracy (training time, evaluations excluded)"),
                       title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
         for col in TTA_COLUMNS:
-            table.add_column(col)
+            table.add_column(col, no_wrap=True)
         for row in rows:
-            table.add_row(*(row[c] for c in TTA_COLUMNS), style="green" if row["reached"] == "yes" else "red")
-        console.print(table)
+            table.add_row(*(text(row[c]) for c in TTA_COLUMNS), style="green" if row["reached"] == "yes" else "red")
+        print_table(console, table)
     parity = doc.get("parity") or {}
     if parity.get("mismatches"):
-        console.print(f"[bold red]Parity check FAILED[/] for {', '.join(parity['mismatches'])}: "
-                      "these runners did not compute the same losses as the reference "
-                      f"({parity.get('reference')}); their timings are not comparable.")
+        line = Text("Parity check FAILED", style="bold red")
+        line.append(text(f" for {', '.join(map(str, parity['mismatches']))}: these runners did not compute the "
+                         f"same losses as the reference ({parity.get('reference')}); their timings are not "
+                         "comparable."))
+        console.print(line)
         for cell in doc["cells"]:
             detail = (cell.get("parity") or {}).get("detail")
             if detail:
-                console.print(f"  {cell['id']}: {detail}", highlight=False, markup=False)
+                console.print(text(f"  {cell['id']}: {detail}"), highlight=False)
     elif parity.get("groups"):
-        console.print(f"Parity: every runner matched the reference ({parity.get('reference')}) "
-                      "on the initial and K-step losses.")
+        console.print(text(f"Parity: every runner matched the reference ({parity.get('reference')}) "
+                           "on the initial and K-step losses."), highlight=False)

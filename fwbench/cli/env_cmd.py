@@ -6,6 +6,8 @@ import json
 
 import typer
 
+FORMATS = ("table", "json")
+
 
 def register(app: typer.Typer) -> None:
     from fwbench.cli.app import guarded
@@ -13,16 +15,23 @@ def register(app: typer.Typer) -> None:
     app.command("env")(guarded(env))
 
 
-def env(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+def env(
+    fmt: str = typer.Option("table", "--format", metavar="FORMAT", help="table or json (to stdout)."),
+    as_json: bool = typer.Option(False, "--json", hidden=True, help="Deprecated: use --format json."),
+) -> None:
     """Show the environment (versions, CPU, GPU, threads, git commit) that results record."""
     from fwbench import env as envmod
+    from fwbench.errors import UsageError
 
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
     info = envmod.capture()
-    if as_json:
+    if as_json or fmt == "json":
         print(json.dumps(info, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from fwbench.report.terminal import make_console, text
 
     table = Table(show_header=False, box=None)
     for key, value in info.items():
@@ -30,5 +39,5 @@ def env(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) ->
             value = ", ".join(f"{k} {v}" for k, v in value.items()) or "-"
         elif key == "gpus":
             value = "; ".join(f"{g['name']} (driver {g['driver']}, {g['memory']})" for g in value) or "none"
-        table.add_row(key, str(value))
-    Console().print(table)
+        table.add_row(text(key), text(value))
+    make_console().print(table)

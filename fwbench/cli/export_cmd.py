@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -17,10 +18,10 @@ def register(app: typer.Typer) -> None:
 
 
 def export(
-    results_file: Path = typer.Argument(..., help="Results file to export."),
-    fmt: str = typer.Option("github-action-benchmark", "--format",
+    results_file: Path = typer.Argument(..., metavar="RESULTS", help="Results file to export."),
+    fmt: str = typer.Option("github-action-benchmark", "--format", metavar="FORMAT",
                             help="github-action-benchmark (customSmallerIsBetter JSON) or csv."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write here instead of stdout."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="FILE", help="Write here instead of stdout."),
 ) -> None:
     """Export median step times (ms, with 95% CI) per workload/runner/device cell."""
     from fwbench import export as exporter
@@ -30,7 +31,13 @@ def export(
         raise UsageError(f"--format {fmt!r}: choose from {', '.join(exporter.FORMATS)}")
     text = exporter.render(results.read(results_file), fmt)
     if out is None:
-        typer.echo(text, nl=False)
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader left (`| head`): not an error of the export
+            from fwbench.report.terminal import quiet_stdout
+
+            quiet_stdout()
         return
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

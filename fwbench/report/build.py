@@ -18,10 +18,35 @@ def build_report(docs: list[tuple[str, dict[str, Any]]], reference: str = "torch
         raise ValueError(f"lang must be one of {LANGS}")
     corpus = Corpus(docs)
     notes = [phrase(lang, "quick")] if corpus.quick() else []
+    where = machines(docs)
+    if len(set(where.values())) > 1:
+        notes.append(machines_warning(where, lang))
     return Report(lang=lang, reference=reference, environment=[environment_line(l, d) for l, d in docs],
-                  notes=notes, parity=parity_lines(docs, lang), performance=perf_tables(corpus, reference, lang),
+                  notes=notes, parity=parity_lines(docs, lang),
+                  performance=perf_tables(corpus, reference, lang, where if len(set(where.values())) > 1 else None),
                   seed_tables=seed_tables(corpus, lang), probes=probe_rows(corpus, lang),
                   utilisation=utilisation_rows(corpus))
+
+
+def machine(doc: dict[str, Any]) -> str:
+    """The machine a results document was measured on: host name, CPU model and GPU models."""
+    env = doc.get("environment") or {}
+    gpus = ", ".join(str(g.get("name", "?")) for g in env.get("gpus") or [] if isinstance(g, dict))
+    return f"{env.get('hostname') or '?'} ({env.get('cpu') or '?'}" + (f"; {gpus}" if gpus else "") + ")"
+
+
+def machines(docs: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
+    """File label -> :func:`machine`."""
+    return {label: machine(doc) for label, doc in docs}
+
+
+def machines_warning(where: dict[str, str], lang: str) -> str:
+    """The loud line a report carries when its files come from more than one machine."""
+    groups: dict[str, list[str]] = {}
+    for label, m in where.items():
+        groups.setdefault(m, []).append(label)
+    listing = "; ".join(f"{m}: {', '.join(labels)}" for m, labels in groups.items())
+    return phrase(lang, "machines", n=len(groups), machines=listing)
 
 
 def environment_line(label: str, doc: dict[str, Any]) -> str:
@@ -32,7 +57,7 @@ def environment_line(label: str, doc: dict[str, Any]) -> str:
                    if k in versions)
     gpus = "; ".join(g.get("name", "?") for g in env.get("gpus") or []) or "none"
     git = f" (git {env['git_commit']})" if env.get("git_commit") else ""
-    return (f"`{label}`: run {doc['run_id']}, {doc.get('created', '?')}; fwbench {env.get('fwbench', '?')}{git}; "
+    return (f"{label}: run {doc['run_id']}, {doc.get('created', '?')}; fwbench {env.get('fwbench', '?')}{git}; "
             f"Python {env.get('python', '?')}; {env.get('os', '?')}; CPU {env.get('cpu', '?')}, "
             f"{env.get('cores', '?')} cores, {env.get('threads', '?')} threads; GPU: {gpus}; {fw}")
 
@@ -50,7 +75,7 @@ def parity_lines(docs: list[tuple[str, dict[str, Any]]], lang: str) -> list[str]
             text = phrase(lang, "parity_ok", ref=p.get("reference"))
         else:
             text = phrase(lang, "parity_none")
-        out.append(f"`{label}#parity`: {text}")
+        out.append(f"{label}#parity: {text}")
     return out
 
 

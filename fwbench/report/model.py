@@ -8,6 +8,7 @@ are ``not_measured``.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -60,11 +61,12 @@ class Evidence:
     @property
     def hints(self) -> list[str]:
         """The commands that would produce the missing evidence, one per kind of run."""
-        out = [f"fwbench run {' '.join(f'-r {r}' for r in runners)} {where}" for where, runners in self.runs.items()]
+        q = shlex.quote  # runner, probe and workload names are user data: every hint is safe to paste
+        out = [f"fwbench run {' '.join(f'-r {q(r)}' for r in runners)} {where}" for where, runners in self.runs.items()]
         by_probes: dict[tuple[str, ...], list[str]] = {}
         for runner, probes in self.probes.items():
             by_probes.setdefault(tuple(probes), []).append(runner)
-        out += [f"fwbench probe {' '.join(f'-r {r}' for r in runners)} {' '.join(f'-p {p}' for p in probes)}"
+        out += [f"fwbench probe {' '.join(f'-r {q(r)}' for r in runners)} {' '.join(f'-p {q(p)}' for p in probes)}"
                 for probes, runners in by_probes.items()]
         return out
 

@@ -34,18 +34,29 @@ def reason(rec: Record, limit: int = 160) -> str:
     return rec["status"] + (f": {text}" if text else "")
 
 
-def perf_tables(corpus: Corpus, reference: str, lang: str) -> list[PerfTable]:
-    """One table per (workload, device) in the order they ran; speedups against ``reference``'s median."""
+def perf_tables(corpus: Corpus, reference: str, lang: str,
+                machine_of: dict[str, str] | None = None) -> list[PerfTable]:
+    """One table per (workload, device) in the order they ran; speedups against ``reference``'s median.
+
+    ``machine_of`` (file label -> machine), given when the files come from several machines: one table per
+    (workload, device, machine), and a speedup only against the reference measured on the same machine."""
     out = []
+    machine_names = list(dict.fromkeys(machine_of.values())) if machine_of else [None]
     for workload, device in corpus.groups():
-        members = [r for r in corpus.cells if (r["workload"], r["device"]) == (workload, device)]
-        ref = corpus.cell(reference, workload, device)
-        ref_median = median(ref)
-        spec = next((doc.get("workloads", {}).get(workload) for _, doc in corpus.docs
-                     if workload in doc.get("workloads", {})), None) or {}
-        title = f"{workload} — {device}, {spec.get('mode', 'train')}, batch {spec.get('batch_size', '?')}"
-        out.append(PerfTable(workload, device, title, reference,
-                             [_row(r, ref_median, lang) for r in members]))
+        for where in machine_names:
+            members = [r for r in corpus.cells if (r["workload"], r["device"]) == (workload, device)
+                       and (where is None or machine_of[r.file] == where)]  # type: ignore[index]
+            if not members:
+                continue
+            refs = [r for r in members if r["runner"] == reference]
+            ref = next((r for r in refs if r.ok), refs[0] if refs else None)
+            ref_median = median(ref)
+            spec = next((doc.get("workloads", {}).get(workload) for _, doc in corpus.docs
+                         if workload in doc.get("workloads", {})), None) or {}
+            title = f"{workload} — {device}, {spec.get('mode', 'train')}, batch {spec.get('batch_size', '?')}"
+            title += f", on {where}" if where else ""
+            out.append(PerfTable(workload, device, title, reference,
+                                 [_row(r, ref_median, lang) for r in members]))
     return out
 
 

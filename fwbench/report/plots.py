@@ -11,6 +11,7 @@ from typing import Any
 
 from fwbench.report.corpus import Corpus
 from fwbench.report.labels import phrase
+from fwbench.textsafe import plot_text
 
 FIG_SIZE_IN = (8.0, 4.5)
 DPI = 100  # -> 800 x 450 pixels
@@ -44,14 +45,15 @@ def make_plots(corpus: Corpus, out_dir: Path, lang: str) -> list[tuple[str, str]
                  and r.ok and r.get("step_s")]
         if not cells:
             continue
-        names = [r["runner"] + (f" #{r['repeat']}" if r.get("repeat") else "") for r in cells]
+        # labels are user text: drawn literally (no mathtext for a `$`, no control characters)
+        names = [plot_text(r["runner"] + (f" #{r['repeat']}" if r.get("repeat") else "")) for r in cells]
         (out_dir / "plots").mkdir(parents=True, exist_ok=True)
         for kind, draw in (("throughput", _throughput), ("steps", _steps)):
             rel = f"plots/{slug(workload)}-{slug(device)}-{kind}.png"
             fig, ax = plt.subplots(figsize=FIG_SIZE_IN, dpi=DPI)
             draw(ax, cells, names)
             caption = f"{workload} ({device}): {phrase(lang, kind + '_plot')}"
-            ax.set_title(caption if lang == "en" else f"{workload} ({device})")
+            ax.set_title(plot_text(caption if lang == "en" else f"{workload} ({device})"))
             fig.tight_layout()
             fig.savefig(out_dir / rel, dpi=DPI)
             plt.close(fig)

@@ -7,6 +7,8 @@ missing from the given results names the command that would produce it.
 
 from __future__ import annotations
 
+import shlex
+
 from typing import Callable
 
 from fwbench import units
@@ -37,7 +39,8 @@ def need(ev: Evidence, corpus: Corpus, runners: tuple[str, ...] | list[str], wor
          extra: str = "") -> None:
     """Ask for a run of ``runners`` on ``workload`` (default: the workloads these results hold)."""
     workloads = [workload] if workload else (corpus.workloads() or ["cnn"])
-    ev.need_run(runners, " ".join(f"-w {w}" for w in workloads) + extra)
+    # the names are user data: shell-quoted, so a suggested command is safe to paste
+    ev.need_run(runners, " ".join(f"-w {shlex.quote(w)}" for w in workloads) + extra)
 
 
 def _label(corpus: Corpus, workload: str, device: str) -> str:
@@ -211,7 +214,7 @@ def hardware(family: str) -> Fill:
                     ev.add(phrase(lang, "no_device", device=device),
                            [f"{label}#environment: {'gpus' if device == 'cuda' else 'tpu'}"])
                 elif device not in ran:
-                    need(ev, corpus, runners[:1], extra=f" -d {device}")
+                    need(ev, corpus, runners[:1], extra=f" -d {shlex.quote(device)}")
     return fill
 
 

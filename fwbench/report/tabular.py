@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from fwbench.report.model import Report
+from fwbench.textsafe import csv_cell
 
 PERF_FIELDS = ("workload", "device", "runner", "repeat", "status", "median_s", "ci_low_s", "ci_high_s",
                "samples_per_s", "speedup", "reference", "first_step_s", "peak_device_bytes", "peak_rss_bytes",
@@ -19,11 +20,12 @@ PROBE_FIELDS = ("probe", "runner", "status", "result", "source")
 
 
 def _csv(fields: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
+    """CSV text; text fields that a spreadsheet would run as a formula are neutralised (numbers are not)."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: "" if r.get(k) is None else r[k] for k in fields})
+        w.writerow({k: "" if r.get(k) is None else csv_cell(r[k]) for k in fields})
     return buf.getvalue()
 
 

@@ -55,6 +55,6 @@ def utilisation_rows(corpus: Corpus) -> list[list[str]]:
             units.percent(rec.get("mfu")),
             flops_text(rec.get("peak_flops_published")) + ("FLOP/s" if rec.get("peak_flops_published") else ""),
             sync.get("verdict", "-"),
-            f"`{source(rec, 'flops_per_step', 'achieved_flops', 'peak_flops', 'mfu')}`",
+            source(rec, 'flops_per_step', 'achieved_flops', 'peak_flops', 'mfu'),
         ])
     return rows

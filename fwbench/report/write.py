@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 from fwbench import results
 from fwbench.errors import UsageError
 from fwbench.report import markdown, tabular
-from fwbench.report.build import build_report
+from fwbench.report.build import build_report, machines, machines_warning
 from fwbench.report.corpus import Corpus
 
 FORMATS = ("markdown", "csv", "json")
@@ -19,12 +20,25 @@ def labels_for(paths: list[Path]) -> list[str]:
     return [p.name if names.count(p.name) == 1 else str(p) for p in paths]
 
 
+def pick_reference(docs: list[tuple[str, dict[str, Any]]], reference: str | None) -> str:
+    """The runner speedups are measured against: ``reference`` when the results ran it (else a usage error
+    naming the runners they hold); by default ``torch`` where it ran, else the first runner."""
+    ran = list(dict.fromkeys(str(c.get("runner")) for _, doc in docs for c in doc.get("cells", [])))
+    if reference is None:
+        return "torch" if "torch" in ran or not ran else ran[0]
+    if ran and reference not in ran:
+        raise UsageError(f"--reference {reference!r}: no cell of these results ran it; choose from: {', '.join(ran)}")
+    return reference
+
+
 def write_report(paths: list[Path], out_dir: Path, fmt: str = "markdown", lang: str = "en",
-                 reference: str = "torch", plots: bool = True) -> list[Path]:
+                 reference: str | None = None, plots: bool = True,
+                 warn: Callable[[str], None] | None = None) -> list[Path]:
     """Render the results files ``paths`` as ``fmt`` into ``out_dir``; returns the files written.
 
     markdown: ``report.md`` and, with ``plots``, ``plots/*.png``; csv: ``performance.csv``,
-    ``seed_tables.csv``, ``probes.csv``; json: ``report.json``.
+    ``seed_tables.csv``, ``probes.csv``; json: ``report.json``. ``reference``: see :func:`pick_reference`.
+    ``warn`` receives what a reader must not miss (results from several machines), besides the report.
     """
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; choose from: {', '.join(FORMATS)}")
@@ -33,7 +47,10 @@ def write_report(paths: list[Path], out_dir: Path, fmt: str = "markdown", lang: 
     if not paths:
         raise UsageError("give at least one results file")
     docs = [(label, results.read(p)) for label, p in zip(labels_for(paths), paths)]
-    report = build_report(docs, reference=reference, lang=lang)
+    report = build_report(docs, reference=pick_reference(docs, reference), lang=lang)
+    where = machines(docs)
+    if warn and len(set(where.values())) > 1:
+        warn(machines_warning(where, "en"))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
