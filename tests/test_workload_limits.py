@@ -33,7 +33,9 @@ def refused(doc: dict) -> WorkloadError:
 def test_the_issues_480_gb_workload_is_refused():
     """29 dense layers of 8192 at batch 488000: each layer alone was under the old per-layer bounds."""
     err = refused(deep(29, 8192, 488_000))
-    assert "GiB" in err.message and "more than the" in err.message
+    assert err.field == "layers" and "1,946,476,554 parameters need 7.3 GiB" in err.message
+    err = refused(deep(29, 4096, 488_000))  # a quarter of the parameters; the activations alone are ~220 GiB
+    assert err.field == "batch_size" and "the activations of one batch total 223.4 GiB" in err.message
 
 
 @pytest.mark.parametrize("doc", [
