@@ -64,7 +64,7 @@ def workload_rows(found: dict[str, Any]) -> list[tuple[str, str, str, str, str, 
     from fwbench.workload import PLUGIN, load_file
 
     rows = []
-    for name, f in found.items():
+    for name, f in sorted(found.items()):
         where = f.where + (f" ({f.shadow_note()})" if f.shadows else "")
         if f.origin == PLUGIN:
             rows.append((name, where, "?", "?", "plugin", "(Python plugin, entry point fwbench.workloads)", False))
