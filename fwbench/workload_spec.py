@@ -278,7 +278,8 @@ def _parse_layer(i: int, raw: Any) -> Layer:
         if k == "type":
             continue
         if k not in fields:
-            raise WorkloadError(f"{where}.{_key(k)}", f"unknown key for {kind}; allowed: {', '.join(['type', *fields])}")
+            raise WorkloadError(f"{where}.{_key(k)}",
+                                f"unknown key for {kind}; allowed: {', '.join(['type', *fields])}")
         values[k] = _check(v, *fields[k], f"{where}.{k}")
     for k in _REQUIRED_LAYER_KEYS.get(kind, ()):
         if k not in values:
@@ -369,7 +370,8 @@ def _parse(doc: Mapping[str, Any], source: str, default_name: str | None = None)
     except ValueError as exc:
         raise WorkloadError("layers", str(exc)) from None
     if shapes[-1] != (classes,):
-        raise WorkloadError("layers", f"the last layer must output {classes} logits (classes), got shape {list(shapes[-1])}")
+        raise WorkloadError("layers", f"the last layer must output {classes} logits (classes), "
+                                      f"got shape {list(shapes[-1])}")
     _check_memory(shape, layers, batch)
     return WorkloadSpec(
         name=name, description=description, input_shape=shape, classes=classes, layers=layers,

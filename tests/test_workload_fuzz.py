@@ -38,8 +38,9 @@ KEYS = st.sampled_from(["name", "type", "units", "filters", "kernel_size", "pool
                         "activation", "rate", "momentum", "epsilon", "input_shape", "classes", "batch_size",
                         "layers", "timing", "warmup", "status", "step_s", "summary", "median", "cells", "config",
                         "schema_version", "run_id", "id", "workload", "runner", "device", "repeat",
-                        # the stored form's keys and the TOML form's tables, so that the one may be mistaken for the other
-                        "kind", "parity", "parity_steps", "steps", "source", "data", "test_fraction", "target", "accuracy",
+                        # the stored form's keys and the TOML form's tables, so that one may be taken for the other
+                        "kind", "parity", "parity_steps", "steps", "source", "data", "test_fraction", "target",
+                        "accuracy",
                         "distributed", "workers", "optimizer", "learning_rate", "description", "mode", "seed"]
                        ) | st.text(max_size=8)
 SCALARS = (
@@ -272,7 +273,8 @@ _PLAUSIBLE = st.sampled_from([0, 1, 2, 3, 4, 5, 8, 10, 0.0, 0.5, 0.99, 0.001, 1e
                               "dense", "flatten", "conv2d", "maxpool2d", "dropout", "batchnorm", "activation", "adam",
                               "sgd", "digits", "synthetic", "train", "infer", "", None, [4], [8, 8, 1], {}])
 NEAR_VALID = st.one_of(_PLAUSIBLE, _PLAUSIBLE, _PLAUSIBLE, VALUES)
-TOP_FIELD_KEYS = st.sampled_from(sorted({"parity", "kind", "type", "layers", *(f.name for f in dataclasses.fields(WorkloadSpec))}))
+TOP_FIELD_KEYS = st.sampled_from(sorted({"parity", "kind", "type", "layers",
+                                         *(f.name for f in dataclasses.fields(WorkloadSpec))}))
 LAYER_FIELD_KEYS = st.sampled_from(sorted({"kind", "type", "bias", *(f.name for f in dataclasses.fields(Layer))}))
 
 
