@@ -1,6 +1,6 @@
 """Harness overhead, TensorFlow: fwbench's ``tf-graph`` step vs a hand-written ``tf.function`` loop.
 
-Both sides train the same CNN (``workloads/cnn.toml``: same shared initial weights, same batches, same
+Both sides train the same CNN (``fwbench/workloads/cnn.toml``: same shared initial weights, same batches, same
 Adam kernel) in this one process. The fwbench side is exactly what a worker times: the session's
 ``train_step`` + ``value`` driven by :func:`fwbench.timing.measure`. The hand-written side is the loop
 a user would write: variables, one ``@tf.function`` step with a ``GradientTape``, ``loss.numpy()``.

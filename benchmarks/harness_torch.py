@@ -50,7 +50,7 @@ def fwbench_median(steps: int, threads: int, tmp: Path) -> float:
            "--out", str(out)]
     # fixed step count, like the hand-written loop: min = max = steps, no time cap
     wl = tmp / "cnn_fixed.toml"
-    src = (Path(__file__).resolve().parent.parent / "workloads" / "cnn.toml").read_text()
+    src = (Path(__file__).resolve().parent.parent / "fwbench" / "workloads" / "cnn.toml").read_text()
     src = src.replace("min_steps = 30", f"min_steps = {steps}").replace("max_steps = 2000", f"max_steps = {steps}")
     src = src.replace("max_seconds = 15.0", "max_seconds = 3600.0")
     wl.write_text(src)

@@ -41,7 +41,7 @@ wl="$out/workloads"
 mkdir -p "$wl"
 for w in cnn mlp; do
     sed -e 's/^min_seconds = .*/min_seconds = 1.0/' -e 's/^max_seconds = .*/max_seconds = 4.0/' \
-        -e 's/^max_steps = .*/max_steps = 1000/' "$repo/workloads/$w.toml" > "$wl/$w.toml"
+        -e 's/^max_steps = .*/max_steps = 1000/' "$repo/fwbench/workloads/$w.toml" > "$wl/$w.toml"
 done
 export FWBENCH_WORKLOADS="$wl"
 

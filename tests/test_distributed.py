@@ -85,7 +85,7 @@ def test_workload_distributed_table_parses_and_round_trips(ddp_dir):
     assert spec.distributed == Distributed(workers=2)
     assert WorkloadSpec.from_dict(spec.to_dict()) == spec
     assert load_workload("tinymlp").distributed is None
-    assert load_workload(str(REPO / "workloads" / "ddp.toml")).distributed == Distributed(2)
+    assert load_workload(str(REPO / "fwbench" / "workloads" / "ddp.toml")).distributed == Distributed(2)
 
 
 @pytest.mark.parametrize("table, words", [({"workers": 0}, "distributed.workers: must be an integer from 1"),

@@ -8,6 +8,7 @@ corrupted at the byte level, so the generator reaches both the validator and the
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
@@ -27,7 +28,7 @@ from hypothesis import strategies as st
 from fwbench import results
 from fwbench.errors import ResultsError, WorkloadError
 from fwbench.launch import cell_stem
-from fwbench.workload import WorkloadSpec, layer_shapes, load_file, parse_workload
+from fwbench.workload import LAYER_FIELDS, Layer, WorkloadSpec, layer_shapes, load_file, parse_workload
 from tests.conftest import TINY_CNN
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -36,7 +37,12 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 KEYS = st.sampled_from(["name", "type", "units", "filters", "kernel_size", "pool_size", "strides", "padding",
                         "activation", "rate", "momentum", "epsilon", "input_shape", "classes", "batch_size",
                         "layers", "timing", "warmup", "status", "step_s", "summary", "median", "cells", "config",
-                        "schema_version", "run_id", "id", "workload", "runner", "device", "repeat"]) | st.text(max_size=8)
+                        "schema_version", "run_id", "id", "workload", "runner", "device", "repeat",
+                        # the stored form's keys and the TOML form's tables, so that one may be taken for the other
+                        "kind", "parity", "parity_steps", "steps", "source", "data", "test_fraction", "target",
+                        "accuracy",
+                        "distributed", "workers", "optimizer", "learning_rate", "description", "mode", "seed"]
+                       ) | st.text(max_size=8)
 SCALARS = (
     st.integers(min_value=-(2**70), max_value=2**70) | st.sampled_from([0, 1, -1, 3, 2**31, 2**63, 10**30])
     | st.floats(allow_nan=True, allow_infinity=True) | st.booleans()
@@ -47,54 +53,42 @@ VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.di
                       max_leaves=12)
 
 
-def _mutate(data: st.DataObject, value: Any, depth: int = 0) -> Any:
+def _mutate(data: st.DataObject, value: Any, depth: int = 0, values: Any = VALUES) -> Any:
     """One random edit somewhere inside ``value`` (a copy is returned)."""
     if isinstance(value, dict) and value and depth < 6 and data.draw(st.integers(0, 3)) > 0:
         out = dict(value)
         key = data.draw(st.sampled_from(sorted(out, key=str)))
         action = data.draw(st.sampled_from(["recurse", "recurse", "replace", "delete", "add"]))
         if action == "recurse":
-            out[key] = _mutate(data, out[key], depth + 1)
+            out[key] = _mutate(data, out[key], depth + 1, values)
         elif action == "replace":
-            out[key] = data.draw(VALUES)
+            out[key] = data.draw(values)
         elif action == "delete":
             del out[key]
         else:
-            out[data.draw(KEYS)] = data.draw(VALUES)
+            out[data.draw(KEYS)] = data.draw(values)
         return out
     if isinstance(value, list) and value and depth < 6 and data.draw(st.integers(0, 3)) > 0:
         out = list(value)
         i = data.draw(st.integers(0, len(out) - 1))
         action = data.draw(st.sampled_from(["recurse", "recurse", "replace", "delete", "duplicate"]))
         if action == "recurse":
-            out[i] = _mutate(data, out[i], depth + 1)
+            out[i] = _mutate(data, out[i], depth + 1, values)
         elif action == "replace":
-            out[i] = data.draw(VALUES)
+            out[i] = data.draw(values)
         elif action == "delete":
             del out[i]
         else:
             out.insert(i, out[i])
         return out
-    return data.draw(VALUES)
+    return data.draw(values)
 
 
-def mutated(data: st.DataObject, base: Any) -> Any:
+def mutated(data: st.DataObject, base: Any, values: Any = VALUES, most: int = 3) -> Any:
     doc = base
-    for _ in range(data.draw(st.integers(1, 3))):
-        doc = _mutate(data, doc)
+    for _ in range(data.draw(st.integers(1, most))):
+        doc = _mutate(data, doc, 0, values)
     return doc
-
-
-def corrupt(data: st.DataObject, raw: bytes) -> bytes:
-    """Maybe cut the bytes short, or overwrite / insert a few random bytes."""
-    how = data.draw(st.sampled_from(["keep", "keep", "truncate", "overwrite", "insert"]))
-    if how == "truncate":
-        return raw[:data.draw(st.integers(0, len(raw)))]
-    if how in ("overwrite", "insert") and raw:
-        at = data.draw(st.integers(0, len(raw) - 1))
-        junk = data.draw(st.binary(min_size=1, max_size=4))
-        return raw[:at] + junk + raw[at + (len(junk) if how == "overwrite" else 0):]
-    return raw
 
 
 def toml_value(v: Any) -> str:
@@ -173,6 +167,239 @@ def test_arbitrary_bytes_as_a_workload_file_raise_workload_error(raw):
             load_file(path)
         except WorkloadError as exc:
             one_line_error(exc)
+
+
+# ------------------------------------------- a stored spec (results file) and a TOML file: one set of rules
+# Issue 13: `--resume` re-validates the specs a results file holds with WorkloadSpec.from_dict, which must
+# refuse exactly what the TOML loader refuses. The two translations below are written here, independently
+# of fwbench's, from the two documented forms (docs/workloads.md and WorkloadSpec.to_dict).
+STORED_KEYS = {f.name for f in dataclasses.fields(WorkloadSpec)}
+LAYER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Layer) if f.name != "kind"}
+UNTRANSLATABLE = object()
+
+
+def _default(value: Any, default: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return False
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and value == default
+    return type(value) is type(default) and value == default
+
+
+def stored_to_toml(d: Any) -> Any:
+    """The TOML document a stored spec stands for; a field the stored form cannot hold becomes an unknown key."""
+    if not isinstance(d, dict):
+        return d
+    doc: dict[str, Any] = {}
+    for k, v in d.items():
+        if k in ("data", "test_fraction"):
+            doc.setdefault("data", {})["source" if k == "data" else k] = v
+        elif k == "parity_steps":
+            doc["parity"] = {"steps": v}
+        elif k in ("target", "distributed"):
+            if v is not None:
+                doc[k] = v
+        elif k == "source":
+            if not (isinstance(v, str) and v.isprintable() and len(v) <= 4096):
+                doc["<bad source>"] = v
+        elif k == "layers" and isinstance(v, list):
+            doc[k] = [stored_layer_to_toml(x) for x in v]
+        elif k in STORED_KEYS:
+            doc[k] = v
+        else:
+            doc["<stored only: " + str(k) + ">"] = v
+    return doc
+
+
+def stored_layer_to_toml(layer: Any) -> Any:
+    if not isinstance(layer, dict):
+        return layer
+    out = {"type": layer.get("kind")} if "kind" in layer else {}
+    fields = fields_of(layer.get("kind"))
+    for k, v in layer.items():
+        if k == "kind":
+            continue
+        if k not in LAYER_DEFAULTS or k not in fields and not _default(v, LAYER_DEFAULTS[k]):
+            out["<not a field of this layer: " + str(k) + ">"] = v
+        elif k in fields:
+            out[k] = v
+    return out
+
+
+def fields_of(kind: Any) -> dict:
+    return LAYER_FIELDS.get(kind, {}) if isinstance(kind, str) else {}
+
+
+def toml_to_stored(doc: Any) -> Any:
+    """The stored form of a TOML document, or UNTRANSLATABLE where the two forms cannot say the same thing."""
+    if not isinstance(doc, dict):
+        return doc
+    d: dict[str, Any] = {}
+    for k, v in doc.items():
+        if k == "data":
+            if not isinstance(v, dict) or set(v) - {"source", "test_fraction"}:
+                return UNTRANSLATABLE
+            d.update({("data" if kk == "source" else kk): vv for kk, vv in v.items()})
+        elif k == "parity":
+            if not isinstance(v, dict) or set(v) - {"steps"}:
+                return UNTRANSLATABLE
+            if "steps" in v:
+                d["parity_steps"] = v["steps"]
+        elif k in ("target", "distributed") and v is None:
+            return UNTRANSLATABLE  # a stored null means "no table"; a TOML document has no null
+        elif k == "layers" and isinstance(v, list):
+            layers = [toml_layer_to_stored(x) for x in v]
+            if UNTRANSLATABLE in layers:
+                return UNTRANSLATABLE
+            d[k] = layers
+        elif k in STORED_KEYS - {"source", "parity_steps", "test_fraction"} or k not in STORED_KEYS:
+            d[k] = v
+        else:
+            return UNTRANSLATABLE
+    return d
+
+
+def toml_layer_to_stored(layer: Any) -> Any:
+    if not isinstance(layer, dict):
+        return layer
+    if "kind" in layer or any(k in LAYER_DEFAULTS and k not in fields_of(layer.get("type")) for k in layer):
+        return UNTRANSLATABLE  # a key the stored form holds for every layer kind
+    return {("kind" if k == "type" else k): v for k, v in layer.items()}
+
+
+# Values a workload field may plausibly hold, so that edits often keep the rest of a document valid and
+# reach the rules beneath the type checks.
+_PLAUSIBLE = st.sampled_from([0, 1, 2, 3, 4, 5, 8, 10, 0.0, 0.5, 0.99, 0.001, 1e-7, "same", "valid", "relu", "linear",
+                              "dense", "flatten", "conv2d", "maxpool2d", "dropout", "batchnorm", "activation", "adam",
+                              "sgd", "digits", "synthetic", "train", "infer", "", None, [4], [8, 8, 1], {}])
+NEAR_VALID = st.one_of(_PLAUSIBLE, _PLAUSIBLE, _PLAUSIBLE, VALUES)
+TOP_FIELD_KEYS = st.sampled_from(sorted({"parity", "kind", "type", "layers",
+                                         *(f.name for f in dataclasses.fields(WorkloadSpec))}))
+LAYER_FIELD_KEYS = st.sampled_from(sorted({"kind", "type", "bias", *(f.name for f in dataclasses.fields(Layer))}))
+
+
+def layer_edit(data: st.DataObject, doc: Any, kind_key: str) -> Any:
+    """Set one key of one layer (a field of another kind, often) to a near-valid value."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("layers"), list) or not doc["layers"]:
+        return doc
+    layers = list(doc["layers"])
+    i = data.draw(st.integers(0, len(layers) - 1))
+    if isinstance(layers[i], dict):
+        key = data.draw(LAYER_FIELD_KEYS)
+        layers[i] = {**layers[i], key: data.draw(NEAR_VALID)}
+    return {**doc, "layers": layers}
+
+
+def near_valid_edit(data: st.DataObject, base: dict, kind_key: str) -> Any:
+    """One or two edits, each likely to keep the document valid: anywhere, at the top level, or in a layer."""
+    doc = base
+    for _ in range(data.draw(st.integers(1, 2))):
+        how = data.draw(st.sampled_from(["top", "table", "layer", "layer", "anywhere"]))
+        if how == "anywhere":
+            doc = mutated(data, doc, NEAR_VALID, most=1)
+        elif how == "top" and isinstance(doc, dict):
+            doc = {**doc, data.draw(TOP_FIELD_KEYS): data.draw(NEAR_VALID)}
+        elif how == "table" and isinstance(doc, dict):
+            tables = sorted(k for k, v in doc.items() if isinstance(v, dict))
+            if tables:
+                table = data.draw(st.sampled_from(tables))
+                keys = sorted({*doc[table], "steps", "source", "workers", "accuracy", "max_steps", "lr"})
+                doc = {**doc, table: {**doc[table], data.draw(st.sampled_from(keys)): data.draw(NEAR_VALID)}}
+        else:
+            doc = layer_edit(data, doc, kind_key)
+    return doc
+
+
+def corrupt(data: st.DataObject, raw: bytes) -> bytes:
+    """Maybe cut the bytes short, or overwrite / insert a few random bytes."""
+    how = data.draw(st.sampled_from(["keep", "keep", "truncate", "overwrite", "insert"]))
+    if how == "truncate":
+        return raw[:data.draw(st.integers(0, len(raw)))]
+    if how in ("overwrite", "insert") and raw:
+        at = data.draw(st.integers(0, len(raw) - 1))
+        junk = data.draw(st.binary(min_size=1, max_size=4))
+        return raw[:at] + junk + raw[at + (len(junk) if how == "overwrite" else 0):]
+    return raw
+
+
+def verdict(load: Any, value: Any) -> WorkloadSpec | None:
+    try:
+        return load(value)
+    except WorkloadError as exc:
+        one_line_error(exc)
+        return None
+
+
+BASE_STORED = json.loads(json.dumps(parse_workload(BASE_WORKLOAD, "base.toml").to_dict()))
+
+
+@FUZZ
+@given(st.data())
+def test_a_mutated_stored_spec_is_refused_by_from_dict_exactly_when_its_toml_form_is(data):
+    d = near_valid_edit(data, BASE_STORED, "kind")
+    from_stored = verdict(WorkloadSpec.from_dict, d)
+    from_toml = verdict(lambda doc: parse_workload(doc, "t.toml"), stored_to_toml(d))
+    assert (from_stored is None) == (from_toml is None), (d, from_stored, from_toml)
+    if from_stored is not None:
+        assert from_stored == dataclasses.replace(from_toml, source=d.get("source", ""))
+
+
+@FUZZ
+@given(st.data())
+def test_a_mutated_toml_document_is_refused_exactly_when_its_stored_form_is(data):
+    doc = near_valid_edit(data, BASE_WORKLOAD, "type")
+    stored = toml_to_stored(doc)
+    if stored is UNTRANSLATABLE:
+        return
+    from_toml = verdict(lambda x: parse_workload(x, "t.toml"), doc)
+    from_stored = verdict(WorkloadSpec.from_dict, stored)
+    assert (from_stored is None) == (from_toml is None), (doc, from_stored, from_toml)
+    if from_toml is not None:
+        assert from_stored == dataclasses.replace(from_toml, source="")
+
+
+# Every single edit of a stored spec or a TOML document, exhaustively: each key of the top level, of each
+# table and of each layer set to each of these values (or removed). The fuzz above combines edits.
+EDIT_VALUES = [0, 1, 2, 3, 4, 8, 10, -1, 2**40, 0.0, 0.5, 0.99, 1e-3, 1e-7, 1.5, float("nan"), True, "", "same",
+               "valid", "relu", "linear", "dense", "flatten", "conv2d", "maxpool2d", "dropout", "batchnorm",
+               "activation", "adam", "sgd", "digits", "synthetic", "train", "infer", "x\x1b[2J", None, [4], [8, 8, 1],
+               [], {}, {"workers": 2}, {"accuracy": 0.5}]
+_DELETE = object()
+
+
+def single_edits(base: dict) -> Any:
+    def variants(mapping: dict, keys: Any) -> Any:
+        for k in sorted(set(mapping) | set(keys)):
+            if k in mapping:
+                yield {kk: vv for kk, vv in mapping.items() if kk != k}
+            for v in EDIT_VALUES:
+                yield {**mapping, k: v}
+
+    yield base
+    yield from variants(base, {"parity", "kind", "type", *STORED_KEYS})
+    for table in sorted(k for k, v in base.items() if isinstance(v, dict)):
+        for edited in variants(base[table], {"steps", "source", "workers", "accuracy", "lr"}):
+            yield {**base, table: edited}
+    for i, layer in enumerate(base["layers"]):
+        for edited in variants(layer, {"kind", "type", "bias", *LAYER_DEFAULTS}):
+            yield {**base, "layers": [*base["layers"][:i], edited, *base["layers"][i + 1:]]}
+
+
+def test_every_single_edit_is_refused_by_both_forms_or_by_neither():
+    checked = accepted = 0
+    for d in single_edits(BASE_STORED):
+        from_stored = verdict(WorkloadSpec.from_dict, d)
+        from_toml = verdict(lambda doc: parse_workload(doc, "t.toml"), stored_to_toml(d))
+        assert (from_stored is None) == (from_toml is None), d
+        checked, accepted = checked + 1, accepted + (from_stored is not None)
+    for doc in single_edits(BASE_WORKLOAD):
+        stored = toml_to_stored(doc)
+        if stored is UNTRANSLATABLE:
+            continue
+        from_toml = verdict(lambda x: parse_workload(x, "t.toml"), doc)
+        assert (verdict(WorkloadSpec.from_dict, stored) is None) == (from_toml is None), doc
+        checked, accepted = checked + 1, accepted + (from_toml is not None)
+    assert checked > 3000 and accepted > 300  # both verdicts are well represented
 
 
 # ---------------------------------------------------------------------------------------- results

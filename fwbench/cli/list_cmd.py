@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 
@@ -14,25 +16,22 @@ def register(app: typer.Typer) -> None:
 def list_all() -> None:
     """List workloads, runners (installed or not, with versions) and the devices this machine has."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from fwbench import env as envmod
-    from fwbench.errors import WorkloadError
     from fwbench.runners.registry import RUNNERS
-    from fwbench.workload import available_workloads, load_file, plugin_workloads
+    from fwbench.workload import discover, shown_path
 
     console = Console()
     wt = Table(title="Workloads")
-    for col in ("name", "mode", "batch", "data", "description / problem"):
+    for col in ("name", "from", "mode", "batch", "data", "description / problem"):
         wt.add_column(col)
-    for name, path in available_workloads().items():
-        try:
-            spec = load_file(path)
-            wt.add_row(name, spec.mode, str(spec.batch_size), spec.data, spec.description)
-        except WorkloadError as exc:
-            wt.add_row(name, "-", "-", "-", f"[red]invalid:[/] {exc}")
-    for name in plugin_workloads():
-        wt.add_row(name, "?", "?", "plugin", "(Python plugin, entry point fwbench.workloads)")
+    for row in workload_rows(discover()):
+        *cells, text, bad = row
+        # user text, made inert: one printable line (control characters escaped), no rich markup
+        wt.add_row(*(escape(shown_path(c)) for c in cells),
+                   ("[red]invalid:[/] " if bad else "") + escape(shown_path(text)))
     console.print(wt)
 
     rt = Table(title="Runners")
@@ -55,3 +54,25 @@ def list_all() -> None:
     dt.add_row("cuda", "yes: " + "; ".join(g["name"] for g in gpus) if gpus else "no (nvidia-smi found no GPU)")
     dt.add_row("tpu", "yes" if found["tpu"] else "no")
     console.print(dt)
+
+
+def workload_rows(found: dict[str, Any]) -> list[tuple[str, str, str, str, str, str, bool]]:
+    """One row per workload name: name, where from (and what it shadows), mode, batch, data, description or
+    the reason it cannot be used, and whether it is invalid. Files are read safely (a FIFO or a device is a
+    row, not a hang); plugins are not imported here."""
+    from fwbench.errors import WorkloadError
+    from fwbench.workload import PLUGIN, load_file
+
+    rows = []
+    for name, f in sorted(found.items()):
+        where = f.where + (f" ({f.shadow_note()})" if f.shadows else "")
+        if f.origin == PLUGIN:
+            rows.append((name, where, "?", "?", "plugin", "(Python plugin, entry point fwbench.workloads)", False))
+            continue
+        try:
+            spec = load_file(f.path, expect_name=name)
+        except WorkloadError as exc:
+            rows.append((name, where, "-", "-", "-", f"{exc.field + ': ' if exc.field else ''}{exc.message}", True))
+            continue
+        rows.append((name, where, spec.mode, str(spec.batch_size), spec.data, spec.description, False))
+    return rows

@@ -1,0 +1,470 @@
+"""The workload schema: :class:`WorkloadSpec` and the one validator behind every way a spec is made.
+
+A workload is *data only*: a parsed TOML document (or a plugin's mapping, or a spec stored in a results
+file) is checked field by field; nothing in it is evaluated or imported. :func:`parse_workload` takes the
+TOML form, :meth:`WorkloadSpec.from_dict` the stored form (``to_dict``); both apply the same rules and
+raise :class:`WorkloadError` naming the field. Every runner builds the same network from a spec.
+
+Conventions (shared by every runner):
+- ``input_shape`` is channels-last ``[height, width, channels]`` (or ``[features]`` for an MLP);
+- the last layer produces ``classes`` logits; softmax lives in the loss;
+- ``padding`` follows Keras: ``valid`` (no padding) or ``same`` (output = ceil(input / stride));
+- ``batchnorm.momentum`` follows Keras: ``moving = momentum * moving + (1 - momentum) * batch``
+  (PyTorch's ``momentum`` is ``1 - momentum``); ``epsilon`` is added to the variance;
+- ``dropout`` is active in training steps only; the parity check (see ``fwbench.parity``) runs with
+  dropout removed so that every framework draws the same (no) mask;
+- a ``[distributed]`` table (``workers = N``) makes the workload data-parallel: ``batch_size`` is then
+  per rank, and the cell runs through :mod:`fwbench.distributed` (see ``docs/distributed.md``).
+The reference of every key is ``docs/workloads.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from fwbench import limits
+from fwbench.errors import WorkloadError
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
+LOSSES = ("sparse_categorical_crossentropy",)
+OPTIMIZERS = ("adam", "sgd")
+MODES = ("train", "infer")
+DATA_SOURCES = ("synthetic", "digits")
+PADDINGS = ("valid", "same")
+MAX_DIM = limits.MAX_DIM
+MAX_NAME = 80
+MAX_DESCRIPTION = 2000
+MAX_SOURCE = 4096
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of the network. ``kind`` is one of :data:`LAYER_FIELDS`; unused fields keep defaults."""
+
+    kind: str
+    filters: int = 0
+    units: int = 0
+    kernel_size: int = 0
+    pool_size: int = 0
+    strides: int = 1
+    padding: str = "valid"
+    activation: str = "linear"
+    rate: float = 0.0
+    momentum: float = 0.99
+    epsilon: float = 1e-3
+
+
+# Per layer kind: allowed keys -> (type, check, what is allowed).
+_POS = (lambda v: 1 <= v <= MAX_DIM, f"an integer from 1 to {MAX_DIM}")
+_ACT = (lambda v: v in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}")
+_PAD = (lambda v: v in PADDINGS, f"one of {', '.join(PADDINGS)}")
+LAYER_FIELDS: dict[str, dict[str, tuple[type, Any, str]]] = {
+    "conv2d": {"filters": (int, *_POS), "kernel_size": (int, *_POS), "strides": (int, *_POS),
+               "padding": (str, *_PAD), "activation": (str, *_ACT)},
+    "maxpool2d": {"pool_size": (int, *_POS), "strides": (int, *_POS), "padding": (str, *_PAD)},
+    "flatten": {},
+    "dense": {"units": (int, *_POS), "activation": (str, *_ACT)},
+    "dropout": {"rate": (float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")},
+    "batchnorm": {"momentum": (float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
+                  "epsilon": (float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")},
+    "activation": {"activation": (str, *_ACT)},
+}
+_REQUIRED_LAYER_KEYS = {"conv2d": ("filters", "kernel_size"), "maxpool2d": ("pool_size",),
+                        "dense": ("units",)}
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """Optimizer and its hyper-parameters, set explicitly in every framework (defaults differ)."""
+
+    name: str = "adam"
+    learning_rate: float = 1e-3
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+    momentum: float = 0.0
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Step budget: warm-up steps, then adaptive timing between the min and max bounds."""
+
+    warmup: int = 5
+    min_steps: int = 20
+    max_steps: int = 1000
+    min_seconds: float = 1.0
+    max_seconds: float = 15.0
+    target_ci: float = 0.02
+
+
+@dataclass(frozen=True)
+class Target:
+    """Time-to-accuracy goal: train until held-out accuracy >= ``accuracy`` or ``max_steps``."""
+
+    accuracy: float
+    max_steps: int = 2000
+    eval_every: int = 25
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """Data-parallel training (``[distributed]`` table): ``workers`` ranks per node, each on ``batch_size``.
+
+    ``batch_size`` stays the *per-worker* batch (weak scaling), so N workers train on a global batch of
+    N x ``batch_size``; see ``docs/distributed.md``.
+    """
+
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """A validated, framework-neutral workload. Build one with ``fwbench.workload.load_workload``."""
+
+    name: str
+    description: str
+    input_shape: tuple[int, ...]
+    classes: int
+    layers: tuple[Layer, ...]
+    batch_size: int
+    seed: int = 0
+    mode: str = "train"
+    loss: str = "sparse_categorical_crossentropy"
+    optimizer: Optimizer = field(default_factory=Optimizer)
+    data: str = "synthetic"
+    test_fraction: float = 0.25
+    timing: Timing = field(default_factory=Timing)
+    parity_steps: int = 5
+    target: Target | None = None
+    distributed: Distributed | None = None
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form, as stored in results and sent to workers."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "stored workload") -> "WorkloadSpec":
+        """Inverse of :meth:`to_dict`, validated by exactly the rules of a TOML file.
+
+        ``d`` may come from an untrusted results file: anything the TOML loader would refuse is refused
+        here with a :class:`WorkloadError` naming ``where`` and the stored field.
+        """
+        try:
+            doc, source = _document_of_stored(d)
+            spec = _parse(doc, source)
+        except WorkloadError as exc:
+            raise WorkloadError(_stored_field(exc.field), exc.message, where) from None
+        return dataclasses.replace(spec, source=source)
+
+    def without_dropout(self) -> "WorkloadSpec":
+        """The same network with every dropout rate set to 0 (used by the parity check)."""
+        layers = tuple(dataclasses.replace(l, rate=0.0) if l.kind == "dropout" else l for l in self.layers)
+        return dataclasses.replace(self, layers=layers)
+
+    def with_timing(self, **overrides: Any) -> "WorkloadSpec":
+        return dataclasses.replace(self, timing=dataclasses.replace(self.timing, **overrides))
+
+
+# ----------------------------------------------------------------------------------- shapes and sizes
+def layer_shapes(input_shape: tuple[int, ...], layers: tuple[Layer, ...]) -> list[tuple[int, ...]]:
+    """Output shape (without batch) of every layer; raises ``ValueError`` naming the layer that does not fit."""
+    shape = tuple(input_shape)
+    out = []
+    for i, layer in enumerate(layers):
+        where = f"layers[{i}] ({layer.kind})"
+        if layer.kind in ("conv2d", "maxpool2d"):
+            if len(shape) != 3:
+                raise ValueError(f"{where}: needs an input of shape [height, width, channels], got {list(shape)}")
+            k = layer.kernel_size if layer.kind == "conv2d" else layer.pool_size
+            s = layer.strides
+            h, w, c = shape
+            if layer.padding == "same":
+                oh, ow = math.ceil(h / s), math.ceil(w / s)
+            else:
+                if k > h or k > w:
+                    raise ValueError(f"{where}: window {k}x{k} is larger than its input {h}x{w}")
+                oh, ow = (h - k) // s + 1, (w - k) // s + 1
+            shape = (oh, ow, layer.filters if layer.kind == "conv2d" else c)
+        elif layer.kind == "flatten":
+            shape = (math.prod(shape),)
+        elif layer.kind == "dense":
+            if len(shape) != 1:
+                raise ValueError(f"{where}: needs a flat input; add a flatten layer before it (input {list(shape)})")
+            shape = (layer.units,)
+        out.append(shape)
+    return out
+
+
+def parameter_count(spec_or_shape: Any, layers: tuple[Layer, ...] | None = None) -> int:
+    """Number of trainable parameters (batch-norm scale and offset included)."""
+    input_shape = spec_or_shape.input_shape if layers is None else spec_or_shape
+    layers = spec_or_shape.layers if layers is None else layers
+    total, shape = 0, tuple(input_shape)
+    for layer, out in zip(layers, layer_shapes(input_shape, layers)):
+        if layer.kind == "conv2d":
+            total += layer.kernel_size ** 2 * shape[-1] * layer.filters + layer.filters
+        elif layer.kind == "dense":
+            total += shape[-1] * layer.units + layer.units
+        elif layer.kind == "batchnorm":
+            total += 2 * shape[-1]
+        shape = out
+    return total
+
+
+def activation_count(input_shape: tuple[int, ...], layers: tuple[Layer, ...]) -> int:
+    """Values per sample held by a training step's forward pass: the input and every layer's output."""
+    return sum(math.prod(s) for s in [tuple(input_shape), *layer_shapes(input_shape, layers)])
+
+
+# --------------------------------------------------------------------------------------------- parsing
+_TOP_KEYS = {"name", "description", "mode", "input_shape", "classes", "batch_size", "seed", "loss",
+             "optimizer", "data", "timing", "parity", "target", "distributed", "layers"}
+_NAME = (lambda v: 0 < len(v) <= MAX_NAME and v.isprintable(), f"a printable string of 1-{MAX_NAME} characters")
+_DESCRIPTION = (lambda v: len(v) <= MAX_DESCRIPTION and v.isprintable(),
+                f"a printable one-line string of at most {MAX_DESCRIPTION} characters (no control characters)")
+
+
+def _key(k: Any) -> str:
+    """A user's key as an error message shows it: bare when plain, else quoted as TOML would (one line, no escapes)."""
+    return k if isinstance(k, str) and re.fullmatch(r"[A-Za-z0-9_-]{1,60}", k) else json.dumps(str(k)[:60])
+
+
+def _shown(value: Any) -> str:
+    """A user's value as an error message shows it: ``repr``, cut to one short line."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _check(value: Any, typ: type, ok: Any, allowed: str, where: str) -> Any:
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, typ) or isinstance(value, bool):
+        raise WorkloadError(where, f"must be {allowed}, got {_shown(value)} ({type(value).__name__})")
+    if typ is float and not math.isfinite(value):
+        raise WorkloadError(where, f"must be {allowed}, got {value!r}")
+    if not ok(value):
+        raise WorkloadError(where, f"must be {allowed}, got {_shown(value)}")
+    return value
+
+
+def _table(doc: Mapping[str, Any], key: str, fields: dict[str, tuple[type, Any, str]], where: str) -> dict:
+    raw = doc.get(key, {})
+    if not isinstance(raw, Mapping):
+        raise WorkloadError(where, f"must be a table, got {type(raw).__name__}")
+    out = {}
+    for k, v in raw.items():
+        if k not in fields:
+            raise WorkloadError(f"{where}.{_key(k)}", f"unknown key; allowed: {', '.join(fields) or 'none'}")
+        out[k] = _check(v, *fields[k], f"{where}.{k}")
+    return out
+
+
+def _parse_layer(i: int, raw: Any) -> Layer:
+    where = f"layers[{i}]"
+    if not isinstance(raw, Mapping):
+        raise WorkloadError(where, "must be a table such as { type = \"dense\", units = 64 }")
+    kind = raw.get("type")
+    if not isinstance(kind, str) or kind not in LAYER_FIELDS:
+        raise WorkloadError(f"{where}.type", f"unknown layer {_shown(kind)}; allowed: {', '.join(LAYER_FIELDS)}")
+    fields = LAYER_FIELDS[kind]
+    values: dict[str, Any] = {}
+    for k, v in raw.items():
+        if k == "type":
+            continue
+        if k not in fields:
+            raise WorkloadError(f"{where}.{_key(k)}",
+                                f"unknown key for {kind}; allowed: {', '.join(['type', *fields])}")
+        values[k] = _check(v, *fields[k], f"{where}.{k}")
+    for k in _REQUIRED_LAYER_KEYS.get(kind, ()):
+        if k not in values:
+            raise WorkloadError(f"{where}.{k}", f"missing; {kind} needs {', '.join(_REQUIRED_LAYER_KEYS[kind])}")
+    if kind == "maxpool2d" and "strides" not in values:
+        values["strides"] = values["pool_size"]  # Keras and PyTorch both default stride = pool size
+    return Layer(kind=kind, **values)
+
+
+def parse_workload(doc: Any, source: str = "<workload>", default_name: str | None = None) -> WorkloadSpec:
+    """Validate a parsed TOML document (or a plugin's mapping). Raises :class:`WorkloadError`.
+
+    ``default_name`` is the name when the document has no ``name`` key (a file's stem, a plugin's entry
+    point name); without it ``name`` is required.
+    """
+    if not isinstance(doc, Mapping):
+        raise WorkloadError("", f"must be a table of workload fields, got {type(doc).__name__}").in_file(source)
+    try:
+        return _parse(doc, source, default_name)
+    except WorkloadError as exc:
+        raise exc.in_file(source) from None
+
+
+def _parse(doc: Mapping[str, Any], source: str, default_name: str | None = None) -> WorkloadSpec:
+    for k in doc:
+        if k not in _TOP_KEYS:
+            raise WorkloadError(_key(k), f"unknown key; allowed: {', '.join(sorted(_TOP_KEYS))}")
+    for k in ("name", "input_shape", "classes", "batch_size", "layers"):
+        if k not in doc and not (k == "name" and default_name is not None):
+            raise WorkloadError(k, "missing (required)")
+    name = _check(doc.get("name", default_name), str, *_NAME, "name")
+    description = _check(doc.get("description", ""), str, *_DESCRIPTION, "description")
+    shape = doc["input_shape"]
+    if not isinstance(shape, list) or len(shape) not in (1, 3):
+        raise WorkloadError("input_shape", f"must be [height, width, channels] or [features], got {_shown(shape)}")
+    shape = tuple(_check(v, int, *_POS, f"input_shape[{i}]") for i, v in enumerate(shape))
+    classes = _check(doc["classes"], int, lambda v: 2 <= v <= 1_000_000, "an integer from 2 to 1000000", "classes")
+    batch = _check(doc["batch_size"], int, lambda v: 1 <= v <= 1_000_000, "an integer from 1 to 1000000", "batch_size")
+    seed = _check(doc.get("seed", 0), int, lambda v: 0 <= v < 2**32, "an integer from 0 to 2**32-1", "seed")
+    mode = _check(doc.get("mode", "train"), str, lambda v: v in MODES, f"one of {', '.join(MODES)}", "mode")
+    loss = _check(doc.get("loss", LOSSES[0]), str, lambda v: v in LOSSES, f"one of {', '.join(LOSSES)}", "loss")
+    if not isinstance(doc["layers"], list) or not doc["layers"]:
+        raise WorkloadError("layers", "must be a non-empty array of tables ([[layers]] entries)")
+    layers = tuple(_parse_layer(i, raw) for i, raw in enumerate(doc["layers"]))
+
+    opt = _table(doc, "optimizer", {
+        "name": (str, lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+        "learning_rate": (float, lambda v: 0 < v < 10, "a number in (0, 10)"),
+        "beta_1": (float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+        "beta_2": (float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+        "epsilon": (float, lambda v: 0 < v < 1, "a number in (0, 1)"),
+        "momentum": (float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    }, "optimizer")
+    data = _table(doc, "data", {
+        "source": (str, lambda v: v in DATA_SOURCES, f"one of {', '.join(DATA_SOURCES)}"),
+        "test_fraction": (float, lambda v: 0 < v < 1, "a number in (0, 1)"),
+    }, "data")
+    timing = _table(doc, "timing", {
+        "warmup": (int, lambda v: 1 <= v <= 10_000, "an integer from 1 to 10000"),
+        "min_steps": (int, lambda v: 3 <= v <= 1_000_000, "an integer from 3 to 1000000"),
+        "max_steps": (int, lambda v: 3 <= v <= 10_000_000, "an integer from 3 to 10000000"),
+        "min_seconds": (float, lambda v: 0 <= v <= 86_400, "a number of seconds from 0 to 86400"),
+        "max_seconds": (float, lambda v: 0 < v <= 86_400, "a number of seconds in (0, 86400]"),
+        "target_ci": (float, lambda v: 0 < v < 1, "a relative half-width in (0, 1), e.g. 0.02"),
+    }, "timing")
+    parity = _table(doc, "parity", {"steps": (int, lambda v: 1 <= v <= 1000, "an integer from 1 to 1000")}, "parity")
+    target = _table(doc, "target", {
+        "accuracy": (float, lambda v: 0 < v <= 1, "a number in (0, 1]"),
+        "max_steps": (int, lambda v: 1 <= v <= 10_000_000, "an integer from 1 to 10000000"),
+        "eval_every": (int, lambda v: 1 <= v <= 1_000_000, "an integer from 1 to 1000000"),
+    }, "target")
+    most = limits.max_workers()
+    dist = _table(doc, "distributed", {
+        "workers": (int, lambda v: 1 <= v <= most,
+                    f"an integer from 1 to {most} ({limits.WORKERS_PER_CORE} per core of this machine, at most "
+                    f"{limits.MAX_WORKERS}; ${limits.WORKERS_ENV} sets another bound)"),
+    }, "distributed")
+    if target and "accuracy" not in target:
+        raise WorkloadError("target.accuracy", "missing; a [target] table needs accuracy")
+    t = Timing(**timing)
+    if t.max_steps < t.min_steps:
+        raise WorkloadError("timing.max_steps", f"must be >= timing.min_steps ({t.min_steps}), got {t.max_steps}")
+    if data.get("source") == "digits" and (shape != (8, 8, 1) and shape != (64,) or classes != 10):
+        raise WorkloadError("input_shape", "the digits data set has 8x8x1 images (or 64 features) and 10 classes")
+
+    try:
+        shapes = layer_shapes(shape, layers)
+    except ValueError as exc:
+        raise WorkloadError("layers", str(exc)) from None
+    if shapes[-1] != (classes,):
+        raise WorkloadError("layers", f"the last layer must output {classes} logits (classes), "
+                                      f"got shape {list(shapes[-1])}")
+    _check_memory(shape, layers, batch)
+    return WorkloadSpec(
+        name=name, description=description, input_shape=shape, classes=classes, layers=layers,
+        batch_size=batch, seed=seed, mode=mode, loss=loss, optimizer=Optimizer(**opt),
+        data=data.get("source", "synthetic"), test_fraction=data.get("test_fraction", 0.25), timing=t,
+        parity_steps=parity.get("steps", 5), target=Target(**target) if target else None,
+        distributed=Distributed(**dist) if "distributed" in doc else None, source=source,
+    )
+
+
+def _check_memory(shape: tuple[int, ...], layers: tuple[Layer, ...], batch: int) -> None:
+    """Bound the totals, not only each layer: the parameters, and every activation of one batch."""
+    n_params = parameter_count(shape, layers)
+    param_bytes, most = n_params * limits.BYTES_PER_VALUE, limits.max_parameter_bytes()
+    if param_bytes > most:
+        raise WorkloadError("layers", f"{n_params:,} parameters need {limits.gib(param_bytes)} in fp32, more than "
+                                      f"the {limits.gib(most)} allowed (${limits.PARAMETER_GIB_ENV} sets another "
+                                      "bound)")
+    per_sample = activation_count(shape, layers)
+    act_bytes, most = per_sample * batch * limits.BYTES_PER_VALUE, limits.max_activation_bytes()
+    if act_bytes > most:
+        raise WorkloadError("batch_size", f"the activations of one batch total {limits.gib(act_bytes)} in fp32 "
+                                          f"({batch} x {per_sample:,} values over the input and {len(layers)} "
+                                          f"layers), more than the {limits.gib(most)} allowed; lower batch_size "
+                                          f"or the layer sizes (${limits.ACTIVATION_GIB_ENV} sets another bound)")
+
+
+# ------------------------------------------------------------------------- stored form -> TOML form
+_STORED_KEYS = tuple(f.name for f in dataclasses.fields(WorkloadSpec))
+_LAYER_KEYS = tuple(f.name for f in dataclasses.fields(Layer))
+_LAYER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Layer) if f.name != "kind"}
+# TOML field -> the stored field it came from, for error messages about a stored spec
+_STORED_NAMES = {"data.source": "data", "data.test_fraction": "test_fraction", "parity.steps": "parity_steps"}
+
+
+def _stored_field(toml_field: str) -> str:
+    field_ = _STORED_NAMES.get(toml_field, toml_field)
+    return re.sub(r"^(layers\[\d+\])\.type$", r"\1.kind", field_)
+
+
+def _is_default(value: Any, default: Any) -> bool:
+    if isinstance(value, bool) or type(value) not in (int, float, str):
+        return False
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and value == default
+    return type(value) is type(default) and value == default
+
+
+def _document_of_stored(d: Any) -> tuple[dict[str, Any], str]:
+    """The TOML document a stored spec (``to_dict`` form) stands for, and its ``source``.
+
+    Only the change of form happens here; every check is :func:`_parse`'s, so that a stored spec and a
+    file are held to the same rules. A field a layer's kind does not use must hold its default.
+    """
+    if not isinstance(d, Mapping):
+        raise WorkloadError("", f"must be a table of workload fields, got {type(d).__name__}")
+    for k in d:
+        if k not in _STORED_KEYS:
+            raise WorkloadError(_key(k), f"unknown key; allowed: {', '.join(_STORED_KEYS)}")
+    source = _check(d.get("source", ""), str, lambda v: len(v) <= MAX_SOURCE and v.isprintable(),
+                    f"a printable string of at most {MAX_SOURCE} characters", "source")
+    doc = {k: d[k] for k in ("name", "description", "classes", "batch_size", "seed", "mode", "loss", "optimizer",
+                             "timing") if k in d}
+    for k in ("input_shape", "layers"):
+        if k in d:
+            doc[k] = list(d[k]) if isinstance(d[k], (list, tuple)) else d[k]
+    if "data" in d or "test_fraction" in d:
+        doc["data"] = {k: d[s] for k, s in (("source", "data"), ("test_fraction", "test_fraction")) if s in d}
+    if "parity_steps" in d:
+        doc["parity"] = {"steps": d["parity_steps"]}
+    for k in ("target", "distributed"):
+        if d.get(k) is not None:
+            doc[k] = d[k]
+    if isinstance(doc.get("layers"), list):
+        doc["layers"] = [_layer_document(i, raw) for i, raw in enumerate(doc["layers"])]
+    return doc, source
+
+
+def _layer_document(i: int, raw: Any) -> Any:
+    if not isinstance(raw, Mapping):
+        return raw  # refused by the parser, as in a file
+    where = f"layers[{i}]"
+    for k in raw:
+        if k not in _LAYER_KEYS:
+            raise WorkloadError(f"{where}.{_key(k)}", f"unknown key; allowed: {', '.join(_LAYER_KEYS)}")
+    kind = raw.get("kind")
+    if not isinstance(kind, str) or kind not in LAYER_FIELDS:
+        raise WorkloadError(f"{where}.kind", f"unknown layer {_shown(kind)}; allowed: {', '.join(LAYER_FIELDS)}")
+    out = {"type": kind}
+    for k, v in raw.items():
+        if k in LAYER_FIELDS[kind]:
+            out[k] = v
+        elif k != "kind" and not _is_default(v, _LAYER_DEFAULTS[k]):
+            raise WorkloadError(f"{where}.{k}", f"is not used by {kind}; must be {_LAYER_DEFAULTS[k]!r}, "
+                                                f"got {_shown(v)}")
+    return out
