@@ -203,7 +203,7 @@ def test_list_makes_hostile_names_and_descriptions_inert(tmp_path, monkeypatch):
     from fwbench.cli.list_cmd import list_all
 
     console = Console(record=True, width=200, force_terminal=False)
-    monkeypatch.setattr("rich.console.Console", lambda *a, **k: console)
+    monkeypatch.setattr("fwbench.report.terminal.make_console", lambda *a, **k: console)
     list_all()
     text = console.export_text()
     assert "\x1b" not in text and "\\x1b[2Jx" in text and "[red]y" in text

@@ -62,25 +62,15 @@ def select_runners(frameworks: list[str], runners: list[str]) -> list["RunnerInf
 
 def load_workloads(names: list[str]) -> list["WorkloadSpec"]:
     """Each ``--workload`` (default ``cnn``), loaded and validated; one name or file once per run."""
-    from fwbench.workload import load_workload
+    from fwbench.workload import check_unique_names, load_workload
 
     names = names or ["cnn"]
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
         raise UsageError(f"--workload {', '.join(twice)} given more than once")
     specs = [load_workload(w) for w in names]
-    check_unique_names(specs, names)
+    check_unique_names(specs)
     return specs
-
-
-def check_unique_names(specs: list["WorkloadSpec"], sources: list[str]) -> None:
-    """Two workloads of one run may not share a name: their cells and stored definitions would collide."""
-    seen: dict[str, str] = {}
-    for spec, source in zip(specs, sources):
-        if spec.name in seen:
-            raise UsageError(f"two workloads are named {spec.name!r} ({seen[spec.name]} and {source}); "
-                             "a run keeps one definition per name: rename one (its `name` field)")
-        seen[spec.name] = source
 
 
 def resolve_devices(devices: list[str]) -> list[str]:

@@ -15,7 +15,6 @@ def register(app: typer.Typer) -> None:
 
 def list_all() -> None:
     """List workloads, runners (installed or not, with versions) and the devices this machine has."""
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -23,7 +22,9 @@ def list_all() -> None:
     from fwbench.runners.registry import RUNNERS
     from fwbench.workload import discover, shown_path
 
-    console = Console()
+    from fwbench.report.terminal import make_console, print_table
+
+    console = make_console()
     wt = Table(title="Workloads")
     for col in ("name", "from", "mode", "batch", "data", "description / problem"):
         wt.add_column(col)
@@ -32,7 +33,7 @@ def list_all() -> None:
         # user text, made inert: one printable line (control characters escaped), no rich markup
         wt.add_row(*(escape(shown_path(c)) for c in cells),
                    ("[red]invalid:[/] " if bad else "") + escape(shown_path(text)))
-    console.print(wt)
+    print_table(console, wt)
 
     rt = Table(title="Runners")
     for col in ("runner", "family", "mode", "installed", "versions", "devices"):
@@ -43,7 +44,7 @@ def list_all() -> None:
         installed = "yes" if not missing else f"no ({', '.join(missing)} missing)"
         rt.add_row(info.name + (" (test double)" if info.hidden else ""), info.family, info.mode, installed,
                    versions, ", ".join(info.devices))
-    console.print(rt)
+    print_table(console, rt)
 
     found = envmod.devices()
     gpus = envmod.gpus()
@@ -53,7 +54,7 @@ def list_all() -> None:
     dt.add_row("cpu", f"yes: {envmod.cpu_model()}, {envmod.cpu_count()} cores")
     dt.add_row("cuda", "yes: " + "; ".join(g["name"] for g in gpus) if gpus else "no (nvidia-smi found no GPU)")
     dt.add_row("tpu", "yes" if found["tpu"] else "no")
-    console.print(dt)
+    print_table(console, dt)
 
 
 def workload_rows(found: dict[str, Any]) -> list[tuple[str, str, str, str, str, str, bool]]:

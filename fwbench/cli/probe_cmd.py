@@ -56,7 +56,6 @@ def run_probes_with_progress(doc: dict[str, Any], runners: list[str], probe_name
     Prints one line per probe and a table. Returns 1 when a probe failed, crashed or timed out (0 when all
     ran or were skipped with a reason), or the exit code of a signal that stopped it.
     """
-    from rich.console import Console
     from rich.table import Table
 
     from fwbench import results
@@ -66,15 +65,17 @@ def run_probes_with_progress(doc: dict[str, Any], runners: list[str], probe_name
     from fwbench.probes.run import plan_probes, run_probes
     from fwbench.report.corpus import Record
     from fwbench.report.seed import describe_probe
+    from fwbench.report.terminal import make_console, print_table, text
+    from fwbench.textsafe import term_plain
 
     pairs = select_probes(probe_names, runners)
-    console, err = Console(), Console(stderr=True)
+    console, err = make_console(), make_console(stderr=True)
     if not pairs:
         if probe_names:
             raise UsageError(f"no probe {', '.join(probe_names)} applies to the selected runners "
                              f"({', '.join(runners) or 'none'})")
-        err.print(f"No capability probe applies to {', '.join(runners) or 'these runners'}.", highlight=False,
-                  markup=False)
+        err.print(term_plain(f"No capability probe applies to {', '.join(runners) or 'these runners'}."),
+                  highlight=False, markup=False)
         return 0
     jobs = plan_probes(pairs, workloads, devices, config.options)
     interrupted = run_with_progress(
@@ -86,19 +87,13 @@ def run_probes_with_progress(doc: dict[str, Any], runners: list[str], probe_name
         table.add_column(col, overflow="fold")
     for rec in doc.get("probes", []):
         r = Record(str(out), rec)
-        text = describe_probe(r, "en")[0] if r.ok else (rec.get("reason") or "")
-        table.add_row(*(escape_text(x) for x in (rec["probe"], rec["runner"], rec["workload"], rec["device"],
-                                                 rec["status"], text)))
-    console.print(table)
-    err.print(f"Results: {out}", highlight=False, markup=False)
+        finding = describe_probe(r, "en")[0] if r.ok else (rec.get("reason") or "")
+        table.add_row(*(text(x) for x in (rec["probe"], rec["runner"], rec["workload"], rec["device"],
+                                          rec["status"], finding)))
+    print_table(console, table)
+    err.print(term_plain(f"Results: {out}"), highlight=False, markup=False)
     if interrupted is not None:
         err.print(f"Interrupted: {len(doc.get('probes', []))} finished probes are saved.", highlight=False,
                   markup=False)
         return interrupted
     return 1 if any(p["status"] not in ("ok", "skipped") for p in doc["probes"]) else 0
-
-
-def escape_text(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(str(text))

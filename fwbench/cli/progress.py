@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from rich.console import Console
-from rich.markup import escape
+from fwbench.textsafe import term_markup, term_plain
 
 EXIT_SIGNALS = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}  # 128 + signal number
 
@@ -56,16 +56,16 @@ def run_with_progress(n: int, noun: str, body: Callable[[Callable[..., None]], A
 
     def on_event(kind: str, i: int, total: int, job: Any, record: dict[str, Any]) -> None:
         if kind == "start":  # names are user text: never rich markup
-            progress.update(task, description=escape(f"{noun} {i + 1}/{total}: {record['id']}"))
+            progress.update(task, description=term_markup(f"{noun} {i + 1}/{total}: {record['id']}"))
             return
         progress.advance(task)
         status = record["status"]
         mark = "✓" if status == "ok" else "-" if status == "skipped" else "✗"
-        err.print(f"{mark} {record['id']}: {status}" + (f" ({record['reason']})" if record.get("reason") else ""),
+        err.print(term_plain(f"{mark} {record['id']}: {status}" + (f" ({record['reason']})" if record.get("reason") else "")),
                   highlight=False, markup=False)
         extra = describe(record)
         if extra:
-            err.print(f"  {extra}", highlight=False, markup=False)
+            err.print("  " + term_plain(extra), highlight=False, markup=False)
 
     before = {s: signal.getsignal(s) for s in EXIT_SIGNALS}
     try:

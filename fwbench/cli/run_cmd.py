@@ -14,8 +14,10 @@ import typer
 
 from fwbench.cli import common
 from fwbench.cli.progress import EXIT_SIGNALS
+from fwbench.workload import check_unique_names
 from fwbench.config import MAX_CELLS, MAX_REPEATS, PRECISIONS, ConfigError, RunConfig, RunnerOptions
 from fwbench.errors import UsageError
+from fwbench.textsafe import shell_join, term_plain
 
 # Options that only change what this invocation prints or how it exits; the rest come from the stored
 # configuration under --resume and may not be given with it.
@@ -91,7 +93,7 @@ def run(
     if "threshold" in given and baseline is None:
         raise UsageError("--threshold applies to --baseline; give --baseline FILE, or compare later with "
                          "`fwbench compare BASELINE CURRENT --threshold PCT`")
-    from fwbench.cli.compare_cmd import prepare_baseline
+    from fwbench.gate import prepare_baseline
 
     base_doc, thr = prepare_baseline(baseline, threshold)  # a bad baseline fails before any work (exit 2)
     from fwbench import env as envmod
@@ -107,12 +109,18 @@ def run(
         doc = results.read(resume)
         config = resumed_config(doc, resume)
         specs = stored_workloads(doc, resume)
+        check_unique_names(specs)
         out = resume
     else:
         specs = common.load_workloads(workload)
         if quick:
             specs = [s.with_timing(warmup=2, min_steps=5, max_steps=20, min_seconds=0.0, max_seconds=2.0) for s in specs]
         from fwbench.distributed.config import DistOptions, make_distributed
+        from fwbench.limits import max_workers
+
+        if workers is not None and workers > max_workers():
+            raise UsageError(f"--workers {workers}: at most {max_workers()} data-parallel ranks per node here "
+                             "(4 per core); set FWBENCH_MAX_WORKERS to allow more")
 
         specs, dist = make_distributed(specs, DistOptions(workers, nnodes, node_rank, master_addr, master_port))
         options = RunnerOptions(threads=common.threads(threads), precision=precision, tf32=tf32,
@@ -142,7 +150,7 @@ def run(
         code = max(code, run_probes_with_progress(doc, [r.name for r in runners], [], [s.to_dict() for s in specs],
                                                   devices, config, out, min(config.timeout, 300.0)))
     if base_doc is not None and code not in EXIT_SIGNALS.values():
-        from fwbench.cli.compare_cmd import gate_after_run
+        from fwbench.gate import gate_after_run
 
         code = gate_after_run(base_doc, doc, thr, (str(baseline), str(out)), code if strict else 0)
     raise typer.Exit(code)
@@ -173,23 +181,24 @@ def stored_workloads(doc: dict[str, Any], path: Path) -> list[Any]:
     specs = []
     for name, spec in stored.items():
         try:
-            specs.append(WorkloadSpec.from_dict(spec))
+            specs.append(WorkloadSpec.from_dict(spec, where=f"{path}:workloads.{name}"))
         except WorkloadError as exc:
-            raise ResultsError(str(path), f"workloads.{name}: {exc}; this run cannot be resumed") from None
-        except (TypeError, KeyError, ValueError, AttributeError):
-            raise ResultsError(str(path), f"workloads.{name} is malformed; this run cannot be resumed") from None
+            raise ResultsError(str(path), f"{exc.message if exc.field else exc} (at workloads.{name}"
+                                          f"{'.' + exc.field if exc.field else ''}); this run cannot be resumed") from None
+        if specs[-1].name != name:
+            raise ResultsError(str(path), f"workloads.{name} holds a workload named {specs[-1].name!r}; "
+                                          "this run cannot be resumed")
     return specs
 
 
 def execute_with_progress(doc: dict[str, Any], jobs: list, out: Path, config: RunConfig, strict: bool) -> int:
-    from rich.console import Console
-
     from fwbench import results
     from fwbench.cli.console import print_run_tables
     from fwbench.cli.progress import run_with_progress
     from fwbench.pipeline import execute
+    from fwbench.report.terminal import make_console
 
-    console, err = Console(), Console(stderr=True)
+    console, err = make_console(), make_console(stderr=True)
 
     def describe(cell: dict[str, Any]) -> str | None:
         if not cell.get("distributed"):  # data-parallel cells: ranks, backend, global throughput, efficiency
@@ -201,10 +210,11 @@ def execute_with_progress(doc: dict[str, Any], jobs: list, out: Path, config: Ru
     interrupted = run_with_progress(len(jobs), "cell", lambda on_event: execute(doc, jobs, out, config, on_event),
                                     lambda: results.save_or_fallback(out, doc), err, describe)
     print_run_tables(doc, console)
-    err.print(f"Results: {out}", highlight=False, markup=False)
+    err.print(term_plain(f"Results: {out}"), highlight=False, markup=False)
     if interrupted is not None:
-        err.print(f"Interrupted: {len(doc['cells'])} finished cells are saved; "
-                  f"`fwbench run --resume {out}` runs the rest.", highlight=False, markup=False)
+        err.print(term_plain(f"Interrupted: {len(doc['cells'])} finished cells are saved; "
+                             f"`fwbench run --resume {shell_join([str(out)])}` runs the rest."),
+                  highlight=False, markup=False)
         return interrupted
     if any(c["status"] != "ok" for c in doc["cells"]):
         return 1
