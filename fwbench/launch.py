@@ -2,12 +2,16 @@
 
 What happened to the worker becomes the cell's status: its own result file (``ok``, ``failed``,
 ``skipped``, ``oom``, ``diverged``), or, when it wrote none, ``timeout`` (killed with its whole process
-group), ``crashed`` (ended by a signal) or ``failed`` (exited without a usable result), each with the last
-lines of its log.
+group), ``crashed`` (ended by a signal) or ``failed`` (exited without a usable result, or could not be
+started at all), each with the last lines of its log.
+
+Every process fwbench starts (cell and probe workers, torchrun, TensorFlow ranks) goes through
+:func:`child_setup`: on Linux it dies with the CLI, even when the CLI is SIGKILLed (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
@@ -19,7 +23,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from fwbench.errors import ResultsError
 from fwbench.job import Job
@@ -46,11 +50,50 @@ def worker_env(job: Job, extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _limit_memory(limit_bytes: int) -> Any:
+PR_SET_PDEATHSIG = 1
+
+
+def _load_prctl() -> Any:
+    """libc's ``prctl`` (Linux only), resolved here at import: the child may not load anything."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
+
+
+_PRCTL = _load_prctl()
+_SIGKILL = int(signal.SIGKILL)
+_RLIMIT_AS = resource.RLIMIT_AS
+
+
+def child_setup(memory_limit: int | None = None) -> Callable[[], None]:
+    """The ``preexec_fn`` of every process fwbench starts: die with the parent, and run under the memory limit.
+
+    On Linux the child asks for SIGKILL when its parent dies (``PR_SET_PDEATHSIG``), so that no worker
+    outlives the CLI, even a CLI killed with SIGKILL; if the parent already died between the fork and that
+    request, the child exits at once. The signal fires when the parent *thread* that started the child ends:
+    fwbench starts workers from the CLI's main thread. It is cleared on fork, so it covers the processes
+    fwbench starts, not the helpers a framework starts inside a worker (the worker's process group is killed
+    at a timeout or an interrupt, but not after a SIGKILL of the CLI). Elsewhere (macOS) workers are not tied
+    to the parent.
+    """
+    parent = os.getpid()
+
     # Runs in the child between fork and exec: no imports there (another thread of the parent, such as the
-    # progress display's, may have held an import lock at the fork), hence ``resource`` at module level.
+    # progress display's, may have held an import lock at the fork), hence ctypes, prctl and ``resource``
+    # resolved at module level.
     def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+        if _PRCTL is not None:
+            _PRCTL(PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
+            if os.getppid() != parent:  # the parent died before the request took effect
+                os._exit(1)
+        if memory_limit:
+            resource.setrlimit(_RLIMIT_AS, (memory_limit, memory_limit))
 
     return apply
 
@@ -116,11 +159,14 @@ def run_cell(job: Job, workdir: Path, timeout: float, memory_limit: int | None =
     proc: subprocess.Popen | None = None
     with open(log_path, "w", encoding="utf-8") as log:
         try:  # Popen inside the try: an interrupt right after the fork must still kill the new worker
-            proc = subprocess.Popen(
-                [sys.executable, "-m", module, str(job_path), str(result_path)],  # module: the worker entry point
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=worker_env(job, extra_env),
-                start_new_session=True, preexec_fn=_limit_memory(memory_limit) if memory_limit else None,
-            )
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", module, str(job_path), str(result_path)],  # module: the entry point
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=worker_env(job, extra_env),
+                    start_new_session=True, preexec_fn=child_setup(memory_limit),
+                )
+            except (OSError, subprocess.SubprocessError, ValueError) as exc:  # EACCES, ENOENT, ENOMEM, E2BIG …
+                return {"status": "failed", "reason": start_failure(exc), "duration_s": time.perf_counter() - t0}
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             assert proc is not None
@@ -136,19 +182,42 @@ def run_cell(job: Job, workdir: Path, timeout: float, memory_limit: int | None =
     return cell
 
 
+def start_failure(exc: BaseException) -> str:
+    """A cell's reason when its worker could not be started at all (the cell fails; the run goes on)."""
+    if isinstance(exc, OSError):
+        what = exc.strerror or str(exc)
+        if exc.filename:
+            what += f": {exc.filename}"
+    elif isinstance(exc, subprocess.SubprocessError):  # raised in the child before exec: the rlimit or prctl
+        what = f"setting up the process failed ({exc})"
+    else:
+        what = str(exc)
+    return f"could not start the worker: {what}"
+
+
 def classify(code: int, result_path: Path, log_path: Path, memory_limit: int | None = None) -> dict[str, Any]:
     """The cell from a finished worker: its result file if valid, else a status from the exit code.
 
     Under ``--memory-limit``, a crashed or failed cell whose log or reason shows an allocation refused
     (see :data:`OOM_SIGNS`) is ``oom``: the limit shows up wherever the worker first allocates, which may be
-    loading a shared library or a BLAS buffer rather than Python's own ``MemoryError``.
+    loading a shared library or a BLAS buffer rather than Python's own ``MemoryError``. A worker killed by a
+    signal before it printed anything under a limit is ``oom`` too, said as "probably": so small a limit
+    makes the kernel kill the interpreter while it is loaded (SIGSEGV), before any error can be written.
     """
     cell = _classify(code, result_path, log_path)
+    limit = f"the {_mib(memory_limit)} limit" if memory_limit else ""
     if memory_limit and (cell["status"] == "oom" or cell["status"] in ("crashed", "failed") and looks_oom(
             cell.get("reason", "") + "\n" + cell.get("log_tail", ""))):
-        cell["reason"] = f"out of memory under the {memory_limit / 2**20:.0f} MiB limit ({cell.get('reason', '')})"
+        cell["reason"] = f"out of memory under {limit} ({cell.get('reason', '')})"
+        cell["status"] = "oom"
+    elif memory_limit and cell["status"] == "crashed" and not cell.get("log_tail"):
+        cell["reason"] = f"probably out of memory under {limit} ({cell['reason']} before it printed anything)"
         cell["status"] = "oom"
     return cell
+
+
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / 2**20:.0f} MiB" if nbytes >= 2**20 else f"{nbytes} B"
 
 
 # How a refused allocation reads in a worker's log: Python, the dynamic loader, OpenBLAS, C++ (torch, TF).

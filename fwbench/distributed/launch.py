@@ -8,8 +8,11 @@ every worker (free loopback ports on one machine; across machines the list comes
 Faults: a rank that exits with an error or is killed fails the run at once with a reason naming the rank;
 a rank that hangs fails it at the timeout. Either way every rank of the run is stopped: torchrun is asked
 to stop its workers (SIGTERM), then its group and every rank that wrote a pid file and still runs
-fwbench's rank module are SIGKILLed; ranks also die with their parent (``PR_SET_PDEATHSIG``). Ports are
-released with the processes that held them.
+fwbench's rank module are SIGKILLed. Every process started here dies with the CLI, even a CLI killed with
+SIGKILL (``PR_SET_PDEATHSIG``, set before exec by :func:`fwbench.launch.child_setup`), and torchrun's ranks
+die with torchrun (they ask for it at their start, in :mod:`fwbench.distributed.rank`). Ports are
+released with the processes that held them. A launcher or rank that cannot be started fails the cell
+("could not start the worker: …"), not the run.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from fwbench.distributed.config import ENGINES, LOOPBACK, DistOptions, EngineInf
     loopback_interface
 from fwbench.job import Job
 from fwbench.jsonio import write_json_atomic
-from fwbench.launch import KILL_GRACE_S, cell_stem, log_tail, worker_env
+from fwbench.launch import KILL_GRACE_S, cell_stem, child_setup, log_tail, start_failure, worker_env
 
 POLL_S = 0.05
 RANK_MODULE = "fwbench.distributed.rank"
@@ -123,12 +126,14 @@ def launch_run(job: Job, engine: EngineInfo, shape: RunShape, parity_shards: int
         lo = loopback_interface()  # keep gloo's connections on loopback, whatever the host name resolves to
         if lo:
             env["GLOO_SOCKET_IFNAME"] = lo
-    preexec = _limit_memory(memory_limit) if memory_limit else None
+    preexec = child_setup(memory_limit)
     start = _start_torchrun if engine.launcher == "torchrun" else _start_tf_config
     try:
         procs, logs, groups = start(job_path, out_dir, shape, env, preexec, deadline)
     except rendezvous.RendezvousError as exc:
         return RunOutcome("failed", str(exc))
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:  # EACCES, ENOMEM, a bad rlimit …
+        return RunOutcome("failed", start_failure(exc))
     try:
         status, reason = _watch(procs, deadline, timeout, out_dir, logs)
     finally:
@@ -311,11 +316,3 @@ def _signal_group(pgid: int, sig: int) -> None:
     except (ProcessLookupError, PermissionError):
         pass
 
-
-def _limit_memory(limit_bytes: int) -> Any:
-    def apply() -> None:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
-
-    return apply
