@@ -180,3 +180,18 @@ def test_run_and_probe_share_one_vocabulary(cli):
         assert text in run_help and text in probe_help, text
     for placeholder in ("<list[str]>", "<float range>", "TEXT", "INTEGER", "PATH"):
         assert placeholder not in run_help and placeholder not in probe_help, placeholder
+
+
+def test_out_may_not_be_the_baseline(cli, tmp_path, workload_dir):
+    base = tmp_path / "base.json"
+    assert invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "--quick", "-o", str(base)).exit_code == 0
+    before = base.read_text()
+    link = tmp_path / "link.json"
+    link.symlink_to(base)
+    for out in (str(base), str(link)):
+        res = invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "--quick", "--baseline", str(base), "-o", out,
+                     "--force")
+        assert res.exit_code == 2 and "is the --baseline file" in res.output, res.output
+    res = invoke(cli, "run", "--resume", str(base), "--baseline", str(base))
+    assert res.exit_code == 2 and "is the --baseline file" in res.output
+    assert base.read_text() == before

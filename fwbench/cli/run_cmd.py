@@ -143,6 +143,9 @@ def run(
         doc = results.new_document(config.to_dict(), envmod.capture(config.options.threads))
         out = common.output_file(out, results_dir / f"{doc['run_id']}.json", force)
     assert out is not None
+    if baseline is not None and same_file(baseline, out):
+        raise UsageError(f"--out {out} is the --baseline file: the run would replace the measurements it is "
+                         "compared with; write the run elsewhere")
     code = execute_with_progress(doc, jobs, out, config, strict)
     if probes and code not in EXIT_SIGNALS.values():
         from fwbench.cli.probe_cmd import run_probes_with_progress
@@ -154,6 +157,14 @@ def run(
 
         code = gate_after_run(base_doc, doc, thr, (str(baseline), str(out)), code if strict else 0)
     raise typer.Exit(code)
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (through links and relative paths)."""
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
 
 
 def resumed_config(doc: dict[str, Any], path: Path) -> RunConfig:
