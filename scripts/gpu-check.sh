@@ -50,13 +50,13 @@ step env sh -c "fwbench env > '$out/env.txt' 2>&1"
 step nvidia-smi sh -c "nvidia-smi > '$out/nvidia-smi.txt' 2>&1"
 step cuda-tests sh -c "cd '$repo' && timeout 90 python -m pytest -q -rs -k cuda tests/test_devices.py tests/test_precision.py > '$out/cuda-tests.txt' 2>&1"
 step fp32 timeout 300 fwbench run --framework all --device cuda -w cnn -w mlp --timeout 150 \
-    --out "$out/cuda-fp32.json"
+    --out "$out/cuda-fp32.json" --force
 step bf16 timeout 60 fwbench run --framework torch --device cuda -w cnn -w mlp --precision bf16 --quick \
-    --timeout 60 --out "$out/cuda-bf16.json"
+    --timeout 60 --out "$out/cuda-bf16.json" --force
 files=()
 for f in "$out/cuda-fp32.json" "$out/cuda-bf16.json"; do [ -f "$f" ] && files+=("$f"); done
 if [ ${#files[@]} -gt 0 ]; then
-    step report fwbench report "${files[@]}" --format markdown --out "$out/report"
+    step report fwbench report "${files[@]}" --format markdown --out-dir "$out/report"
 else
     echo "report       no results file to report on" | tee -a "$summary"
     status=1
