@@ -69,6 +69,16 @@ def _check_type(name: str, value: Any, typ: type | tuple[type, ...], what: str) 
         raise ConfigError(name, f"must be {what}, got {value!r}"[:200])
 
 
+def _known_fields(cls: type, d: Any, what: str) -> dict[str, Any]:
+    """A stored mapping as keyword arguments of the dataclass ``cls``: an object with known fields only."""
+    if not isinstance(d, dict):
+        raise ConfigError(what, f"must be an object, got {type(d).__name__}")
+    unknown = sorted(set(d) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ConfigError(what, f"has unknown field(s) {', '.join(map(repr, unknown))[:200]}")
+    return dict(d)
+
+
 def _check_names(name: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
         raise ConfigError(name, f"must be a list of names, got {value!r}"[:200])
@@ -115,13 +125,7 @@ class RunnerOptions:
     @classmethod
     def from_dict(cls, d: Any) -> "RunnerOptions":
         """Strict: unknown keys and wrong types are refused (:class:`ConfigError` naming the field)."""
-        if not isinstance(d, dict):
-            raise ConfigError("options", f"must be an object, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError("options", f"unknown option(s) {', '.join(map(repr, unknown))[:200]}")
-        kwargs = dict(d)
+        kwargs = _known_fields(cls, d, "options")
         dist = kwargs.get("distributed")
         if dist is not None:
             kwargs["distributed"] = _dist_from_dict(dist)
@@ -207,13 +211,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, d: Any) -> "RunConfig":
         """The configuration stored in a results file, checked with the command line's rules."""
-        if not isinstance(d, dict):
-            raise ConfigError("config", f"must be an object, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError("config", f"unknown field(s) {', '.join(map(repr, unknown))[:200]}")
-        kwargs = dict(d)
+        kwargs = _known_fields(cls, d, "config")
         kwargs["options"] = RunnerOptions.from_dict(d.get("options", {}))
         return cls(**kwargs)
 
