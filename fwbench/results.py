@@ -32,7 +32,7 @@ from typing import Any, Iterator
 
 from fwbench import __version__
 from fwbench.cells import CONFIG, ENVIRONMENT, RUN_PARITY, STATUSES, WORKLOADS, Cell, Invalid, Probe  # noqa: F401
-from fwbench.errors import ResultsError
+from fwbench.errors import ResultsError, UsageError
 from fwbench.jsonio import FlagError, decode_finite, dumps, encode_finite, kind_of, real_target, umask, \
     write_json_atomic
 
@@ -45,8 +45,8 @@ SCHEMA_HISTORY = {
        "sync_check, keras_jit_compile and distributed with their defaults; each cell's options gained threads",
 }
 # RunnerOptions' defaults, given to v1 documents that did not record them
-OPTION_DEFAULTS = {"precision": "fp32", "tf32": False, "channels_last": False, "threads": None,
-                   "sync_check": False, "keras_jit_compile": None, "distributed": None}
+OPTION_DEFAULTS = {"precision": "fp32", "tf32": False, "channels_last": False, "sync_check": False,
+                   "keras_jit_compile": None, "distributed": None}
 
 
 def new_run_id() -> str:
@@ -178,7 +178,7 @@ def upgrade_config(config: Any) -> Any:
     options = dict(options) if isinstance(options, dict) else {} if options is None else options
     if isinstance(options, dict):
         options = {**OPTION_DEFAULTS, **options}
-        if options.get("threads") is None:
+        if "threads" not in options and threads is not None:
             options["threads"] = threads
     out["options"] = options
     return out
@@ -240,9 +240,9 @@ def fallback_path(doc: dict[str, Any], folder: Path | str | None = None) -> Path
 
 
 def _fallback_folders() -> Iterator[Path]:
-    """$TMPDIR, the system temp folder, the home folder, the current folder: whichever can be named."""
+    """The temp folder ($TMPDIR first), the home folder, the current folder: whichever can be named."""
     seen: set[str] = set()
-    for get in (lambda: os.environ.get("TMPDIR") or None, tempfile.gettempdir, lambda: str(Path.home()), os.getcwd):
+    for get in (tempfile.gettempdir, lambda: os.environ.get("TMPDIR") or None, lambda: str(Path.home()), os.getcwd):
         try:
             folder = get()
         except (OSError, RuntimeError, KeyError):  # Path.home(): HOME unset and the uid unknown
@@ -255,8 +255,8 @@ def _fallback_folders() -> Iterator[Path]:
 def save_or_fallback(path: Path | str, doc: dict[str, Any]) -> None:
     """Save ``doc`` to ``path``; when that fails (disk full, read-only, removed folder), flush it elsewhere.
 
-    The measurements held in memory go to :func:`fallback_path` in the first of $TMPDIR, the temp folder,
-    the home folder and the current folder that takes them, and a :class:`ResultsError` names both files and
+    The measurements held in memory go to :func:`fallback_path` in the first of the temp folder ($TMPDIR),
+    the home folder (never asked when it cannot be known) and the current folder that takes them, and a :class:`ResultsError` names both files and
     how to continue: ``fwbench run --resume FALLBACK``.
     """
     try:
@@ -278,11 +278,13 @@ def save_or_fallback(path: Path | str, doc: dict[str, Any]) -> None:
 
 
 def check_target(path: Path | str) -> None:
-    """Fail before any work if ``path`` cannot take a results file (raises :class:`ResultsError`).
+    """Fail before any work if ``path`` cannot take a results file.
 
     Refused: an existing target (after following symlinks) that is not a regular file — a directory,
     character or block device (``/dev/null``), FIFO, socket (``/dev/stdout`` leads to one of these) — and a
-    folder that cannot be created or written. The folder is created when missing.
+    folder that cannot be created or written. The folder is created when missing. Raises
+    :class:`ResultsError` for a target that is not a regular file, :class:`UsageError` for a place that
+    cannot be written ("cannot write results to PATH: Permission denied").
     """
     p = str(path)
     target = real_target(path)
@@ -290,8 +292,8 @@ def check_target(path: Path | str) -> None:
         st = os.stat(path)  # the kernel follows every link, /proc/self/fd/N included
     except FileNotFoundError:
         st = None
-    except OSError as exc:
-        raise ResultsError(p, f"cannot use as a results file: {exc.strerror or exc}") from None
+    except OSError as exc:  # a file where a folder should be, a folder that may not be searched
+        raise UsageError(f"cannot write results to {p}: {exc.strerror or exc}") from None
     if st is not None and not stat.S_ISREG(st.st_mode):
         hint = f"; give a file name such as {Path(p) / 'run.json'}" if stat.S_ISDIR(st.st_mode) else ""
         raise ResultsError(p, f"is {kind_of(st.st_mode)}, not a regular file: results are written only to "
@@ -302,7 +304,7 @@ def check_target(path: Path | str) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise ResultsError(p, f"cannot write results there: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot write results to {p}: {exc.strerror or exc}") from None
 
 
 @contextlib.contextmanager
@@ -357,7 +359,10 @@ def _read_pid(fd: int) -> int | None:
 
 # ---- building documents --------------------------------------------------------------------------------
 def upsert_cell(doc: dict[str, Any], cell: dict[str, Any]) -> None:
-    """Add ``cell`` to the document, replacing an earlier cell with the same id (used by --resume)."""
+    """Add ``cell`` to the document, replacing an earlier cell with the same id (used by --resume).
+
+    A cell read from a worker's file with its ``nonfinite`` flags still on gets its numbers back first."""
+    decode_finite(cell)
     doc["cells"] = [c for c in doc["cells"] if c.get("id") != cell["id"]] + [cell]
 
 

@@ -70,7 +70,7 @@ def resolve_devices(devices: list[str]) -> list[str]:
 
 
 _RESUME_FIELDS: dict[str, Any] = {"frameworks": list, "runners": list, "workloads": list, "devices": list,
-                                  "quick": bool, "threads": int, "repeats": int, "timeout": (int, float),
+                                  "quick": bool, "repeats": int, "timeout": (int, float),
                                   "options": dict}
 
 
@@ -104,6 +104,9 @@ def stored_workloads(doc: dict[str, Any], path: Path) -> list[Any]:
 
 def check_writable(path: Path) -> None:
     """Fail before any work if the results file cannot be written."""
+    from fwbench.results import check_target
+
+    check_target(path)  # refuses special files (/dev/null, FIFOs, folders) and unwritable places
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         probe = path.parent / f".fwbench-write-test-{os.getpid()}-{time.time_ns()}"
@@ -156,7 +159,7 @@ def run(
         doc = results.read(resume)
         cfg = resume_config(doc, resume)
         framework, runner, workload, device = cfg["frameworks"], cfg["runners"], cfg["workloads"], cfg["devices"]
-        quick, threads, repeats, target = cfg["quick"], cfg["threads"], cfg["repeats"], cfg.get("target", False)
+        quick, threads, repeats, target = cfg["quick"], cfg["options"].get("threads"), cfg["repeats"], cfg.get("target", False)
         timeout, channels_last = cfg["timeout"], cfg["options"].get("channels_last", False)
         precision, tf32 = cfg["options"].get("precision", "fp32"), cfg["options"].get("tf32", False)
         memory_limit = cfg.get("memory_limit")
