@@ -147,7 +147,7 @@ def kind_of(mode: int) -> str:
                        (stat.S_ISSOCK, "a socket")):
         if test(mode):
             return name
-    return "not a regular file"
+    return "a special file"
 
 
 def write_json_atomic(path: Path | str, doc: Any) -> None:
