@@ -23,6 +23,7 @@ import numpy as np
 from fwbench import stats
 from fwbench.cells import Cell
 from fwbench.compare import samples
+from fwbench.jsonio import encode_finite
 from fwbench.results import cells as typed_cells
 
 FORMATS = ("github-action-benchmark", "csv")
@@ -88,7 +89,7 @@ def github_action_benchmark(doc: dict[str, Any]) -> str:
                  f"run {doc.get('run_id', '?')}")
         entries.append({"name": f"{row.workload}/{row.runner}/{row.device} step time", "unit": "ms",
                         "value": _sig(row.median_s * 1e3), "range": f"± {_sig(half, 3)}", "extra": extra})
-    return json.dumps(entries, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(encode_finite(entries), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def to_csv(doc: dict[str, Any]) -> str:
