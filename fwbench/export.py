@@ -21,7 +21,10 @@ from typing import Any
 import numpy as np
 
 from fwbench import stats
-from fwbench.compare import group_cells, samples
+from fwbench.cells import Cell
+from fwbench.compare import samples
+from fwbench.jsonio import encode_finite
+from fwbench.results import cells as typed_cells
 from fwbench.textsafe import csv_row
 
 FORMATS = ("github-action-benchmark", "csv")
@@ -49,10 +52,10 @@ class Row:
 def rows(doc: dict[str, Any]) -> list[Row]:
     """One :class:`Row` per cell group, in the document's order."""
     out = []
-    for (w, r, d), cells in group_cells(doc).items():
-        procs, why = samples(cells)
+    for (w, r, d), cells in groups(typed_cells(doc)).items():
+        procs, why = samples(cells)  # type: ignore[arg-type]  # a Cell reads like the dict it was built from
         if not procs:
-            out.append(Row(w, r, d, cells[0]["status"], reason=why))
+            out.append(Row(w, r, d, cells[0].status, reason=why))
             continue
         medians = np.array([np.median(p) for p in procs])
         pooled = np.concatenate(procs)
@@ -61,10 +64,18 @@ def rows(doc: dict[str, Any]) -> list[Row]:
         else:
             _, low, high = (float(v) for v in stats.bootstrap_median_ci(pooled))
         median = float(np.median(medians))
-        batch = cells[0].get("batch_size")
+        batch = cells[0].batch_size
         out.append(Row(w, r, d, "ok", len(procs), len(pooled), median, low, high,
                        batch / median if batch and median > 0 else None))
     return out
+
+
+def groups(cells: list[Cell]) -> dict[tuple[str, str, str], list[Cell]]:
+    """Cells by ``(workload, runner, device)`` in first-seen order, each group in ``repeat`` order."""
+    out: dict[tuple[str, str, str], list[Cell]] = {}
+    for cell in cells:
+        out.setdefault((cell.workload, cell.runner, cell.device), []).append(cell)
+    return {k: sorted(v, key=lambda c: c.repeat) for k, v in out.items()}
 
 
 def github_action_benchmark(doc: dict[str, Any]) -> str:
@@ -79,7 +90,7 @@ def github_action_benchmark(doc: dict[str, Any]) -> str:
                  f"run {doc.get('run_id', '?')}")
         entries.append({"name": f"{row.workload}/{row.runner}/{row.device} step time", "unit": "ms",
                         "value": _sig(row.median_s * 1e3), "range": f"± {_sig(half, 3)}", "extra": extra})
-    return json.dumps(entries, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(encode_finite(entries), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def to_csv(doc: dict[str, Any]) -> str:

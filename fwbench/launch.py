@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import json
 import os
 import re
 import resource
@@ -27,7 +26,7 @@ from typing import Any, Callable
 
 from fwbench.errors import ResultsError
 from fwbench.job import Job
-from fwbench.jsonio import write_json_atomic
+from fwbench.jsonio import loads as json_loads, write_json_atomic
 from fwbench.results import check_cell
 from fwbench.runners.registry import RUNNERS
 
@@ -236,7 +235,7 @@ def _classify(code: int, result_path: Path, log_path: Path) -> dict[str, Any]:
         name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
         return {"status": "crashed", "reason": f"worker killed by signal {name}", "log_tail": tail}
     try:
-        cell = json.loads(result_path.read_text(encoding="utf-8"))
+        cell = json_loads(result_path.read_text(encoding="utf-8"))  # non-finite numbers restored
         if not isinstance(cell, dict) or "status" not in cell:
             raise ValueError("no status")
         # The cell's identity is the parent's, never the worker's; the rest must pass the results schema,

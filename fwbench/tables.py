@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fwbench import units
+from fwbench.results import cells
 
 COLUMNS = ("runner", "device", "median step ±95% CI", "samples/s", "MFU", "first step", "peak mem", "loss",
            "parity", "status")
@@ -14,26 +15,26 @@ PARITY_MARKS = {"ok": "✓", "reference": "ref", "mismatch": "✗ MISMATCH", "n/
 def run_rows(doc: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
     """Workload name -> one row (column -> text) per cell, in the order the cells ran."""
     out: dict[str, list[dict[str, str]]] = {}
-    for cell in doc["cells"]:
-        s = cell.get("summary")
-        parity = (cell.get("parity") or {}).get("status", "n/a")
-        status = cell["status"] + (f": {cell['reason']}" if cell.get("reason") else "")
+    for cell in cells(doc):
+        s = cell.summary
+        parity = cell.parity.status if cell.parity else "n/a"
+        status = cell.status + (f": {cell.reason}" if cell.reason else "")
         sync = cell.get("sync_check") or {}
-        if sync.get("verdict") == "unsynchronised" and not cell.get("reason"):
-            status += f": timing self-check: {sync.get('note', 'timings look unsynchronised')}"
-        runner = cell["runner"] + (f" #{cell['repeat']}" if cell.get("repeat") else "")
-        out.setdefault(cell["workload"], []).append({
+        if sync.get("verdict") == "unsynchronised" and not cell.reason:
+            status += f": timing self-check: {sync.get('note') or 'timings look unsynchronised'}"
+        runner = cell.runner + (f" #{cell.repeat}" if cell.repeat else "")
+        out.setdefault(cell.workload, []).append({
             "runner": runner,
-            "device": cell["device"],
-            "median step ±95% CI": units.ci(s["median"], s["ci_low"], s["ci_high"]) if s else "-",
-            "samples/s": units.rate(cell.get("samples_per_s")),
+            "device": cell.device,
+            "median step ±95% CI": units.ci(s.median, s.ci_low, s.ci_high) if s else "-",
+            "samples/s": units.rate(cell.samples_per_s),
             # model-FLOPs utilisation against the matmul peak measured in the same worker (fwbench.flops)
-            "MFU": units.percent(cell.get("mfu")) + ("?" if (cell.get("mfu") or 0) > 1 else ""),  # peak under-measured
-            "first step": units.seconds(cell.get("first_step_s")),
+            "MFU": units.percent(cell.mfu) + ("?" if (cell.mfu or 0) > 1 else ""),  # peak under-measured
+            "first step": units.seconds(cell.first_step_s),
             # device memory where the device reports it, else the worker's RSS high-water mark
-            "peak mem": (units.nbytes(cell["peak_device_bytes"]) + " dev" if cell.get("peak_device_bytes")
-                         else units.nbytes(cell.get("peak_rss_bytes")) if cell.get("peak_rss_bytes") else "-"),
-            "loss": units.loss(cell.get("final_loss")),
+            "peak mem": (units.nbytes(cell.peak_device_bytes) + " dev" if cell.peak_device_bytes
+                         else units.nbytes(cell.peak_rss_bytes) if cell.peak_rss_bytes else "-"),
+            "loss": units.loss(cell.final_loss),
             "parity": PARITY_MARKS.get(parity, parity),
             "status": status,
         })
@@ -46,12 +47,12 @@ TTA_COLUMNS = ("runner", "device", "target", "reached", "steps", "train time", "
 def tta_rows(doc: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
     """Workload -> time-to-accuracy rows, for cells that trained to a target (``--target``)."""
     out: dict[str, list[dict[str, str]]] = {}
-    for cell in doc["cells"]:
+    for cell in cells(doc):
         t = cell.get("time_to_accuracy")
         if not t:
             continue
-        out.setdefault(cell["workload"], []).append({
-            "runner": cell["runner"], "device": cell["device"], "target": f"{t['target_accuracy']:.3f}",
+        out.setdefault(cell.workload, []).append({
+            "runner": cell.runner, "device": cell.device, "target": f"{t['target_accuracy']:.3f}",
             "reached": "yes" if t["reached"] else "NO",
             "steps": str(t["steps_to_target"]) if t["reached"] else f"> {t['curve'][-1][0] if t['curve'] else 0}",
             "train time": units.seconds(t["time_to_target_s"] if t["reached"] else t["train_s"]),

@@ -54,7 +54,7 @@ def test_ok_run_exits_0_and_writes_versioned_json(cli, tmp_path, workload_dir):
     result = invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "-w", "tinycnn", "--out", str(out))
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
-    assert doc["schema_version"] == 1 and doc["environment"]["cores"] >= 1
+    assert doc["schema_version"] == 2 and doc["environment"]["cores"] >= 1
     assert [c["id"] for c in doc["cells"]] == ["tinymlp/fake/cpu/0", "tinycnn/fake/cpu/0"]
     cell = doc["cells"][0]
     assert cell["status"] == "ok" and len(cell["step_s"]) >= 3 and len(cell["warmup_s"]) == 2

@@ -53,7 +53,7 @@ def test_run_ids_are_unique():
     ('{"schema_version": 0}', "older than this fwbench reads"),
     ('{"schema_version": 1, "run_id": "x", "config": {}, "environment": {}}', "'cells' missing"),
     ('{"schema_version": 1, "run_id": "x", "config": {}, "environment": {}, "cells": [{"id": "a", "workload": "w",'
-     ' "runner": "r", "device": "cpu", "status": "great"}]}', "status 'great'"),
+     ' "runner": "r", "device": "cpu", "status": "great"}]}', "cells[0].status' is 'great'"),
     ('{"schema_version": 1, "run_id": "x", "config": {}, "environment": {}, "cells": [{"id": "a", "workload": "w",'
      ' "runner": "r", "device": "cpu", "status": "ok", "step_s": [-1]}]}', "step_s"),
 ])

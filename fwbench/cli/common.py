@@ -95,30 +95,16 @@ def threads(value: int) -> int:
 
 def output_file(out: Path | None, default: Path, force: bool) -> Path:
     """The results file to write, checked before any work: writable, a regular file, not overwritten by accident."""
+    from fwbench import results
+
     path = out if out is not None else default
     if path.is_dir():
         raise UsageError(f"--out {path} is a directory; give a file name such as {path / 'run.json'}")
     if out is not None and not force and (path.exists() or path.is_symlink()):
         raise UsageError(f"--out {path} exists; pass --force to overwrite it, or `fwbench run --resume {path}` "
                          "to finish its missing cells")
-    check_writable(path)
+    results.check_target(path)
     return path
-
-
-def check_writable(path: Path) -> None:
-    """Fail before any work if the results file cannot be written."""
-    import os
-    import time
-
-    if path.is_dir():
-        raise UsageError(f"--out {path} is a directory; give a file name such as {path / 'run.json'}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.parent / f".fwbench-write-test-{os.getpid()}-{time.time_ns()}"
-        probe.write_text("x")
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(f"cannot write results to {path}: {exc.strerror or exc}") from None
 
 
 def config_error_in(path: Path, exc: ConfigError) -> "Exception":

@@ -43,8 +43,9 @@ def probe(
                        options=RunnerOptions(threads=common.threads(threads)), argv=sys.argv[1:])
     doc = results.new_document(config.to_dict(), envmod.capture(config.options.threads))
     out = common.output_file(out, Path("results") / f"probes-{doc['run_id']}.json", force)
-    code = run_probes_with_progress(doc, runners, probe_name, [s.to_dict() for s in specs],
-                                    list(config.resolved_devices), config, out, timeout)
+    with results.lock(out):
+        code = run_probes_with_progress(doc, runners, probe_name, [s.to_dict() for s in specs],
+                                        list(config.resolved_devices), config, out, timeout)
     raise typer.Exit(code)
 
 

@@ -6,6 +6,7 @@ Results (the tables) go to stdout; progress, per-cell lines and the results file
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -100,63 +101,66 @@ def run(
     from fwbench import results
     from fwbench.pipeline import plan
 
-    if resume is not None:
-        refused = sorted(given - RESUME_COMPATIBLE)
-        if refused:
-            flags = ", ".join("--" + name.replace("_", "-") for name in refused)
-            raise UsageError(f"--resume continues a run with its stored configuration; {flags} cannot be "
-                             "combined with it (start a new run instead)")
-        doc = results.read(resume)
-        config = resumed_config(doc, resume)
-        specs = stored_workloads(doc, resume)
-        check_unique_names(specs)
-        out = resume
-    else:
-        specs = common.load_workloads(workload)
-        if quick:
-            specs = [s.with_timing(warmup=2, min_steps=5, max_steps=20, min_seconds=0.0, max_seconds=2.0) for s in specs]
-        from fwbench.distributed.config import DistOptions, make_distributed
-        from fwbench.limits import max_workers
+    with contextlib.ExitStack() as held:  # the results file's lock, held until the command ends
+        if resume is not None:
+            refused = sorted(given - RESUME_COMPATIBLE)
+            if refused:
+                flags = ", ".join("--" + name.replace("_", "-") for name in refused)
+                raise UsageError(f"--resume continues a run with its stored configuration; {flags} cannot be "
+                                 "combined with it (start a new run instead)")
+            held.enter_context(results.lock(resume))
+            doc = results.read(resume)
+            config = resumed_config(doc, resume)
+            specs = stored_workloads(doc, resume)
+            check_unique_names(specs)
+            out = resume
+        else:
+            specs = common.load_workloads(workload)
+            if quick:
+                specs = [s.with_timing(warmup=2, min_steps=5, max_steps=20, min_seconds=0.0, max_seconds=2.0) for s in specs]
+            from fwbench.distributed.config import DistOptions, make_distributed
+            from fwbench.limits import max_workers
 
-        if workers is not None and workers > max_workers():
-            raise UsageError(f"--workers {workers}: at most {max_workers()} data-parallel ranks per node here "
-                             "(4 per core); set FWBENCH_MAX_WORKERS to allow more")
+            if workers is not None and workers > max_workers():
+                raise UsageError(f"--workers {workers}: at most {max_workers()} data-parallel ranks per node here "
+                                 "(4 per core); set FWBENCH_MAX_WORKERS to allow more")
 
-        specs, dist = make_distributed(specs, DistOptions(workers, nnodes, node_rank, master_addr, master_port))
-        options = RunnerOptions(threads=common.threads(threads), precision=precision, tf32=tf32,
-                                channels_last=channels_last, distributed=dist)
-        config = RunConfig(command="run", frameworks=framework, runners=runner, workloads=workload or ["cnn"],
-                           devices=device, resolved_devices=common.resolve_devices(device), timeout=timeout,
-                           quick=quick, repeats=repeats, target=target, memory_limit=memory_limit,
-                           options=options, argv=sys.argv[1:])
-    runners = common.select_runners(list(config.frameworks), list(config.runners))
-    devices = list(config.resolved_devices)
-    jobs = plan(specs, runners, devices, config)
-    if len(jobs) > MAX_CELLS:
-        raise UsageError(f"this run plans {len(jobs)} cells (workloads × runners × devices × repeats); "
-                         f"the limit is {MAX_CELLS}: split it into several runs")
-    if resume is not None:
-        # Every recorded cell is finished (whatever its status); an interrupted cell was never recorded.
-        done = {c["id"] for c in doc["cells"]}
-        jobs = [j for j in jobs if j.cell_id not in done]
-    else:
-        doc = results.new_document(config.to_dict(), envmod.capture(config.options.threads))
-        out = common.output_file(out, results_dir / f"{doc['run_id']}.json", force)
-    assert out is not None
-    if baseline is not None and same_file(baseline, out):
-        raise UsageError(f"--out {out} is the --baseline file: the run would replace the measurements it is "
-                         "compared with; write the run elsewhere")
-    code = execute_with_progress(doc, jobs, out, config, strict)
-    if probes and code not in EXIT_SIGNALS.values():
-        from fwbench.cli.probe_cmd import run_probes_with_progress
+            specs, dist = make_distributed(specs, DistOptions(workers, nnodes, node_rank, master_addr, master_port))
+            options = RunnerOptions(threads=common.threads(threads), precision=precision, tf32=tf32,
+                                    channels_last=channels_last, distributed=dist)
+            config = RunConfig(command="run", frameworks=framework, runners=runner, workloads=workload or ["cnn"],
+                               devices=device, resolved_devices=common.resolve_devices(device), timeout=timeout,
+                               quick=quick, repeats=repeats, target=target, memory_limit=memory_limit,
+                               options=options, argv=sys.argv[1:])
+        runners = common.select_runners(list(config.frameworks), list(config.runners))
+        devices = list(config.resolved_devices)
+        jobs = plan(specs, runners, devices, config)
+        if len(jobs) > MAX_CELLS:
+            raise UsageError(f"this run plans {len(jobs)} cells (workloads × runners × devices × repeats); "
+                             f"the limit is {MAX_CELLS}: split it into several runs")
+        if resume is not None:
+            # Every recorded cell is finished (whatever its status); an interrupted cell was never recorded.
+            done = {c["id"] for c in doc["cells"]}
+            jobs = [j for j in jobs if j.cell_id not in done]
+        else:
+            doc = results.new_document(config.to_dict(), envmod.capture(config.options.threads))
+            out = common.output_file(out, results_dir / f"{doc['run_id']}.json", force)
+            held.enter_context(results.lock(out))
+        assert out is not None
+        if baseline is not None and same_file(baseline, out):
+            raise UsageError(f"--out {out} is the --baseline file: the run would replace the measurements it is "
+                             "compared with; write the run elsewhere")
+        code = execute_with_progress(doc, jobs, out, config, strict)
+        if probes and code not in EXIT_SIGNALS.values():
+            from fwbench.cli.probe_cmd import run_probes_with_progress
 
-        code = max(code, run_probes_with_progress(doc, [r.name for r in runners], [], [s.to_dict() for s in specs],
-                                                  devices, config, out, min(config.timeout, 300.0)))
-    if base_doc is not None and code not in EXIT_SIGNALS.values():
-        from fwbench.gate import gate_after_run
+            code = max(code, run_probes_with_progress(doc, [r.name for r in runners], [], [s.to_dict() for s in specs],
+                                                      devices, config, out, min(config.timeout, 300.0)))
+        if base_doc is not None and code not in EXIT_SIGNALS.values():
+            from fwbench.gate import gate_after_run
 
-        code = gate_after_run(base_doc, doc, thr, (str(baseline), str(out)), code if strict else 0)
-    raise typer.Exit(code)
+            code = gate_after_run(base_doc, doc, thr, (str(baseline), str(out)), code if strict else 0)
+        raise typer.Exit(code)
 
 
 def same_file(a: Path, b: Path) -> bool:

@@ -34,7 +34,7 @@ from fwbench.distributed import aggregate, rendezvous
 from fwbench.distributed.config import ENGINES, LOOPBACK, DistOptions, EngineInfo, free_ports, is_loopback, \
     loopback_interface
 from fwbench.job import Job
-from fwbench.jsonio import write_json_atomic
+from fwbench.jsonio import loads as json_loads, write_json_atomic
 from fwbench.launch import KILL_GRACE_S, cell_stem, child_setup, log_tail, start_failure, worker_env
 
 POLL_S = 0.05
@@ -268,7 +268,7 @@ def _read_ranks(out_dir: Path, ranks: Any) -> dict[int, dict[str, Any]]:
     out = {}
     for r in ranks:
         try:
-            rec = json.loads((out_dir / f"rank{r}.json").read_text(encoding="utf-8"))
+            rec = json_loads((out_dir / f"rank{r}.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
         if isinstance(rec, dict) and "status" in rec:

@@ -1,13 +1,17 @@
 """The results a report is built from: cells and probe records of one or more results files, indexed.
 
 Every lookup returns the record *and* the file label it came from, so each measured number in a
-report can cite ``file#cell-id: field`` (see :func:`source`).
+report can cite ``file#cell-id: field`` (see :func:`source`). The records are the typed
+:class:`fwbench.cells.Cell` and :class:`fwbench.cells.Probe` (validated by :func:`fwbench.results.cells`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping, Union
+
+from fwbench.cells import Cell, Probe
+from fwbench.results import cells, probes
 
 
 @dataclass(frozen=True)
@@ -15,7 +19,7 @@ class Record:
     """A cell or a probe record, with the label of the results file that holds it."""
 
     file: str
-    data: dict[str, Any]
+    data: Union[Cell, Probe, Mapping[str, Any]]
 
     @property
     def id(self) -> str:
@@ -42,8 +46,8 @@ class Corpus:
 
     def __init__(self, docs: list[tuple[str, dict[str, Any]]]):
         self.docs = docs
-        self.cells = [Record(label, c) for label, doc in docs for c in doc["cells"]]
-        self.probes = [Record(label, p) for label, doc in docs for p in doc.get("probes", [])]
+        self.cells = [Record(label, c) for label, doc in docs for c in cells(doc, label)]
+        self.probes = [Record(label, p) for label, doc in docs for p in probes(doc, label)]
 
     def groups(self) -> list[tuple[str, str]]:
         """(workload, device) pairs in the order they first appear."""
@@ -71,4 +75,4 @@ class Corpus:
         return next((r for r in found if r.ok), found[0] if found else None)
 
     def quick(self) -> bool:
-        return any(doc.get("config", {}).get("quick") for _, doc in self.docs)
+        return any((doc.get("config") or {}).get("quick") for _, doc in self.docs)
