@@ -194,7 +194,7 @@ def test_cuda_without_gpu_is_a_skipped_cell():
 
 
 def test_tensorflow_error_is_brief_in_the_cell_reason(workload_dir):
-    from fwbench.worker import _brief
+    from fwbench.errors import brief
 
     spec = load_workload("tinycnn")
     s = session(tf_runner.TFGraphSession)
@@ -202,7 +202,7 @@ def test_tensorflow_error_is_brief_in_the_cell_reason(workload_dir):
     x, y = DataSource(spec).batch(0)
     with pytest.raises(Exception) as info:
         s.value(s.train_step(s.put((x, y + 100))))  # labels outside [0, classes)
-    reason = _brief(info.value)
+    reason = brief(info.value)
     assert "label" in reason.lower() and len(reason) <= 500 and "\n" not in reason
 
 

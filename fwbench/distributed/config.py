@@ -1,4 +1,4 @@
-"""Distributed run options, the engine of each runner, and loopback/port helpers (no framework imports)."""
+"""Distributed run options and loopback/port helpers (no framework imports); engines are declared in the registry."""
 
 from __future__ import annotations
 
@@ -8,34 +8,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from fwbench.errors import UsageError
+from fwbench.runners.registry import RUNNERS, EngineInfo  # noqa: F401  (EngineInfo re-exported)
 
 LOOPBACK = "127.0.0.1"
 
 
-@dataclass(frozen=True)
-class EngineInfo:
-    """How a runner trains data-parallel: ``impl`` is the rank-side ``module:Class``, ``launcher`` the way
-    ranks are started (``torchrun`` or ``tf_config``), ``name`` what results record as the engine."""
-
-    name: str
-    impl: str
-    launcher: str
-
-
-ENGINES: dict[str, EngineInfo] = {
-    "torch": EngineInfo("torch.nn.parallel.DistributedDataParallel (torchrun)",
-                        "fwbench.distributed.torch_rank:TorchDDP", "torchrun"),
-    "torch-compile": EngineInfo("torch.compile(DistributedDataParallel) (torchrun)",
-                                "fwbench.distributed.torch_rank:TorchDDPCompile", "torchrun"),
-    "tf-eager": EngineInfo("tf.distribute.MultiWorkerMirroredStrategy (TF_CONFIG), eager step",
-                           "fwbench.distributed.tf_rank:TFMultiWorkerEager", "tf_config"),
-    "tf-graph": EngineInfo("tf.distribute.MultiWorkerMirroredStrategy (TF_CONFIG), tf.function step",
-                           "fwbench.distributed.tf_rank:TFMultiWorkerGraph", "tf_config"),
-    "tf-xla": EngineInfo("tf.distribute.MultiWorkerMirroredStrategy (TF_CONFIG), tf.function(jit_compile=True) step",
-                         "fwbench.distributed.tf_rank:TFMultiWorkerXLA", "tf_config"),
-    "keras": EngineInfo("tf.distribute.MultiWorkerMirroredStrategy (TF_CONFIG), Keras Model.train_on_batch",
-                        "fwbench.distributed.tf_rank:KerasMultiWorker", "tf_config"),
-}
+# Each runner declares its engine (``RunnerInfo.engine``); this is a read-only view by runner name, kept for
+# callers written before the declaration moved into the registry.
+ENGINES: dict[str, EngineInfo] = {name: info.engine for name, info in RUNNERS.items() if info.engine}
 
 
 @dataclass(frozen=True)
