@@ -30,6 +30,7 @@ class RankRow:
 def split_row(row: list[float], warmup: int) -> RankRow:
     """One gathered row -> its fields (``warmup`` timed warm-up steps precede the timed steps)."""
     head = len(FIXED_FIELDS)
-    n = int(row[FIXED_FIELDS.index("steps")])
-    return RankRow(rank=int(row[0]), node_rank=int(row[1]), elapsed_s=float(row[2]), final_loss=float(row[4]),
-                   warmup_s=list(row[head:head + warmup]), step_s=list(row[head + warmup:head + warmup + n]))
+    rank, node_rank, elapsed_s, steps, final_loss = row[:head]
+    times = row[head:head + warmup + int(steps)]
+    return RankRow(rank=int(rank), node_rank=int(node_rank), elapsed_s=float(elapsed_s), final_loss=float(final_loss),
+                   warmup_s=list(times[:warmup]), step_s=list(times[warmup:]))
