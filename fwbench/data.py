@@ -12,7 +12,7 @@ from functools import cached_property
 
 import numpy as np
 
-from fwbench.workload import WorkloadSpec
+from fwbench.workload_spec import WorkloadSpec
 
 Batch = tuple[np.ndarray, np.ndarray]
 

@@ -2,7 +2,7 @@
 
 Each function takes the framework module (or an importer) as an argument, defaulting to the real one,
 so that the detection and the strategy selection are testable with fakes on a machine without a GPU
-or a TPU. Where the device is absent they raise :class:`~fwbench.runners.base.CellSkipped` with a reason
+or a TPU. Where the device is absent they raise :class:`~fwbench.errors.CellSkipped` with a reason
 a user can act on; they never import a framework the cell does not use.
 
 TPU paths (``--device tpu``):
@@ -20,23 +20,9 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from fwbench.runners.base import CellSkipped
-from fwbench.runners.registry import RunnerInfo
+from fwbench.errors import CellSkipped, brief
 
 TPU_BACKENDS = {"tensorflow": "TPUStrategy (TPUClusterResolver)", "jax": "JAX TPU backend", "torch": "torch_xla"}
-
-
-def framework_of(info: RunnerInfo) -> str:
-    """The array library a runner computes with: ``torch``, ``tensorflow``, ``jax`` (Keras: its backend) or ``none``."""
-    backend = dict(info.env).get("KERAS_BACKEND")
-    if backend:
-        return backend
-    return {"torch": "torch", "tensorflow": "tensorflow", "keras": "tensorflow"}.get(info.family, "none")
-
-
-def _brief(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 # ------------------------------------------------------------------------------------------------- TPU
@@ -77,7 +63,7 @@ def tf_tpu_strategy(tf: Any = None, name: str | None = None, replicas: int | Non
             assignment = tf.tpu.experimental.DeviceAssignment.build(topology, num_replicas=replicas)
             strategy = tf.distribute.TPUStrategy(resolver, experimental_device_assignment=assignment)
     except Exception as exc:  # ValueError (no TPU name), NotFoundError (no TPU devices), RuntimeError ...
-        raise CellSkipped(f"TensorFlow found no TPU (TPUClusterResolver(tpu={name!r}): {_brief(exc)})") from None
+        raise CellSkipped(f"TensorFlow found no TPU (TPUClusterResolver(tpu={name!r}): {brief(exc, 300)})") from None
     if not tf.config.list_logical_devices("TPU"):
         raise CellSkipped("TensorFlow initialised the TPU system but lists no TPU device")
     return strategy
@@ -90,7 +76,7 @@ def jax_tpu_device(jax: Any = None) -> Any:
     try:
         found = jax.devices("tpu")
     except RuntimeError as exc:  # "Unknown backend tpu" / "no platforms that are instances of tpu"
-        raise CellSkipped(f"JAX sees no TPU ({_brief(exc)})") from None
+        raise CellSkipped(f"JAX sees no TPU ({brief(exc, 300)})") from None
     if not found:
         raise CellSkipped("JAX sees no TPU")
     return found[0]
@@ -107,7 +93,7 @@ def torch_xla_device(importer: Callable[[str], Any] = importlib.import_module) -
         kind = runtime.device_type()
         device = xla.device()
     except Exception as exc:
-        raise CellSkipped(f"torch_xla found no TPU ({_brief(exc)})") from None
+        raise CellSkipped(f"torch_xla found no TPU ({brief(exc, 300)})") from None
     if kind != "TPU":
         raise CellSkipped(f"torch_xla's device is {kind}, not a TPU (set PJRT_DEVICE=TPU on a TPU host)")
     return device, xla.sync
@@ -147,7 +133,7 @@ def accelerator_info(framework: str, device: str) -> dict[str, Any]:
 
             return {"name": f"TPU via torch_xla ({xr.device_type()})", "devices": xr.global_runtime_device_count()}
     except Exception as exc:  # description is best-effort: never fail a measured cell over it
-        return {"error": _brief(exc)}
+        return {"error": brief(exc, 300)}
     return {}
 
 

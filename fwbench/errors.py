@@ -1,4 +1,4 @@
-"""fwbench's own exceptions: each carries a one-line message fit to show a user as it is."""
+"""fwbench's own exceptions, each with a one-line message fit to show a user as it is, and :func:`brief`."""
 
 from __future__ import annotations
 
@@ -33,3 +33,25 @@ class ResultsError(FwbenchError):
 
 class UsageError(FwbenchError):
     """A bad command-line choice (unknown runner, device, framework ...), with the valid names."""
+
+
+class CellSkipped(Exception):
+    """Raised inside a worker when the cell cannot run here (device absent, backend missing): status ``skipped``.
+
+    Not a :class:`FwbenchError`: it never reaches the CLI, it becomes a cell's status and reason.
+    """
+
+
+def brief(exc: BaseException, limit: int = 500) -> str:
+    """An exception as one line for a cell's reason: its type, its first line and, where the message goes on,
+    its last line that says something.
+
+    TensorFlow ends its errors with indented ``[[{{node ...}}]]`` and traceback lines, after the line that
+    names the problem; those indented lines are passed over.
+    """
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    said = [t for t in text[1:] if t.strip() and not t[:1].isspace()]
+    last = said[-1] if said else ""
+    msg = f"{type(exc).__name__}: {first}" + (f" ... {last}" if last and last != first else "")
+    return msg[:limit]

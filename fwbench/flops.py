@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fwbench.workload import WorkloadSpec, layer_shapes
+from fwbench.workload_spec import WorkloadSpec, layer_shapes
 
 COUNTED = ("conv2d", "dense")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from fwbench.weights import Params
-from fwbench.workload import WorkloadSpec, layer_shapes
+from fwbench.workload_spec import WorkloadSpec, layer_shapes
 
 
 def conv_hwio_to_oihw(kernel: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from fwbench.distributed.launch import run_distributed_cell
 from fwbench.job import Job
 from fwbench.launch import run_cell
 from fwbench.runners.registry import RUNNERS, RunnerInfo
-from fwbench.workload import WorkloadSpec
+from fwbench.workload_spec import WorkloadSpec
 
 Event = Callable[[str, int, int, Job, dict[str, Any]], None]
 REFERENCE_RUNNER = "torch"

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from fwbench.weights import Params
-from fwbench.workload import Layer, WorkloadSpec
+from fwbench.workload_spec import Layer, WorkloadSpec
 
 _ACT = {
     "relu": lambda x: np.maximum(x, 0.0),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from fwbench.stats import summarize
-from fwbench.workload import Timing
+from fwbench.workload_spec import Timing
 
 StepFn = Callable[[int], float]
 

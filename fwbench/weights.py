@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fwbench.workload import WorkloadSpec, layer_shapes
+from fwbench.workload_spec import WorkloadSpec, layer_shapes
 
 Params = list[dict[str, np.ndarray]]
 

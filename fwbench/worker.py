@@ -20,16 +20,15 @@ import numpy as np
 
 from fwbench import calibrate, devices, flops, peaks, synccheck
 from fwbench.data import DataSource
+from fwbench.errors import CellSkipped, brief
 from fwbench.job import Job
 from fwbench.jsonio import write_json_atomic
-from fwbench.runners.base import CellSkipped, Session
+from fwbench.runners.base import BATCH_POOL, Session
 from fwbench.runners.registry import RUNNERS
 from fwbench.stats import summarize
 from fwbench.timing import measure
 from fwbench.weights import init_params
-from fwbench.workload import WorkloadSpec
-
-BATCH_POOL = 8  # distinct batches cycled through during timing, all resident on the device
+from fwbench.workload_spec import WorkloadSpec
 
 
 def load_session(job: Job) -> Session:
@@ -64,7 +63,7 @@ def run_job(job: Job) -> dict[str, Any]:
 def utilisation(job: Job, spec: WorkloadSpec, out: dict[str, Any]) -> dict[str, Any]:
     """FLOPs per step, achieved FLOP/s and MFU against a matmul peak measured now, in this process."""
     precision = job.options.precision
-    framework = devices.framework_of(RUNNERS[job.runner])
+    framework = RUNNERS[job.runner].framework
     accel = devices.accelerator_info(framework, job.device)
     if accel:
         out["settings"]["accelerator"] = accel
@@ -118,7 +117,7 @@ def timing_phase(session: Session, spec: WorkloadSpec, params, data: DataSource)
 
 def sync_check(session: Session, pool: list, fn) -> dict[str, Any]:
     """Time steps with and without synchronisation; flags a runner whose sync does not wait (see synccheck)."""
-    barrier = devices.device_barrier(devices.framework_of(RUNNERS[session.job.runner]), session.device)
+    barrier = devices.device_barrier(RUNNERS[session.job.runner].framework, session.device)
     res = synccheck.check(lambda i: fn(pool[i % len(pool)]), session.value, barrier)
     return res.to_dict()
 
@@ -167,17 +166,6 @@ def target_phase(session: Session, spec: WorkloadSpec, params, data: DataSource)
             "final_accuracy": accuracy, "curve": curve, "diverged_step": diverged_step}
 
 
-def _brief(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    # the last line that says something: TensorFlow ends its errors with indented "[[{{node ...}}]]" and
-    # traceback lines, after the line that names the problem
-    said = [t for t in text[1:] if t.strip() and not t[:1].isspace()]
-    last = said[-1] if said else ""
-    msg = f"{type(exc).__name__}: {first}" + (f" ... {last}" if last and last != first else "")
-    return msg[:500]
-
-
 def serve(run: Callable[[Job], dict[str, Any]], argv: list[str] | None = None) -> int:
     """Read the job, run it, and write its result: every outcome becomes a status with a reason.
 
@@ -193,10 +181,10 @@ def serve(run: Callable[[Job], dict[str, Any]], argv: list[str] | None = None) -
         out = {"status": "skipped", "reason": str(exc)}
     except MemoryError as exc:
         traceback.print_exc()
-        out = {"status": "oom", "reason": f"out of memory: {_brief(exc)}"}
+        out = {"status": "oom", "reason": f"out of memory: {brief(exc)}"}
     except Exception as exc:  # a failure is data: recorded with its reason, the run goes on
         traceback.print_exc()
-        out = {"status": "failed", "reason": _brief(exc)}
+        out = {"status": "failed", "reason": brief(exc)}
     out["worker_s"] = time.perf_counter() - t0
     out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     write_json_atomic(result_path, out)

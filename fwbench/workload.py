@@ -1,6 +1,6 @@
 """Finding and loading workloads: by name, by path, or from a ``fwbench.workloads`` plugin.
 
-The schema and its validator live in :mod:`fwbench.workload_spec` (re-exported here). This module is the
+The schema and its validator live in :mod:`fwbench.workload_spec`. This module is the
 edge where files are read: only regular files up to :data:`fwbench.limits.MAX_WORKLOAD_FILE_BYTES` are
 opened (a FIFO, a device or ``/dev/zero`` behind a symlink is refused before it is read).
 
@@ -29,10 +29,7 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 from fwbench import limits
 from fwbench.errors import UsageError, WorkloadError
-from fwbench.workload_spec import (  # noqa: F401  (re-exported: the public face of workloads)
-    ACTIVATIONS, DATA_SOURCES, LAYER_FIELDS, LOSSES, MAX_DIM, MODES, OPTIMIZERS, PADDINGS, Distributed, Layer,
-    Optimizer, Target, Timing, WorkloadSpec, activation_count, layer_shapes, parameter_count, parse_workload,
-)
+from fwbench.workload_spec import WorkloadSpec, parse_workload
 
 BUNDLED = "bundled"
 LOCAL = "./workloads"

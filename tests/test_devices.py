@@ -14,8 +14,8 @@ import pytest
 
 from fwbench import calibrate, devices, peaks, synccheck
 from fwbench.config import RunnerOptions
-from fwbench.runners.base import CellSkipped
-from fwbench.runners.registry import RUNNERS, RunnerInfo
+from fwbench.errors import CellSkipped
+from fwbench.runners.registry import FRAMEWORKS, RUNNERS, RunnerInfo
 from tests.conftest import invoke
 
 
@@ -31,12 +31,38 @@ needs_cuda = pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA GPU:
 
 
 # ------------------------------------------------------------------------------------------- frameworks
-def test_framework_of_runners():
-    assert devices.framework_of(RUNNERS["torch"]) == "torch"
-    assert devices.framework_of(RUNNERS["fake"]) == "none"
-    keras_jax = RunnerInfo("k", "keras", "m", "x:Y", (), (), env=(("KERAS_BACKEND", "jax"),))
-    assert devices.framework_of(keras_jax) == "jax"
-    assert devices.framework_of(RunnerInfo("t", "tensorflow", "m", "x:Y", (), ())) == "tensorflow"
+def test_runners_declare_their_framework():
+    assert {n: r.framework for n, r in RUNNERS.items()} == {
+        "torch": "torch", "torch-compile": "torch", "tf-eager": "tensorflow", "tf-graph": "tensorflow",
+        "tf-xla": "tensorflow", "keras": "tensorflow", "keras-torch": "torch", "keras-jax": "jax", "fake": "none"}
+    for info in RUNNERS.values():  # a Keras runner computes with the backend its worker is started with
+        assert dict(info.env).get("KERAS_BACKEND", info.framework) == info.framework, info.name
+
+
+def test_a_runner_must_declare_a_known_framework():
+    with pytest.raises(TypeError):
+        RunnerInfo("t", "tensorflow", "m", "x:Y", (), ())  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="framework 'mxnet'"):
+        RunnerInfo("t", "mx", "m", "x:Y", (), (), framework="mxnet")
+    assert RunnerInfo("t", "t", "m", "x:Y", (), (), framework="jax").framework in FRAMEWORKS
+
+
+def test_brief_is_one_line_naming_the_problem():
+    from fwbench.errors import brief
+
+    tf_style = RuntimeError("Graph execution error:\n\n  File \"x.py\", line 3\n    [[{{node m}}]]\n"
+                            "Received a label value of 103 which is outside the valid range\n  [[{{node y}}]]")
+    assert brief(tf_style) == ("RuntimeError: Graph execution error: ... "
+                               "Received a label value of 103 which is outside the valid range")
+    assert brief(ValueError("one line")) == "ValueError: one line"
+    assert brief(KeyError()) == "KeyError: "
+    assert len(brief(ValueError("x" * 900), 300)) == 300
+
+
+def test_cell_skipped_has_one_home():
+    from fwbench.runners import base
+
+    assert base.CellSkipped is CellSkipped  # re-exported where sessions have always found it
 
 
 # ------------------------------------------------------------------------------------------------- TPU

@@ -20,14 +20,16 @@ from pathlib import Path
 import pytest
 
 from fwbench.distributed import aggregate, rendezvous
-from fwbench.distributed.config import ENGINES, DistOptions, free_ports, is_loopback, make_distributed
+from fwbench.distributed.config import DistOptions, free_ports, is_loopback, make_distributed
 from fwbench.distributed.launch import RunShape, launch_run, run_distributed_cell, torchrun_root_cause
 from fwbench.distributed.rank import agreed_steps
+from fwbench.distributed.rows import FIXED_FIELDS, RankRow, split_row
 from fwbench.errors import UsageError, WorkloadError
 from fwbench.config import RunConfig, RunnerOptions
 from fwbench.pipeline import plan
 from fwbench.runners.registry import RUNNERS
-from fwbench.workload import Distributed, Timing, WorkloadSpec, load_workload, parse_workload
+from fwbench.workload import load_workload
+from fwbench.workload_spec import Distributed, Timing, WorkloadSpec, parse_workload
 from tests.conftest import REPO, invoke
 
 TINY_DDP = textwrap.dedent("""
@@ -180,6 +182,26 @@ def test_cell_has_scaling_efficiency_and_loss_following():
     assert aggregate.make_cell(scaled, None, 4, 2, 1, 1, "test")["distributed"]["scaling_efficiency"] is None
 
 
+def test_rank_row_layout_is_written_and_read_in_one_place():
+    row = RankRow(rank=1, node_rank=0, elapsed_s=2.5, final_loss=0.3, warmup_s=[0.9, 0.1], step_s=[0.2, 0.3, 0.4])
+    packed = row.pack()
+    assert dict(zip(FIXED_FIELDS, packed)) == {"rank": 1, "node_rank": 0, "elapsed_s": 2.5, "steps": 3,
+                                               "final_loss": 0.3}
+    assert packed == _row(1, 2.5, [0.2, 0.3, 0.4], warm=(0.9, 0.1), loss=0.3)
+    assert split_row(packed, warmup=2) == row
+
+
+def test_rank_engines_extend_the_session_step_protocol():
+    from fwbench.distributed.rank import RankEngine
+    from fwbench.runners.base import Session, StepSession
+
+    assert issubclass(RankEngine, StepSession) and issubclass(Session, StepSession)
+    shared = StepSession.__abstractmethods__
+    assert {"build", "put", "train_step", "value"} <= shared
+    # a rank adds only its collectives (and makes joining the group in setup() mandatory)
+    assert RankEngine.__abstractmethods__ - shared == {"setup", "all_reduce", "gather"}
+
+
 def test_agreed_steps_fill_min_seconds_within_bounds():
     t = Timing(warmup=3, min_steps=5, max_steps=100, min_seconds=1.0, max_seconds=2.0)
     assert agreed_steps([9.0, 0.1, 0.1], t) == 10  # first step (compile) excluded from the estimate
@@ -323,7 +345,7 @@ def test_killed_worker_fails_the_run_and_stops_every_rank(ddp_dir, tmp_path, run
     killer = threading.Thread(target=kill_rank_1)
     killer.start()
     t0 = time.monotonic()
-    run = launch_run(job, ENGINES[runner], RunShape(workers=2), 2, tmp_path, time.monotonic() + 280, 280, None)
+    run = launch_run(job, RUNNERS[runner].engine, RunShape(workers=2), 2, tmp_path, time.monotonic() + 280, 280, None)
     elapsed = time.monotonic() - t0
     killer.join()
     assert "pid" in victim, "rank 1 never started"
@@ -353,7 +375,7 @@ def test_hung_worker_fails_at_the_timeout_and_nothing_survives(ddp_dir, tmp_path
     stopper = threading.Thread(target=stop_rank_1)
     stopper.start()
     t0 = time.monotonic()
-    run = launch_run(job, ENGINES["torch"], RunShape(workers=2), 2, tmp_path, time.monotonic() + 20, 20, None)
+    run = launch_run(job, RUNNERS["torch"].engine, RunShape(workers=2), 2, tmp_path, time.monotonic() + 20, 20, None)
     stopper.join()
     assert run.status == "timeout"
     assert run.reason.startswith("no result after the 20 s cell timeout") and "all ranks killed" in run.reason

@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from fwbench import flops
-from fwbench.workload import load_workload, parse_workload
+from fwbench.workload import load_workload
+from fwbench.workload_spec import parse_workload
 
 
 def test_cnn_flops_match_a_hand_calculation():

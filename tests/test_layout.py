@@ -8,7 +8,7 @@ import pytest
 from fwbench import layout, parity, reference
 from fwbench.data import DataSource
 from fwbench.weights import init_params
-from fwbench.workload import parse_workload
+from fwbench.workload_spec import parse_workload
 
 torch = pytest.importorskip("torch")
 from fwbench.runners import torch_runner  # noqa: E402

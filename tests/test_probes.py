@@ -11,7 +11,7 @@ import pytest
 from conftest import invoke
 from fwbench.probes.catalog import PROBES, select
 from fwbench.probes.context import compare_outputs
-from fwbench.probes.shapes import bad_input, clean, mismatch, names_layer, names_shapes
+from fwbench.probes.shapes import bad_input, clean, error_tail, mismatch, names_layer, names_shapes, shape_error
 from fwbench.workload import load_workload
 
 
@@ -33,6 +33,29 @@ def test_reading_error_messages(workload_dir: Path) -> None:
     assert names_layer("Input 0 of layer 'dense' is incompatible", dense, ["Dense"], ("dense",))
     assert not names_layer("Matrix size-incompatible: In[0]: [4,75] [Op:MatMul]", dense, [])
     assert clean("{{function_node __wrapped__MatMul_device_/CPU:0}} Matrix\n size \x1b[1mbad\x1b[0m") == "Matrix size bad"
+
+
+def test_one_shape_error_probe_for_every_framework(workload_dir: Path) -> None:
+    """The probe logic is shared; a framework passes its forward pass and the names its layers go by."""
+    cnn = load_workload("tinycnn")
+    x = np.zeros((4, 8, 8, 1), np.float32)
+    seen = []
+
+    def forward(bad: np.ndarray) -> None:
+        seen.append(bad.shape)
+        raise ValueError("Input 0 of layer \x1b[1m'dense_7'\x1b[0m is incompatible: expected 27,\n found 75")
+
+    out = shape_error(cnn, x, forward, lambda i: (["Dense"], [f"dense_{i + 4}"]))
+    assert seen == [(4, 12, 12, 1)]
+    assert out["raised"] and out["error_type"] == "ValueError" and out["case"] == "image 8x8 → 12x12"
+    assert out["offending_layer"] == "3: dense (dense_7)" and (out["expected"], out["got"]) == (27, 75)
+    assert out["names_layer"] and out["names_shapes"] and "\n" not in out["message"]
+    plain = shape_error(cnn, x, forward)  # no layer objects (plain tf.nn ops): nothing to name
+    assert plain["offending_layer"] == "3: dense" and not plain["names_layer"]
+    quiet = shape_error(cnn, x, lambda bad: None)
+    assert quiet == {"raised": False, "case": "image 8x8 → 12x12", "names_layer": False, "names_shapes": False,
+                     "message": ""}
+    assert error_tail("in user code: File x.py ValueError: bad shape", 5) == "bad s"
 
 
 def test_compare_outputs() -> None:

@@ -154,7 +154,7 @@ def test_adam_and_momentum_kernels_apply_keras_rules():
 def load_workload_text(optimizer: str, extra: str):
     import tomllib
 
-    from fwbench.workload import parse_workload
+    from fwbench.workload_spec import parse_workload
 
     text = TINY_FULL.format(optimizer=optimizer, extra=extra).replace("learning_rate = 0.01", "learning_rate = 0.1")
     return parse_workload(tomllib.loads(text))
@@ -188,14 +188,14 @@ def test_dropout_is_random_in_training_and_off_in_inference(full):
 def test_cuda_without_gpu_is_a_skipped_cell():
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("this machine has a GPU")
-    from fwbench.runners.base import CellSkipped
+    from fwbench.errors import CellSkipped
 
     with pytest.raises(CellSkipped, match="sees no GPU"):
         session(tf_runner.TFEagerSession, device="cuda")
 
 
 def test_tensorflow_error_is_brief_in_the_cell_reason(workload_dir):
-    from fwbench.worker import _brief
+    from fwbench.errors import brief
 
     spec = load_workload("tinycnn")
     s = session(tf_runner.TFGraphSession)
@@ -203,7 +203,7 @@ def test_tensorflow_error_is_brief_in_the_cell_reason(workload_dir):
     x, y = DataSource(spec).batch(0)
     with pytest.raises(Exception) as info:
         s.value(s.train_step(s.put((x, y + 100))))  # labels outside [0, classes)
-    reason = _brief(info.value)
+    reason = brief(info.value)
     assert "label" in reason.lower() and len(reason) <= 500 and "\n" not in reason
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from fwbench.timing import measure
-from fwbench.workload import Timing
+from fwbench.workload_spec import Timing
 
 
 class FakeClock:

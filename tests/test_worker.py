@@ -9,7 +9,8 @@ from fwbench.data import DataSource
 from fwbench.job import Job
 from fwbench.runners.fake_runner import FakeSession
 from fwbench.weights import init_params
-from fwbench.workload import Target, load_workload
+from fwbench.workload import load_workload
+from fwbench.workload_spec import Target
 
 
 def fake_session(spec, monkeypatch, behaviour):

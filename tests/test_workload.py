@@ -7,7 +7,8 @@ import textwrap
 import pytest
 
 from fwbench.errors import WorkloadError
-from fwbench.workload import layer_shapes, load_file, load_workload, parameter_count, parse_workload
+from fwbench.workload import load_file, load_workload
+from fwbench.workload_spec import layer_shapes, parameter_count, parse_workload
 
 BASE = {"name": "w", "input_shape": [8, 8, 1], "classes": 4, "batch_size": 2,
         "layers": [{"type": "conv2d", "filters": 2, "kernel_size": 3}, {"type": "flatten"},

@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 from fwbench import results
 from fwbench.errors import ResultsError, WorkloadError
 from fwbench.launch import cell_stem
-from fwbench.workload import LAYER_FIELDS, Layer, WorkloadSpec, layer_shapes, load_file, parse_workload
+from fwbench.workload import load_file
+from fwbench.workload_spec import LAYER_FIELDS, Layer, WorkloadSpec, layer_shapes, parse_workload
 from tests.conftest import TINY_CNN
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

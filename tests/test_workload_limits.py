@@ -11,7 +11,8 @@ import pytest
 
 from fwbench import limits
 from fwbench.errors import UsageError, WorkloadError
-from fwbench.workload import WorkloadSpec, activation_count, load_workload, parse_workload
+from fwbench.workload import load_workload
+from fwbench.workload_spec import WorkloadSpec, activation_count, parse_workload
 from tests.conftest import REPO
 
 MLP = {"name": "w", "input_shape": [784], "classes": 10, "batch_size": 128,

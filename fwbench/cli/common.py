@@ -18,7 +18,7 @@ from fwbench.errors import UsageError
 
 if TYPE_CHECKING:
     from fwbench.runners.registry import RunnerInfo
-    from fwbench.workload import WorkloadSpec
+    from fwbench.workload_spec import WorkloadSpec
 
 DEFAULT_FRAMEWORK = "torch"
 
@@ -100,10 +100,10 @@ def output_file(out: Path | None, default: Path, force: bool) -> Path:
     path = out if out is not None else default
     if path.is_dir():
         raise UsageError(f"--out {path} is a directory; give a file name such as {path / 'run.json'}")
+    results.check_target(path)  # a device, FIFO or socket is refused whatever --force says
     if out is not None and not force and (path.exists() or path.is_symlink()):
         raise UsageError(f"--out {path} exists; pass --force to overwrite it, or `fwbench run --resume {path}` "
                          "to finish its missing cells")
-    results.check_target(path)
     return path
 
 

@@ -14,8 +14,7 @@ from pathlib import Path
 import typer
 
 from fwbench.compare import DEFAULT_ALPHA, DEFAULT_THRESHOLD
-# Re-exported for callers that still import them from here (``run_cmd``); new code imports fwbench.gate.
-from fwbench.gate import FORMATS, gate, gate_after_run, parse_threshold, prepare_baseline  # noqa: F401
+from fwbench.gate import FORMATS, gate, parse_threshold
 
 
 def register(app: typer.Typer) -> None:

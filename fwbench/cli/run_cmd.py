@@ -188,7 +188,7 @@ def resumed_config(doc: dict[str, Any], path: Path) -> RunConfig:
 def stored_workloads(doc: dict[str, Any], path: Path) -> list[Any]:
     """The workload specs a results file was planned with, validated like workload files."""
     from fwbench.errors import ResultsError, WorkloadError
-    from fwbench.workload import WorkloadSpec
+    from fwbench.workload_spec import WorkloadSpec
 
     stored = doc.get("workloads")
     if not isinstance(stored, dict) or not stored:

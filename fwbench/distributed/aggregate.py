@@ -1,7 +1,7 @@
 """Ranks' records -> one distributed cell (pure functions, no I/O).
 
 Each rank gathers every rank's row ``[rank, node_rank, elapsed_s, steps, final_loss, *warmup_s, *step_s]``
-(see :mod:`fwbench.distributed.rank`). From them:
+(laid out in :mod:`fwbench.distributed.rows`). From them:
 
 - ``step_s[i]`` is the *slowest* rank's time for step ``i`` (a data-parallel step is done when every rank is);
 - global throughput is global samples over a shared window: ``world x batch x steps`` divided by the
@@ -16,30 +16,10 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
 from typing import Any
 
 from fwbench import parity
-from fwbench.distributed.rank import FIXED_FIELDS
-from fwbench.stats import summarize
-
-
-@dataclass(frozen=True)
-class RankRow:
-    rank: int
-    node_rank: int
-    elapsed_s: float
-    final_loss: float
-    warmup_s: list[float]
-    step_s: list[float]
-
-
-def split_row(row: list[float], warmup: int) -> RankRow:
-    """One gathered row -> its fields (``warmup`` timed warm-up steps precede the timed steps)."""
-    head = len(FIXED_FIELDS)
-    n = int(row[3])
-    return RankRow(rank=int(row[0]), node_rank=int(row[1]), elapsed_s=float(row[2]), final_loss=float(row[4]),
-                   warmup_s=list(row[head:head + warmup]), step_s=list(row[head + warmup:head + warmup + n]))
+from fwbench.distributed.rows import split_row
 
 
 def run_figures(table: list[list[float]], warmup: int, batch_size: int) -> dict[str, Any]:
@@ -75,6 +55,8 @@ def make_cell(scaled: list[dict[str, Any]], baseline: list[dict[str, Any]] | Non
               nnodes: int, workers_per_node: int, node_rank: int, engine: str,
               precision: str = "fp32") -> dict[str, Any]:
     """The cell's measured fields from this node's rank records of the N-worker run and the 1-worker run."""
+    from fwbench.stats import summarize  # NumPy: loaded once a cell has run, never to plan a run
+
     lead = min(scaled, key=lambda r: r["rank"])
     warmup = int(lead["warmup"])
     fig = run_figures(lead["table"], warmup, batch_size)

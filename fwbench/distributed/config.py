@@ -1,4 +1,4 @@
-"""Distributed run options, the engine of each runner, and loopback/port helpers (no framework imports)."""
+"""Distributed run options and loopback/port helpers (no framework imports); engines are declared in the registry."""
 
 from __future__ import annotations
 
@@ -10,32 +10,6 @@ from typing import Any
 from fwbench.errors import UsageError
 
 LOOPBACK = "127.0.0.1"
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    """How a runner trains data-parallel: ``impl`` is the rank-side ``module:Class``, ``launcher`` the way
-    ranks are started (``torchrun`` or ``tf_config``), ``name`` what results record as the engine."""
-
-    name: str
-    impl: str
-    launcher: str
-
-
-ENGINES: dict[str, EngineInfo] = {
-    "torch": EngineInfo("torch.nn.parallel.DistributedDataParallel (torchrun)",
-                        "fwbench.distributed.torch_rank:TorchDDP", "torchrun"),
-    "torch-compile": EngineInfo("torch.compile(DistributedDataParallel) (torchrun)",
-                                "fwbench.distributed.torch_rank:TorchDDPCompile", "torchrun"),
-    "tf-eager": EngineInfo("tf.distribute.MultiWorkerMirroredStrategy (TF_CONFIG), eager step",
-                           "fwbench.distributed.tf_rank:TFMultiWorkerEager", "tf_config"),
-    "tf-graph": EngineInfo("tf.distribute.MultiWorkerMirroredStrategy (TF_CONFIG), tf.function step",
-                           "fwbench.distributed.tf_rank:TFMultiWorkerGraph", "tf_config"),
-    "tf-xla": EngineInfo("tf.distribute.MultiWorkerMirroredStrategy (TF_CONFIG), tf.function(jit_compile=True) step",
-                         "fwbench.distributed.tf_rank:TFMultiWorkerXLA", "tf_config"),
-    "keras": EngineInfo("tf.distribute.MultiWorkerMirroredStrategy (TF_CONFIG), Keras Model.train_on_batch",
-                        "fwbench.distributed.tf_rank:KerasMultiWorker", "tf_config"),
-}
 
 
 @dataclass(frozen=True)
@@ -124,7 +98,7 @@ def make_distributed(specs: list[Any], opts: DistOptions) -> tuple[list[Any], Di
     options the workers need (``None`` when no workload is data-parallel)."""
     import dataclasses
 
-    from fwbench.workload import Distributed
+    from fwbench.workload_spec import Distributed
 
     if opts.workers is not None:
         specs = [dataclasses.replace(s, distributed=Distributed(opts.workers)) for s in specs]

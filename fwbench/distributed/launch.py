@@ -17,7 +17,6 @@ released with the processes that held them. A launcher or rank that cannot be st
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -31,11 +30,12 @@ from typing import Any
 
 from fwbench import env as envmod
 from fwbench.distributed import aggregate, rendezvous
-from fwbench.distributed.config import ENGINES, LOOPBACK, DistOptions, EngineInfo, free_ports, is_loopback, \
+from fwbench.distributed.config import LOOPBACK, DistOptions, free_ports, is_loopback, \
     loopback_interface
 from fwbench.job import Job
 from fwbench.jsonio import loads as json_loads, write_json_atomic
 from fwbench.launch import KILL_GRACE_S, cell_stem, child_setup, log_tail, start_failure, worker_env
+from fwbench.runners.registry import RUNNERS, EngineInfo
 
 POLL_S = 0.05
 RANK_MODULE = "fwbench.distributed.rank"
@@ -77,10 +77,11 @@ def run_distributed_cell(job: Job, workdir: Path, timeout: float, memory_limit: 
     """Run one distributed cell and return its measured fields (never raises for rank faults)."""
     t0 = time.perf_counter()
     deadline = time.monotonic() + timeout
-    engine = ENGINES.get(job.runner)
+    engine = RUNNERS[job.runner].engine
     if engine is None:
+        parallel = ", ".join(name for name, info in RUNNERS.items() if info.engine)
         return {"status": "skipped", "reason": f"runner {job.runner} has no data-parallel engine "
-                                               f"(data-parallel runners: {', '.join(ENGINES)})"}
+                                               f"(data-parallel runners: {parallel})"}
     if job.options.precision != "fp32":
         return {"status": "skipped", "reason": "data-parallel cells train in fp32 only"}
     opts = job.options.distributed or DistOptions()

@@ -28,25 +28,29 @@ import signal
 import sys
 import time
 import traceback
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fwbench.data import Batch, DataSource
+from fwbench.data import DataSource
+from fwbench.distributed.rows import RankRow
+from fwbench.errors import CellSkipped, brief
 from fwbench.job import Job
 from fwbench.jsonio import write_json_atomic
-from fwbench.runners.base import CellSkipped
+from fwbench.runners.base import BATCH_POOL, StepSession
 from fwbench.weights import Params, init_params
-from fwbench.workload import WorkloadSpec
-
-BATCH_POOL = 8  # distinct batches per rank, resident on the device, cycled through during timing
-FIXED_FIELDS = ("rank", "node_rank", "elapsed_s", "steps", "final_loss")  # head of a gathered row
+from fwbench.workload_spec import WorkloadSpec
 
 
-class RankEngine(ABC):
-    """What the rank driver needs from a framework's data-parallel engine."""
+class RankEngine(StepSession):
+    """A framework's data-parallel engine: the step protocol of every session, on one rank.
+
+    ``setup`` also joins the group (process group / strategy); ``build`` wraps the model for data-parallel
+    training, whose ``train_step`` averages the gradients over ranks and returns this rank's loss. Only the
+    collectives and the rank's place in the group are its own.
+    """
 
     rank: int
     world_size: int
@@ -54,27 +58,12 @@ class RankEngine(ABC):
     node_rank: int
 
     def __init__(self, job: Job, run: dict[str, Any]):
-        self.job, self.run, self.device = job, run, job.device
+        super().__init__(job)
+        self.run = run
 
     @abstractmethod
     def setup(self) -> None:
-        """Threads, device, and joining the group (process group / strategy); may raise CellSkipped."""
-
-    @abstractmethod
-    def build(self, spec: WorkloadSpec, params: Params) -> None:
-        """A fresh data-parallel model and optimizer from the shared initial ``params``."""
-
-    @abstractmethod
-    def put(self, batch: Batch) -> Any:
-        """This rank's batch on its device, in the framework's layout (not timed)."""
-
-    @abstractmethod
-    def train_step(self, batch: Any) -> Any:
-        """One data-parallel optimizer step (gradients averaged over ranks); returns this rank's loss."""
-
-    @abstractmethod
-    def value(self, loss: Any) -> float:
-        """This rank's loss as a float (waits for the device: the synchronisation point)."""
+        """Threads, device, and joining the group; may raise :class:`~fwbench.errors.CellSkipped`."""
 
     @abstractmethod
     def all_reduce(self, values: list[float], op: str) -> list[float]:
@@ -141,7 +130,7 @@ def timing_row(engine: RankEngine, spec: WorkloadSpec, params: Params) -> list[f
         steps.append(time.perf_counter() - t0)
     elapsed = time.perf_counter() - start
     # every step runs even after a non-finite loss: a rank that stopped would leave the others blocked
-    return [engine.rank, engine.node_rank, elapsed, n, losses[-1], *warm, *steps]
+    return RankRow(engine.rank, engine.node_rank, elapsed, losses[-1], warm, steps).pack()
 
 
 def run_rank(engine: RankEngine, job: Job) -> dict[str, Any]:
@@ -170,11 +159,6 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _brief(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:500]
-
-
 def main(argv: list[str] | None = None) -> int:
     job_path, out_dir = (argv if argv is not None else sys.argv[1:])[:2]
     _die_with_parent()
@@ -194,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         result = {"status": "skipped", "reason": str(exc)}
     except Exception as exc:  # recorded, then a non-zero exit so that the other ranks are stopped
         traceback.print_exc()
-        result, code = {"status": "failed", "reason": _brief(exc)}, 1
+        result, code = {"status": "failed", "reason": brief(exc)}, 1
     result.setdefault("rank", rank)
     result["worker_s"] = time.perf_counter() - t0
     import resource

@@ -28,10 +28,10 @@ import numpy as np
 from fwbench.runners import tf_runner  # sets TF_ENABLE_ONEDNN_OPTS before TensorFlow loads
 from fwbench.data import Batch
 from fwbench.distributed.rank import RankEngine
-from fwbench.runners.base import CellSkipped
+from fwbench.errors import CellSkipped
 from fwbench.runners.keras_runner import compiled_model
 from fwbench.weights import Params
-from fwbench.workload import WorkloadSpec
+from fwbench.workload_spec import WorkloadSpec
 
 tf = tf_runner.tf
 

@@ -19,11 +19,11 @@ from torch.nn.parallel import DistributedDataParallel
 
 from fwbench.data import Batch
 from fwbench.distributed.rank import RankEngine
+from fwbench.errors import CellSkipped
 from fwbench.layout import nhwc_to_nchw
-from fwbench.runners.base import CellSkipped
 from fwbench.runners.torch_runner import build_module, make_optimizer
 from fwbench.weights import Params
-from fwbench.workload import WorkloadSpec
+from fwbench.workload_spec import WorkloadSpec
 
 _OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX}
 

@@ -15,7 +15,7 @@ from fwbench.data import DataSource
 from fwbench.job import Job
 from fwbench.runners.base import Session
 from fwbench.weights import Params, init_params
-from fwbench.workload import WorkloadSpec
+from fwbench.workload_spec import WorkloadSpec
 
 # An exported model reproduces the original when max |Δ| <= ATOL + RTOL * max |original| (fp32 outputs).
 RTOL, ATOL = 1e-4, 1e-5

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from fwbench.probes import shapes
 from fwbench.probes.context import ProbeContext
-from fwbench.probes.shapes import bad_input, clean, mismatch, names_layer, names_shapes
 
 
 def debug_value(ctx: ProbeContext) -> dict[str, Any]:
@@ -39,10 +39,9 @@ def debug_value(ctx: ProbeContext) -> dict[str, Any]:
     try:
         loss = session.value(session.train_step(session.put(ctx.data.batch(0))))
     except Exception as exc:  # the finding: the compiled train function has no value to give
-        text = clean(str(exc))
-        tail = text.split("Error: ")[-1] if "Error: " in text else text
+        tail = shapes.error_tail(shapes.clean(str(exc)))
         return {"concrete_value": False, "value": None, "how": how,
-                "error": f"{type(exc).__name__}: {tail[:200]}", "alternative": "model.compile(run_eagerly=True)"}
+                "error": f"{type(exc).__name__}: {tail}", "alternative": "model.compile(run_eagerly=True)"}
     value = seen[0] if seen else None
     return {"concrete_value": value is not None and math.isfinite(value), "value": value, "loss": loss,
             "how": how, "error": None}
@@ -52,17 +51,9 @@ def shape_error(ctx: ProbeContext) -> dict[str, Any]:
     """``predict_on_batch`` on a wrongly shaped input: which layer and shapes does Keras's error name?"""
     session = ctx.session()
     session.build(ctx.spec, ctx.params)
-    x, case = bad_input(ctx.spec, ctx.inputs())
-    layer_index, expected, got = mismatch(ctx.spec, x.shape[1:])
-    try:
-        session.predict(x)
-    except Exception as exc:  # the error under study
-        message = clean(str(exc))
-        layer = ctx.spec.layers[layer_index]
-        keras_layer = session.model.layers[layer_index]
-        return {"raised": True, "error_type": type(exc).__name__, "message": message[:500], "case": case,
-                "offending_layer": f"{layer_index}: {layer.kind} ({keras_layer.name})", "expected": expected,
-                "got": got, "names_layer": names_layer(message, layer, [type(keras_layer).__name__],
-                                                       (keras_layer.name,)),
-                "names_shapes": names_shapes(message, expected, got)}
-    return {"raised": False, "case": case, "names_layer": False, "names_shapes": False, "message": ""}
+
+    def names(index: int) -> tuple[list[str], list[str]]:
+        layer = session.model.layers[index]
+        return [type(layer).__name__], [layer.name]
+
+    return shapes.shape_error(ctx.spec, ctx.inputs(), session.predict, names)

@@ -2,16 +2,18 @@
 
 The wrong input keeps every convolution and pooling valid but changes the size reaching the first dense
 layer (images grow by 4 pixels each way; flat inputs by one feature), so the error is raised where a
-real user meets it: inside the network, not at its input.
+real user meets it: inside the network, not at its input. :func:`shape_error` is the probe itself; each
+framework's probe module passes only its forward pass and the names its layers go by.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from fwbench.workload import Layer, WorkloadSpec, layer_shapes
+from fwbench.workload_spec import Layer, WorkloadSpec, layer_shapes
 
 
 def bad_input(spec: WorkloadSpec, x: np.ndarray) -> tuple[np.ndarray, str]:
@@ -58,3 +60,38 @@ def names_shapes(message: str, expected: int | None, got: int | None) -> bool:
         return False
     numbers = set(re.findall(r"\d+", message))
     return str(expected) in numbers and str(got) in numbers
+
+
+def error_tail(message: str, limit: int = 200) -> str:
+    """The error itself from a cleaned message: TensorFlow and Keras put the user's traceback ("in user code:
+    File ...") first and the error last."""
+    tail = message.split("Error: ")[-1] if "Error: " in message else message
+    return tail[:limit]
+
+
+def no_names(index: int) -> tuple[Sequence[str], Sequence[str]]:
+    """Layers without objects of their own (plain ``tf.nn`` ops): an error can name only the op."""
+    return (), ()
+
+
+def shape_error(spec: WorkloadSpec, x: np.ndarray, forward: Callable[[np.ndarray], Any],
+                names: Callable[[int], tuple[Sequence[str], Sequence[str]]] = no_names) -> dict[str, Any]:
+    """Run ``forward`` on a wrongly shaped version of inputs ``x`` and read the error it raises.
+
+    ``names(i)`` gives the class names (``Linear``, ``Dense``) and the instance names (``dense_1``) by which
+    the framework's error could name layer ``i``; instance names are shown in ``offending_layer``.
+    """
+    bad, case = bad_input(spec, x)
+    layer_index, expected, got = mismatch(spec, bad.shape[1:])
+    try:
+        forward(bad)
+    except Exception as exc:  # the error under study
+        message = clean(str(exc))
+        layer = spec.layers[layer_index]
+        classes, instances = names(layer_index)
+        label = f"{layer_index}: {layer.kind}" + (f" ({', '.join(instances)})" if instances else "")
+        return {"raised": True, "error_type": type(exc).__name__, "message": message[:500], "case": case,
+                "offending_layer": label, "expected": expected, "got": got,
+                "names_layer": names_layer(message, layer, list(classes), tuple(instances)),
+                "names_shapes": names_shapes(message, expected, got)}
+    return {"raised": False, "case": case, "names_layer": False, "names_shapes": False, "message": ""}

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from fwbench.errors import CellSkipped
+from fwbench.probes import shapes
 from fwbench.probes.context import ProbeContext, export_findings, timed, version
-from fwbench.probes.shapes import bad_input, clean, mismatch, names_layer, names_shapes
-from fwbench.runners.base import CellSkipped
 
 
 def debug_value(ctx: ProbeContext) -> dict[str, Any]:
@@ -42,37 +42,20 @@ def debug_value(ctx: ProbeContext) -> dict[str, Any]:
     try:
         loss = session.value(session.train_step(session.put(ctx.data.batch(0))))
     except Exception as exc:  # the finding: graph mode has no value to give
-        text = clean(str(exc))
-        return {"concrete_value": False, "value": None, "error": f"{type(exc).__name__}: {_last(text)}",
+        text = shapes.clean(str(exc))
+        return {"concrete_value": False, "value": None, "error": f"{type(exc).__name__}: {shapes.error_tail(text)}",
                 "how": "tensor.numpy() inside the training step", "alternative": "tf.print (prints at run time)"}
     value = seen[0] if seen else None
     return {"concrete_value": value is not None and math.isfinite(value), "value": value, "loss": loss,
             "how": "tensor.numpy() inside the training step", "error": None}
 
 
-def _last(text: str, limit: int = 200) -> str:
-    # TensorFlow prefixes the user's traceback ("in user code: File ..."); the error itself comes last
-    tail = text.split("Error: ")[-1] if "Error: " in text else text
-    return tail[:limit]
-
-
 def shape_error(ctx: ProbeContext) -> dict[str, Any]:
-    """Run the forward pass on a wrongly shaped input and read the error it raises."""
+    """Run the forward pass on a wrongly shaped input and read the error it raises; plain ``tf.nn`` ops have
+    no layer objects, so only the op (``MatMul``) can be named."""
     session = ctx.session()
     session.build(ctx.spec, ctx.params)
-    x, case = bad_input(ctx.spec, ctx.inputs())
-    layer_index, expected, got = mismatch(ctx.spec, x.shape[1:])
-    try:
-        session.predict(x)
-    except Exception as exc:  # the error under study
-        message = clean(str(exc))
-        layer = ctx.spec.layers[layer_index]
-        return {"raised": True, "error_type": type(exc).__name__, "message": message[:500], "case": case,
-                "offending_layer": f"{layer_index}: {layer.kind}", "expected": expected, "got": got,
-                # plain tf.nn ops have no layer objects: only the op (MatMul) can be named
-                "names_layer": names_layer(message, layer, []),
-                "names_shapes": names_shapes(message, expected, got)}
-    return {"raised": False, "case": case, "names_layer": False, "names_shapes": False, "message": ""}
+    return shapes.shape_error(ctx.spec, ctx.inputs(), session.predict)
 
 
 def _serving_module(ctx: ProbeContext) -> tuple[tf.Module, np.ndarray, np.ndarray]:

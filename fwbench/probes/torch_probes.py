@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from fwbench.layout import nhwc_to_nchw
+from fwbench.probes import shapes
 from fwbench.probes.context import ProbeContext, export_findings, timed, version
-from fwbench.probes.shapes import bad_input, clean, mismatch, names_layer, names_shapes
 from fwbench.runners.torch_runner import build_module
 
 
@@ -51,19 +51,12 @@ def _graph_breaks() -> int:
 def shape_error(ctx: ProbeContext) -> dict[str, Any]:
     """Run the forward pass on a wrongly shaped input and read the error it raises."""
     model = build_module(ctx.spec, ctx.params).eval()
-    x, case = bad_input(ctx.spec, ctx.inputs())
-    layer_index, expected, got = mismatch(ctx.spec, x.shape[1:])
-    try:
+
+    def forward(x: np.ndarray) -> Any:
         with torch.no_grad():
-            model(_nchw(x))
-    except Exception as exc:  # the error under study
-        message = clean(str(exc))
-        layer = ctx.spec.layers[layer_index]
-        return {"raised": True, "error_type": type(exc).__name__, "message": message[:500], "case": case,
-                "offending_layer": f"{layer_index}: {layer.kind}", "expected": expected, "got": got,
-                "names_layer": names_layer(message, layer, ["Linear"]),
-                "names_shapes": names_shapes(message, expected, got)}
-    return {"raised": False, "case": case, "names_layer": False, "names_shapes": False, "message": ""}
+            return model(_nchw(x))
+
+    return shapes.shape_error(ctx.spec, ctx.inputs(), forward, lambda index: (["Linear"], []))
 
 
 def _reference(ctx: ProbeContext) -> tuple[torch.nn.Module, torch.Tensor, np.ndarray]:

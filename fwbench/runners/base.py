@@ -1,5 +1,8 @@
 """The Session interface every runner implements inside a worker process.
 
+:class:`StepSession` is the step protocol shared by a single-worker :class:`Session` and a data-parallel
+rank (:class:`fwbench.distributed.rank.RankEngine`): set up, build, put a batch, train a step, read its loss.
+
 A session turns a :class:`~fwbench.workload.WorkloadSpec` and the shared initial parameters
 (:mod:`fwbench.weights`, canonical channels-last layout) into a model, an optimizer and a step
 function of its framework. The worker (:mod:`fwbench.worker`) drives it; timing lives in
@@ -16,15 +19,13 @@ import numpy as np
 from fwbench.data import Batch
 from fwbench.job import Job
 from fwbench.weights import Params
-from fwbench.workload import WorkloadSpec
+from fwbench.workload_spec import WorkloadSpec
+
+BATCH_POOL = 8  # distinct batches a session keeps resident on its device, cycled through during timing
 
 
-class CellSkipped(Exception):
-    """Raised by a session when the cell cannot run here (device absent, backend missing): status ``skipped``."""
-
-
-class Session(ABC):
-    """One runner in one worker process. Methods are called in the order they are listed."""
+class StepSession(ABC):
+    """The training-step protocol of one process: methods are called in the order they are listed."""
 
     def __init__(self, job: Job):
         self.job = job
@@ -47,12 +48,16 @@ class Session(ABC):
         """One optimizer step on a batch from :meth:`put`; returns the loss *before* the update (may be lazy)."""
 
     @abstractmethod
-    def infer_step(self, batch: Any) -> Any:
-        """One forward pass (inference mode) on a batch from :meth:`put`; returns its loss (may be lazy)."""
-
-    @abstractmethod
     def value(self, loss: Any) -> float:
         """Wait for the device and return ``loss`` as a Python float (this is the synchronisation point)."""
+
+
+class Session(StepSession):
+    """One runner in one worker process: the step protocol, plus inference and what a cell records."""
+
+    @abstractmethod
+    def infer_step(self, batch: Any) -> Any:
+        """One forward pass (inference mode) on a batch from :meth:`put`; returns its loss (may be lazy)."""
 
     @abstractmethod
     def predict(self, x: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ import numpy as np
 from fwbench.data import Batch
 from fwbench.runners.base import Session
 from fwbench.weights import Params
-from fwbench.workload import WorkloadSpec
+from fwbench.workload_spec import WorkloadSpec
 
 
 def behaviour_for(workload: str, setting: str) -> str:

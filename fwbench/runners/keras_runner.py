@@ -39,9 +39,10 @@ from typing import Any
 import numpy as np
 
 from fwbench.data import Batch
-from fwbench.runners.base import CellSkipped, Session
+from fwbench.errors import CellSkipped
+from fwbench.runners.base import Session
 from fwbench.weights import Params
-from fwbench.workload import Layer, WorkloadSpec
+from fwbench.workload_spec import Layer, WorkloadSpec
 
 DEFAULT_JIT_COMPILE = {"tensorflow": False, "jax": True, "torch": False}
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}

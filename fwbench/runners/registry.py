@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 from fwbench.errors import UsageError
 
-DEVICES = ("cpu", "cuda", "tpu")
+# The array libraries runners compute with (``none``: no arithmetic, the fake runner).
+FRAMEWORKS = ("torch", "tensorflow", "jax", "none")
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """How a runner trains data-parallel: ``impl`` is the rank-side ``module:Class``, ``launcher`` the way
+    ranks are started (``torchrun`` or ``tf_config``), ``name`` what results record as the engine."""
+
+    name: str
+    impl: str
+    launcher: str
 
 
 @dataclass(frozen=True)
@@ -18,6 +29,8 @@ class RunnerInfo:
     ``impl`` is ``"module:Class"`` of its :class:`fwbench.runners.base.Session`, imported only in a worker.
     ``modules`` are the importable modules it needs (checked with ``find_spec``, never imported here);
     ``dists`` the distributions whose versions results record.
+    ``framework`` is the array library it computes with (one of :data:`FRAMEWORKS`; Keras: its backend),
+    which picks the device probes, barrier and matmul calibration; ``engine`` its data-parallel engine.
     """
 
     name: str
@@ -26,9 +39,16 @@ class RunnerInfo:
     impl: str
     modules: tuple[str, ...]
     dists: tuple[str, ...]
+    _: KW_ONLY
+    framework: str
+    engine: EngineInfo | None = None
     devices: tuple[str, ...] = ("cpu", "cuda")
     env: tuple[tuple[str, str], ...] = ()
     hidden: bool = False
+
+    def __post_init__(self) -> None:
+        if self.framework not in FRAMEWORKS:
+            raise ValueError(f"runner {self.name}: framework {self.framework!r} is not one of {FRAMEWORKS}")
 
     def missing(self) -> list[str]:
         """Modules this runner needs that are not installed (empty when available)."""
@@ -55,30 +75,46 @@ def register(info: RunnerInfo) -> RunnerInfo:
 # Families: `--framework NAME` selects every runner of that family.
 FAMILIES = ("torch", "tensorflow", "keras", "fake")
 
+_MWMS = "tf.distribute.MultiWorkerMirroredStrategy (TF_CONFIG)"
+_TF_RANK = "fwbench.distributed.tf_rank"
+
 register(RunnerInfo("torch", "torch", "eager (dynamic graph)", "fwbench.runners.torch_runner:TorchSession",
-                    ("torch",), ("torch",), devices=("cpu", "cuda", "tpu")))  # tpu through torch_xla
+                    ("torch",), ("torch",), framework="torch", devices=("cpu", "cuda", "tpu"),  # tpu: torch_xla
+                    engine=EngineInfo("torch.nn.parallel.DistributedDataParallel (torchrun)",
+                                      "fwbench.distributed.torch_rank:TorchDDP", "torchrun")))
 register(RunnerInfo("torch-compile", "torch", "torch.compile (compiled graph)",
-                    "fwbench.runners.torch_runner:TorchCompileSession", ("torch",), ("torch",)))
+                    "fwbench.runners.torch_runner:TorchCompileSession", ("torch",), ("torch",), framework="torch",
+                    engine=EngineInfo("torch.compile(DistributedDataParallel) (torchrun)",
+                                      "fwbench.distributed.torch_rank:TorchDDPCompile", "torchrun")))
 register(RunnerInfo("tf-eager", "tensorflow", "eager GradientTape step (dynamic)",
-                    "fwbench.runners.tf_runner:TFEagerSession", ("tensorflow",), ("tensorflow",)))
+                    "fwbench.runners.tf_runner:TFEagerSession", ("tensorflow",), ("tensorflow",),
+                    framework="tensorflow",
+                    engine=EngineInfo(f"{_MWMS}, eager step", f"{_TF_RANK}:TFMultiWorkerEager", "tf_config")))
 register(RunnerInfo("tf-graph", "tensorflow", "tf.function (static graph)",
                     "fwbench.runners.tf_runner:TFGraphSession", ("tensorflow",), ("tensorflow",),
-                    devices=("cpu", "cuda", "tpu")))  # tpu: one-core TPUStrategy
+                    framework="tensorflow", devices=("cpu", "cuda", "tpu"),  # tpu: one-core TPUStrategy
+                    engine=EngineInfo(f"{_MWMS}, tf.function step", f"{_TF_RANK}:TFMultiWorkerGraph", "tf_config")))
 register(RunnerInfo("tf-xla", "tensorflow", "tf.function(jit_compile=True) (XLA)",
                     "fwbench.runners.tf_runner:TFXLASession", ("tensorflow",), ("tensorflow",),
-                    devices=("cpu", "cuda", "tpu")))  # tpu: one-core TPUStrategy
+                    framework="tensorflow", devices=("cpu", "cuda", "tpu"),  # tpu: one-core TPUStrategy
+                    engine=EngineInfo(f"{_MWMS}, tf.function(jit_compile=True) step",
+                                      f"{_TF_RANK}:TFMultiWorkerXLA", "tf_config")))
 register(RunnerInfo("keras", "keras", "Keras 3 train_on_batch, tensorflow backend",
                     "fwbench.runners.keras_runner:KerasSession", ("keras", "tensorflow"), ("keras", "tensorflow"),
-                    devices=("cpu", "cuda", "tpu"), env=(("KERAS_BACKEND", "tensorflow"),)))  # tpu: TPUStrategy
+                    framework="tensorflow", devices=("cpu", "cuda", "tpu"),  # tpu: TPUStrategy
+                    env=(("KERAS_BACKEND", "tensorflow"),),
+                    engine=EngineInfo(f"{_MWMS}, Keras Model.train_on_batch", f"{_TF_RANK}:KerasMultiWorker",
+                                      "tf_config")))
 register(RunnerInfo("keras-torch", "keras", "Keras 3 train_on_batch, torch backend",
                     "fwbench.runners.keras_runner:KerasSession", ("keras", "torch"), ("keras", "torch"),
-                    env=(("KERAS_BACKEND", "torch"),)))
+                    framework="torch", env=(("KERAS_BACKEND", "torch"),)))
 register(RunnerInfo("keras-jax", "keras", "Keras 3 train_on_batch, jax backend (XLA)",
                     "fwbench.runners.keras_runner:KerasSession", ("keras", "jax"), ("keras", "jax", "jaxlib"),
-                    devices=("cpu", "cuda", "tpu"), env=(("KERAS_BACKEND", "jax"),)))  # tpu: JAX's TPU platform
+                    framework="jax", devices=("cpu", "cuda", "tpu"),  # tpu: JAX's TPU platform
+                    env=(("KERAS_BACKEND", "jax"),)))
 register(RunnerInfo("fake", "fake", "no framework (deterministic test double)",
-                    "fwbench.runners.fake_runner:FakeSession", (), (), devices=("cpu",), hidden=True))
-
+                    "fwbench.runners.fake_runner:FakeSession", (), (), framework="none", devices=("cpu",),
+                    hidden=True))
 
 def select(frameworks: list[str], runners: list[str]) -> list[RunnerInfo]:
     """Runners named by ``--framework`` (families, or ``all``) and ``--runner`` (exact names), in registry order.

@@ -42,9 +42,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from fwbench.data import Batch  # noqa: E402
-from fwbench.runners.base import CellSkipped, Session  # noqa: E402
+from fwbench.errors import CellSkipped
+from fwbench.runners.base import Session  # noqa: E402
 from fwbench.weights import Params  # noqa: E402
-from fwbench.workload import Layer, WorkloadSpec  # noqa: E402
+from fwbench.workload_spec import Layer, WorkloadSpec  # noqa: E402
 
 COMPUTE_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
 _ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {

@@ -21,9 +21,10 @@ from torch import nn
 
 from fwbench.data import Batch
 from fwbench.layout import nhwc_to_nchw, to_channels_first
-from fwbench.runners.base import CellSkipped, Session
+from fwbench.errors import CellSkipped
+from fwbench.runners.base import Session
 from fwbench.weights import Params
-from fwbench.workload import Layer, WorkloadSpec, layer_shapes
+from fwbench.workload_spec import Layer, WorkloadSpec, layer_shapes
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "linear": nn.Identity}
 AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
