@@ -195,3 +195,10 @@ def test_out_may_not_be_the_baseline(cli, tmp_path, workload_dir):
     res = invoke(cli, "run", "--resume", str(base), "--baseline", str(base))
     assert res.exit_code == 2 and "is the --baseline file" in res.output
     assert base.read_text() == before
+
+
+@pytest.mark.parametrize("command", ["run", "probe", "compare", "report", "export", "env", "list"])
+def test_help_shows_readable_placeholders(cli, command):
+    text = invoke(cli, command, "--help").output
+    for placeholder in ("<list[", "<path>", "<float range>", "<int", "{RESULTS", "{BASELINE", "TEXT", "INTEGER"):
+        assert placeholder not in text, (command, placeholder)

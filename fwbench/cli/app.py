@@ -47,6 +47,23 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """fwbench: fair, reproducible framework benchmarks."""
 
 
+def _plain_argument_help() -> None:
+    """Arguments read as their metavar (``BASELINE``, ``RESULTS...``), not typer's ``{BASELINE}`` and ``<path>``
+    or ``<list[Path]>``: every argument of fwbench names its metavar, and its help says what it takes."""
+    from typer.core import TyperArgument
+
+    def usage_name(self: TyperArgument) -> str:
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    def help_name(self: TyperArgument) -> str:
+        return self.display_name_raw + ("..." if self.nargs != 1 else "")
+
+    TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]
+    TyperArgument._rich_display_name = help_name  # type: ignore[method-assign]
+    TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
+
+
 def _register() -> None:
     from fwbench.cli import compare_cmd, env_cmd, export_cmd, list_cmd, probe_cmd, report_cmd, run_cmd
 
@@ -54,6 +71,7 @@ def _register() -> None:
         module.register(app)
 
 
+_plain_argument_help()
 _register()
 
 
