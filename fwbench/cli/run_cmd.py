@@ -9,16 +9,18 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
 from fwbench.cli import common
 from fwbench.cli.progress import EXIT_SIGNALS
-from fwbench.workload import check_unique_names
 from fwbench.config import MAX_CELLS, MAX_REPEATS, PRECISIONS, ConfigError, RunConfig, RunnerOptions
 from fwbench.errors import UsageError
 from fwbench.textsafe import shell_join, term_plain
+
+if TYPE_CHECKING:
+    from fwbench.distributed.config import DistOptions
 
 # Options that only change what this invocation prints or how it exits; the rest come from the stored
 # configuration under --resume and may not be given with it.
@@ -109,29 +111,19 @@ def run(
                 raise UsageError(f"--resume continues a run with its stored configuration; {flags} cannot be "
                                  "combined with it (start a new run instead)")
             held.enter_context(results.lock(resume))
-            doc = results.read(resume)
-            config = resumed_config(doc, resume)
-            specs = stored_workloads(doc, resume)
-            check_unique_names(specs)
+            doc, config, specs = resumed_run(resume)
             out = resume
         else:
-            specs = common.load_workloads(workload)
-            if quick:
-                specs = [s.with_timing(warmup=2, min_steps=5, max_steps=20, min_seconds=0.0, max_seconds=2.0) for s in specs]
-            from fwbench.distributed.config import DistOptions, make_distributed
-            from fwbench.limits import max_workers
+            from fwbench.distributed.config import DistOptions
 
-            if workers is not None and workers > max_workers():
-                raise UsageError(f"--workers {workers}: at most {max_workers()} data-parallel ranks per node here "
-                                 "(4 per core); set FWBENCH_MAX_WORKERS to allow more")
-
-            specs, dist = make_distributed(specs, DistOptions(workers, nnodes, node_rank, master_addr, master_port))
-            options = RunnerOptions(threads=common.threads(threads), precision=precision, tf32=tf32,
-                                    channels_last=channels_last, distributed=dist)
-            config = RunConfig(command="run", frameworks=framework, runners=runner, workloads=workload or ["cnn"],
-                               devices=device, resolved_devices=common.resolve_devices(device), timeout=timeout,
-                               quick=quick, repeats=repeats, target=target, memory_limit=memory_limit,
-                               options=options, argv=sys.argv[1:])
+            config, specs = new_run(
+                RunConfig(command="run", frameworks=framework, runners=runner, workloads=workload or ["cnn"],
+                          devices=device, resolved_devices=common.resolve_devices(device), timeout=timeout,
+                          quick=quick, repeats=repeats, target=target, memory_limit=memory_limit,
+                          options=RunnerOptions(threads=common.threads(threads), precision=precision, tf32=tf32,
+                                                channels_last=channels_last),
+                          argv=sys.argv[1:]),
+                DistOptions(workers, nnodes, node_rank, master_addr, master_port))
         runners = common.select_runners(list(config.frameworks), list(config.runners))
         devices = list(config.resolved_devices)
         jobs = plan(specs, runners, devices, config)
@@ -161,6 +153,35 @@ def run(
 
             code = gate_after_run(base_doc, doc, thr, (str(baseline), str(out)), code if strict else 0)
         raise typer.Exit(code)
+
+
+def new_run(config: RunConfig, dist: "DistOptions") -> tuple[RunConfig, list[Any]]:
+    """The workloads of a new run (``--quick`` and data-parallel options applied) and its final configuration."""
+    import dataclasses
+
+    from fwbench.distributed.config import make_distributed
+    from fwbench.limits import max_workers
+
+    specs = common.load_workloads(list(config.workloads))
+    if config.quick:
+        specs = [s.with_timing(warmup=2, min_steps=5, max_steps=20, min_seconds=0.0, max_seconds=2.0) for s in specs]
+    if dist.workers is not None and dist.workers > max_workers():
+        raise UsageError(f"--workers {dist.workers}: at most {max_workers()} data-parallel ranks per node here "
+                         "(4 per core); set FWBENCH_MAX_WORKERS to allow more")
+    specs, used = make_distributed(specs, dist)
+    return dataclasses.replace(config, options=dataclasses.replace(config.options, distributed=used)), specs
+
+
+def resumed_run(path: Path) -> tuple[dict[str, Any], RunConfig, list[Any]]:
+    """The document, configuration and workloads of the run in ``path``, each re-validated."""
+    from fwbench import results
+    from fwbench.workload import check_unique_names
+
+    doc = results.read(path)
+    config = resumed_config(doc, path)
+    specs = stored_workloads(doc, path)
+    check_unique_names(specs)
+    return doc, config, specs
 
 
 def same_file(a: Path, b: Path) -> bool:
