@@ -59,12 +59,6 @@ def test_brief_is_one_line_naming_the_problem():
     assert len(brief(ValueError("x" * 900), 300)) == 300
 
 
-def test_cell_skipped_has_one_home():
-    from fwbench.runners import base
-
-    assert base.CellSkipped is CellSkipped  # re-exported where sessions have always found it
-
-
 # ------------------------------------------------------------------------------------------------- TPU
 def test_tpu_backend_selection():
     assert devices.select_tpu_backend("tensorflow") == "TPUStrategy (TPUClusterResolver)"
