@@ -77,7 +77,9 @@ def cnn_toml() -> Path:
 
         return Path(available_workloads()["cnn"])
     except (ImportError, KeyError, TypeError):
-        return Path(__file__).resolve().parent.parent / "workloads" / "cnn.toml"
+        root = Path(__file__).resolve().parent.parent
+        return next((p for p in (root / "fwbench" / "workloads" / "cnn.toml", root / "workloads" / "cnn.toml")
+                     if p.is_file()), root / "fwbench" / "workloads" / "cnn.toml")
 
 
 def fixed_workload(steps: int, tmp: Path) -> Path:
