@@ -1,7 +1,7 @@
 """Does the harness add anything? fwbench's torch runners vs plain hand-written PyTorch loops, same CNN.
 
 Two pairs, each fwbench's own cell (``fwbench run``, one worker process, its session's step) against the
-loop a user would write around the same CNN (``workloads/cnn.toml``: Adam, batch 64, ``.item()`` per step):
+loop a user would write around the same CNN (the bundled ``cnn.toml``: Adam, batch 64, ``.item()`` per step):
 
 - ``torch``: eager PyTorch;
 - ``torch-compile``: ``model = torch.compile(model)`` (default mode, inductor); loss, backward and the
