@@ -106,7 +106,7 @@ def test_parity_tolerances_widen_for_reduced_precision():
 def test_cli_rejects_an_unknown_precision(cli, workload_dir, tmp_path):
     r = invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "--precision", "fp8", "-o", str(tmp_path / "r.json"))
     assert r.exit_code == 2
-    assert "unknown precision 'fp8'" in r.output
+    assert "--precision 'fp8' is not a precision; choose from: fp32, bf16, fp16" in r.output
 
 
 def test_cli_records_precision_and_tf32(cli, workload_dir, tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import re
 import resource
 import subprocess
@@ -509,8 +510,7 @@ def test_results_folder_vanishing_mid_run_flushes_to_the_temp_folder(workload_di
         time.sleep(0.02)
     assert len(pidfile_entries(pidfile)) == 2, "the second cell never started"
     first = results.read(out_dir / "run.json")
-    (out_dir / "run.json").unlink()
-    out_dir.rmdir()
+    shutil.rmtree(out_dir)  # the results file and the run's lock file beside it
     out_dir.write_text("not a folder any more")
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 2, stderr
