@@ -231,8 +231,25 @@ class CellParity:
     detail: str = ""
 
 
+class _Record:
+    """What cells and probes share: a status, and the whole validated record behind them (``data``)."""
+
+    status: str
+    data: Mapping[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+
 @dataclass(frozen=True)
-class Cell:
+class Cell(_Record):
     """One (workload, runner, device, repeat) cell of a run, validated. ``data`` is the whole record.
 
     Attributes are the fields readers use, with their defaults when absent; every other documented field
@@ -263,16 +280,6 @@ class Cell:
     parity: CellParity | None = None
     data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
-    def __getitem__(self, key: str) -> Any:
-        return self.data[key]
-
     @classmethod
     def from_dict(cls, d: Any, path: str = "") -> "Cell":
         """Validate ``d`` (raises :class:`Invalid` naming the field) and build the typed cell."""
@@ -293,7 +300,7 @@ class Cell:
 
 
 @dataclass(frozen=True)
-class Probe:
+class Probe(_Record):
     """One capability-probe record (see ``fwbench.probes``), validated. ``data`` is the whole record."""
 
     id: str
@@ -304,16 +311,6 @@ class Probe:
     reason: str = ""
     findings: Mapping[str, Any] = field(default_factory=dict)
     data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
-    def __getitem__(self, key: str) -> Any:
-        return self.data[key]
 
     @classmethod
     def from_dict(cls, d: Any, path: str = "") -> "Probe":
