@@ -32,7 +32,9 @@ from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+_PARENT = os.getppid()  # the launcher, read before the slow imports below (see _die_with_parent)
+
+import numpy as np  # noqa: E402
 
 from fwbench.data import DataSource
 from fwbench.distributed.rows import RankRow
@@ -149,13 +151,14 @@ def run_rank(engine: RankEngine, job: Job) -> dict[str, Any]:
     return out
 
 
+
 def _die_with_parent() -> None:
     """Ask Linux to SIGKILL this rank when its parent (torchrun or the launcher) dies, so that no rank outlives it."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
-    if os.getppid() == 1:  # the parent died before prctl took effect
+    if os.getppid() != _PARENT:  # the parent died before prctl took effect (re-parented: to init or a subreaper)
         os._exit(1)
 
 
