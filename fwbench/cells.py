@@ -212,7 +212,7 @@ WORKLOADS = dict_of(WORKLOAD)
 
 # ---- the typed records ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Summary:
+class CellSummary:
     """Statistics over a cell's ``step_s``: the median and its distribution-free 95% CI, in seconds."""
 
     n: int
@@ -272,7 +272,7 @@ class Cell(_Record):
     step_s: tuple[float, ...] = ()
     first_step_s: float | None = None
     final_loss: float | None = None
-    summary: Summary | None = None
+    summary: CellSummary | None = None
     samples_per_s: float | None = None
     mfu: float | None = None
     peak_rss_bytes: int | None = None
@@ -291,7 +291,7 @@ class Cell(_Record):
             batch_size=d.get("batch_size"), threads=d.get("threads"), options=d.get("options") or {},
             warmup_s=tuple(d.get("warmup_s", ())), step_s=tuple(d.get("step_s", ())),
             first_step_s=d.get("first_step_s"), final_loss=d.get("final_loss"),
-            summary=Summary(int(s["n"]), s["median"], s["ci_low"], s["ci_high"]) if s else None,
+            summary=CellSummary(int(s["n"]), s["median"], s["ci_low"], s["ci_high"]) if s else None,
             samples_per_s=d.get("samples_per_s"), mfu=d.get("mfu"), peak_rss_bytes=d.get("peak_rss_bytes"),
             peak_device_bytes=d.get("peak_device_bytes"),
             parity=CellParity(p.get("status", "n/a"), p.get("initial_loss"), p.get("kstep_loss"),

@@ -40,6 +40,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fwbench.cells import Cell
+from fwbench.results import cells as typed_cells
+
 if TYPE_CHECKING:  # numpy and SciPy load only when a comparison runs: `fwbench --help` stays instant
     import numpy as np
 
@@ -197,44 +200,43 @@ def _centre(samples: list["np.ndarray"], method: str) -> float:
     return float(np.median(np.concatenate(samples)))
 
 
-def group_cells(doc: dict[str, Any]) -> dict[Key, list[dict[str, Any]]]:
-    """Cells by ``(workload, runner, device)``, each group in ``repeat`` order."""
-    groups: dict[Key, list[dict[str, Any]]] = {}
-    for cell in doc["cells"]:
-        groups.setdefault((cell["workload"], cell["runner"], cell["device"]), []).append(cell)
-    return {k: sorted(v, key=lambda c: c.get("repeat", 0)) for k, v in groups.items()}
+def group_cells(doc: dict[str, Any]) -> dict[Key, list[Cell]]:
+    """The document's typed cells by ``(workload, runner, device)``, each group in ``repeat`` order."""
+    groups: dict[Key, list[Cell]] = {}
+    for cell in typed_cells(doc):
+        groups.setdefault((cell.workload, cell.runner, cell.device), []).append(cell)
+    return {k: sorted(v, key=lambda c: c.repeat) for k, v in groups.items()}
 
 
-def samples(cells: list[dict[str, Any]]) -> tuple[list[np.ndarray], str]:
+def samples(cells: list[Cell]) -> tuple[list[np.ndarray], str]:
     """Step samples of the successful processes, and why there are none when so."""
     import numpy as np
 
     # a zero time (a clock too coarse for the step) has no logarithm and no ratio: such steps are left out
-    ok = [x[x > 0] for x in (np.asarray(c.get("step_s") or [], dtype=float) for c in cells if c["status"] == "ok")]
+    ok = [x[x > 0] for x in (np.asarray(c.step_s, dtype=float) for c in cells if c.ok)]
     ok = [x for x in ok if len(x)]
     if ok:
         return ok, ""
     bad = cells[0]
-    if bad["status"] == "ok":
+    if bad.ok:
         return [], "has no step samples"
-    return [], f"{bad['status']}" + (f" ({bad['reason']})" if bad.get("reason") else "")
+    return [], bad.status + (f" ({bad.reason})" if bad.reason else "")
 
 
-def differences(base_doc: dict[str, Any], base: list[dict[str, Any]], cur_doc: dict[str, Any],
-                cur: list[dict[str, Any]]) -> list[str]:
+def differences(base_doc: dict[str, Any], base: list[Cell], cur_doc: dict[str, Any], cur: list[Cell]) -> list[str]:
     """Human-readable list of the keys that must match but do not, e.g. ``CPU model: 'A' vs 'B'``."""
     out = []
     b, c = base[0], cur[0]
     for key in CELL_KEYS:
-        bk, ck = b.get(key), c.get(key)
-        if key == "options" and isinstance(bk, dict) and isinstance(ck, dict):
+        bk, ck = getattr(b, key), getattr(c, key)
+        if key == "options":
             # an option recorded on one side only was added to fwbench in between: the other side ran
             # with its default, so only options recorded on both sides can disagree
             out += [f"option {k}: {_show(bk[k])} vs {_show(ck[k])}" for k in sorted(set(bk) & set(ck)) if bk[k] != ck[k]]
         elif bk != ck:
             out.append(f"{key.replace('_', ' ')}: {_show(bk)} vs {_show(ck)}")
-    bw = _speed_definition(base_doc, b["workload"])
-    cw = _speed_definition(cur_doc, c["workload"])
+    bw = _speed_definition(base_doc, b.workload)
+    cw = _speed_definition(cur_doc, c.workload)
     if bw is not None and cw is not None and bw != cw:
         fields = [k for k in SPEED_KEYS if bw.get(k) != cw.get(k)]
         out.append(f"workload definition differs ({', '.join(fields)})")
@@ -245,7 +247,7 @@ def differences(base_doc: dict[str, Any], base: list[dict[str, Any]], cur_doc: d
     be, ce = base_doc.get("environment", {}), cur_doc.get("environment", {})
     if be.get("cpu") != ce.get("cpu"):
         out.append(f"CPU model: {_show(be.get('cpu'))} vs {_show(ce.get('cpu'))}")
-    if b["device"] == "cuda":
+    if b.device == "cuda":
         bg, cg = _gpu_models(be), _gpu_models(ce)
         if bg != cg:
             out.append(f"GPU model: {_show(', '.join(bg) or None)} vs {_show(', '.join(cg) or None)}")

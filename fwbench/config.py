@@ -39,7 +39,13 @@ class ConfigError(UsageError):
 
     def __init__(self, field_name: str, message: str):
         self.field, self.message = field_name, message
-        super().__init__(f"--{field_name.replace('_', '-')} {message}")
+        flag = _FLAGS.get(field_name, field_name).replace("_", "-")
+        super().__init__(f"--{flag} {message}")
+
+
+# Where a stored field's name differs from the command-line option that sets it.
+_FLAGS = {"workloads": "workload", "devices": "device", "resolved_devices": "device", "frameworks": "framework",
+          "runners": "runner", "probes": "probe"}
 
 
 def available_cores() -> int:
@@ -174,10 +180,13 @@ class RunConfig:
         for name in ("frameworks", "runners", "workloads", "devices", "resolved_devices", "probes", "argv"):
             object.__setattr__(self, name, _check_names(name, getattr(self, name)))
         if not self.workloads:
-            raise ConfigError("workload", "is missing: no workload given")
-        for d in (*self.devices, *self.resolved_devices):
-            if d not in DEVICE_CHOICES or (d == "auto" and d in self.resolved_devices):
-                raise ConfigError("device", f"{d!r} is not a device; choose from: {', '.join(DEVICE_CHOICES)}"[:200])
+            raise ConfigError("workloads", "is missing: no workload given")
+        if len(set(self.workloads)) != len(self.workloads):
+            raise ConfigError("workloads", f"names a workload more than once: {', '.join(self.workloads)}"[:200])
+        for name in ("devices", "resolved_devices"):
+            for d in getattr(self, name):
+                if d not in DEVICE_CHOICES or (d == "auto" and name == "resolved_devices"):
+                    raise ConfigError(name, f"{d!r} is not a device; choose from: {', '.join(DEVICE_CHOICES)}"[:200])
         _check_type("timeout", self.timeout, (int, float), "a number of seconds")
         if not (math.isfinite(self.timeout) and 0 < self.timeout <= MAX_TIMEOUT_S):
             raise ConfigError("timeout", f"must be above 0 and at most {MAX_TIMEOUT_S:g} s, got {self.timeout!r}")
@@ -212,7 +221,10 @@ class RunConfig:
     def from_dict(cls, d: Any) -> "RunConfig":
         """The configuration stored in a results file, checked with the command line's rules."""
         kwargs = _known_fields(cls, d, "config")
-        kwargs["options"] = RunnerOptions.from_dict(d.get("options", {}))
+        try:
+            kwargs["options"] = RunnerOptions.from_dict(d.get("options", {}))
+        except ConfigError as exc:  # named where it is stored
+            raise ConfigError(exc.field if exc.field == "options" else f"options.{exc.field}", exc.message) from None
         return cls(**kwargs)
 
 

@@ -21,10 +21,8 @@ from typing import Any
 import numpy as np
 
 from fwbench import stats
-from fwbench.cells import Cell
-from fwbench.compare import samples
+from fwbench.compare import group_cells, samples
 from fwbench.jsonio import encode_finite
-from fwbench.results import cells as typed_cells
 from fwbench.textsafe import csv_row
 
 FORMATS = ("github-action-benchmark", "csv")
@@ -52,8 +50,8 @@ class Row:
 def rows(doc: dict[str, Any]) -> list[Row]:
     """One :class:`Row` per cell group, in the document's order."""
     out = []
-    for (w, r, d), cells in groups(typed_cells(doc)).items():
-        procs, why = samples(cells)  # type: ignore[arg-type]  # a Cell reads like the dict it was built from
+    for (w, r, d), cells in group_cells(doc).items():
+        procs, why = samples(cells)
         if not procs:
             out.append(Row(w, r, d, cells[0].status, reason=why))
             continue
@@ -68,14 +66,6 @@ def rows(doc: dict[str, Any]) -> list[Row]:
         out.append(Row(w, r, d, "ok", len(procs), len(pooled), median, low, high,
                        batch / median if batch and median > 0 else None))
     return out
-
-
-def groups(cells: list[Cell]) -> dict[tuple[str, str, str], list[Cell]]:
-    """Cells by ``(workload, runner, device)`` in first-seen order, each group in ``repeat`` order."""
-    out: dict[tuple[str, str, str], list[Cell]] = {}
-    for cell in cells:
-        out.setdefault((cell.workload, cell.runner, cell.device), []).append(cell)
-    return {k: sorted(v, key=lambda c: c.repeat) for k, v in out.items()}
 
 
 def github_action_benchmark(doc: dict[str, Any]) -> str:

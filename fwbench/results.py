@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from fwbench import __version__
-from fwbench.cells import CONFIG, ENVIRONMENT, RUN_PARITY, STATUSES, WORKLOADS, Cell, Invalid, Probe  # noqa: F401
+from fwbench.cells import CONFIG, ENVIRONMENT, RUN_PARITY, WORKLOADS, Cell, Invalid, Probe
 from fwbench.errors import ResultsError, UsageError
 from fwbench.jsonio import FlagError, decode_finite, dumps, encode_finite, kind_of, real_target, umask, \
     write_json_atomic
@@ -63,22 +63,20 @@ def new_document(config: dict[str, Any], environment: dict[str, Any], run_id: st
 # ---- the typed view ------------------------------------------------------------------------------------
 def cells(doc: dict[str, Any], where: str = "<results>") -> list[Cell]:
     """The document's cells as validated :class:`Cell` records (raises :class:`ResultsError`)."""
-    raw = doc.get("cells") if isinstance(doc, dict) else None
-    if not isinstance(raw, list):
-        raise ResultsError(where, "field 'cells' missing or not a list")
-    try:
-        return [Cell.from_dict(c, f"cells[{i}]") for i, c in enumerate(raw)]
-    except Invalid as exc:
-        raise ResultsError(where, str(exc)) from None
+    return _records(doc, "cells", Cell, where, required=True)
 
 
 def probes(doc: dict[str, Any], where: str = "<results>") -> list[Probe]:
     """The document's capability-probe records as validated :class:`Probe` records (none when absent)."""
-    raw = doc.get("probes", []) if isinstance(doc, dict) else None
+    return _records(doc, "probes", Probe, where, required=False)
+
+
+def _records(doc: Any, key: str, typ: Any, where: str, required: bool) -> list[Any]:
+    raw = doc.get(key, None if required else []) if isinstance(doc, dict) else None
     if not isinstance(raw, list):
-        raise ResultsError(where, "field 'probes' must be a list")
+        raise ResultsError(where, f"field {key!r} missing or not a list" if required else f"field {key!r} must be a list")
     try:
-        return [Probe.from_dict(p, f"probes[{i}]") for i, p in enumerate(raw)]
+        return [typ.from_dict(r, f"{key}[{i}]") for i, r in enumerate(raw)]
     except Invalid as exc:
         raise ResultsError(where, str(exc)) from None
 
@@ -148,14 +146,6 @@ def check_cell(cell: Any, where: str) -> None:
     """Validate one cell's fields (raises :class:`ResultsError`); also applied to a worker's result file."""
     try:
         Cell.from_dict(cell)
-    except Invalid as exc:
-        raise ResultsError(where, str(exc)) from None
-
-
-def check_probe(probe: Any, where: str) -> None:
-    """Validate one capability-probe record (raises :class:`ResultsError`)."""
-    try:
-        Probe.from_dict(probe)
     except Invalid as exc:
         raise ResultsError(where, str(exc)) from None
 

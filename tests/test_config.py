@@ -55,9 +55,11 @@ def test_runner_options_from_a_file_are_strict(stored, field):
     ({"timeout": -1}, "timeout"),
     ({"timeout": float("nan")}, "timeout"),
     ({"timeout": "600"}, "timeout"),
-    ({"devices": ["quantum"]}, "device"),
+    ({"devices": ["quantum"]}, "devices"),
+    ({"resolved_devices": ["auto"]}, "resolved_devices"),
+    ({"workloads": ["cnn", "cnn"]}, "workloads"),
     ({"workloads": "cnn"}, "workloads"),
-    ({"workloads": []}, "workload"),
+    ({"workloads": []}, "workloads"),
     ({"memory_limit": "lots"}, "memory_limit"),
     ({"memory_limit": "1B"}, "memory_limit"),
     ({"command": "rm"}, "command"),
@@ -147,6 +149,9 @@ def test_resume_refuses_options_it_would_ignore(cli, tmp_path, workload_dir):
     (("config", "timeout"), -1, "config.timeout"),
     (("config", "options", "threads"), "all", "config.options.threads"),
     (("config", "workloads"), {"a": 1}, "config.workloads"),
+    (("config", "workloads"), ["tinymlp", "tinymlp"], "config.workloads"),
+    (("config", "options", "precision"), "fp8", "config.options.precision"),
+    (("config", "turbo"), True, "config has unknown field(s) 'turbo'"),
 ])
 def test_resume_revalidates_the_stored_configuration(cli, tmp_path, workload_dir, path, value, words):
     out = tmp_path / "run.json"
@@ -170,7 +175,7 @@ def test_two_workloads_with_one_name_are_refused(cli, tmp_path, workload_dir):
     assert res.exit_code == 2 and "two workloads are named 'tinymlp'" in res.output
     assert not (tmp_path / "r.json").exists()
     res = invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "-w", "tinymlp")
-    assert res.exit_code == 2 and "given more than once" in res.output
+    assert res.exit_code == 2 and "--workload names a workload more than once" in res.output
 
 
 def test_run_and_probe_share_one_vocabulary(cli):
@@ -202,3 +207,38 @@ def test_help_shows_readable_placeholders(cli, command):
     text = invoke(cli, command, "--help").output
     for placeholder in ("<list[", "<path>", "<float range>", "<int", "{RESULTS", "{BASELINE", "TEXT", "INTEGER"):
         assert placeholder not in text, (command, placeholder)
+
+
+def test_out_dash_and_probe_specific_messages(cli, tmp_path, workload_dir):
+    res = invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "--quick", "-o", "-")
+    assert res.exit_code == 2 and "results are always written to a file" in res.output
+    assert not (tmp_path / "-").exists()
+    existing = tmp_path / "p.json"
+    existing.write_text("{}")
+    res = invoke(cli, "probe", "-r", "torch", "-p", "debug-value", "-o", str(existing))
+    assert res.exit_code == 2 and "pass --force" in res.output and "--resume" not in res.output
+    res = invoke(cli, "probe", "-r", "fake", "-o", str(tmp_path / "none.json"))
+    assert res.exit_code == 2 and "no capability probe applies to the selected runners (fake)" in res.output
+    assert not (tmp_path / "none.json").exists()
+
+
+def test_the_existence_check_is_repeated_under_the_lock(tmp_path, monkeypatch):
+    """Two runs that both found no file: the one that gets the lock second must not overwrite the first's."""
+    import contextlib
+
+    from fwbench import results
+    from fwbench.cli import common
+    from fwbench.errors import UsageError
+
+    out = tmp_path / "r.json"
+    real_lock = results.lock
+
+    @contextlib.contextmanager
+    def lock_after_a_rival_wrote(path):
+        out.write_text("{}")  # the rival run finished between our first check and our lock
+        with real_lock(path) as held:
+            yield held
+
+    monkeypatch.setattr(results, "lock", lock_after_a_rival_wrote)
+    with contextlib.ExitStack() as held, pytest.raises(UsageError, match="exists; pass --force"):
+        common.claim_output(held, out, tmp_path / "default.json", False, "run")

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-import sys
-from typing import Any, Callable
-
 import typer
 
 from fwbench import __version__
-from fwbench.errors import FwbenchError
 
 app = typer.Typer(
     name="fwbench",
@@ -19,20 +14,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-
-
-def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a command so that fwbench's own errors print one line on stderr and exit 2 (no traceback)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except FwbenchError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 def _version(value: bool) -> None:

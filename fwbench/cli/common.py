@@ -8,13 +8,16 @@ Each shared option has one meaning, one placeholder and one stated default where
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
 
 from fwbench.config import DEVICE_CHOICES, ConfigError, resolve_threads
-from fwbench.errors import UsageError
+from fwbench.errors import FwbenchError, UsageError
 
 if TYPE_CHECKING:
     from fwbench.runners.registry import RunnerInfo
@@ -36,11 +39,25 @@ Device = Annotated[list[str], typer.Option(
 Out = Annotated[Optional[Path], typer.Option(
     "--out", "-o", metavar="FILE", help="Results file to write [default: results/<run-id>.json]; "
                                         "an existing file is refused without --force.")]
-Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing --out file (--resume continues one).")]
+Force = Annotated[bool, typer.Option("--force", help="Overwrite an existing --out file.")]
 Threads = Annotated[int, typer.Option(
     "--threads", min=0, metavar="N", help="Intra-op threads per worker; 0 = every core this process may use.")]
 MemoryLimit = Annotated[Optional[str], typer.Option(
     "--memory-limit", metavar="SIZE", help="Per-worker address-space limit, e.g. 4GiB (at least 64MiB) [default: none].")]
+
+
+def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a command so that fwbench's own errors print one line on stderr and exit 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FwbenchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None
+
+    return wrapper
 
 
 def timeout_option(default: float, what: str) -> object:
@@ -61,13 +78,10 @@ def select_runners(frameworks: list[str], runners: list[str]) -> list["RunnerInf
 
 
 def load_workloads(names: list[str]) -> list["WorkloadSpec"]:
-    """Each ``--workload`` (default ``cnn``), loaded and validated; one name or file once per run."""
+    """Each ``--workload`` (default ``cnn``), loaded and validated; two of one name are refused."""
     from fwbench.workload import check_unique_names, load_workload
 
     names = names or ["cnn"]
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
-        raise UsageError(f"--workload {', '.join(twice)} given more than once")
     specs = [load_workload(w) for w in names]
     check_unique_names(specs)
     return specs
@@ -93,22 +107,36 @@ def threads(value: int) -> int:
     return resolve_threads(value)
 
 
-def output_file(out: Path | None, default: Path, force: bool) -> Path:
+def output_file(out: Path | None, default: Path, force: bool, command: str = "run") -> Path:
     """The results file to write, checked before any work: writable, a regular file, not overwritten by accident."""
     from fwbench import results
 
+    if out is not None and str(out) == "-":
+        raise UsageError("--out -: results are always written to a file (atomically, under a lock); print them "
+                         "afterwards with `fwbench export FILE` or `fwbench report FILE`")
     path = out if out is not None else default
     if path.is_dir():
         raise UsageError(f"--out {path} is a directory; give a file name such as {path / 'run.json'}")
     results.check_target(path)  # a device, FIFO or socket is refused whatever --force says
     if out is not None and not force and (path.exists() or path.is_symlink()):
-        raise UsageError(f"--out {path} exists; pass --force to overwrite it, or `fwbench run --resume {path}` "
-                         "to finish its missing cells")
+        resume = f", or `fwbench run --resume {path}` to finish its missing cells" if command == "run" else ""
+        raise UsageError(f"--out {path} exists; pass --force to overwrite it{resume}")
     return path
+
+
+def claim_output(held: contextlib.ExitStack, out: Path | None, default: Path, force: bool, command: str) -> Path:
+    """:func:`output_file`, then the file's lock (held by ``held`` until the command ends), then the checks
+    again: another run may have created the file between the first check and the lock."""
+    from fwbench import results
+
+    path = output_file(out, default, force, command)
+    held.enter_context(results.lock(path))
+    return output_file(out, default, force, command)
 
 
 def config_error_in(path: Path, exc: ConfigError) -> "Exception":
     """A stored configuration that fails validation, as a results-file error naming the field."""
     from fwbench.errors import ResultsError
 
-    return ResultsError(str(path), f"config.{exc.field}: {exc.message}; this run cannot be resumed")
+    where = exc.field if exc.field == "config" else f"config.{exc.field}"
+    return ResultsError(str(path), f"{where} {exc.message}; this run cannot be resumed")

@@ -18,7 +18,7 @@ from fwbench.gate import FORMATS, gate, parse_threshold
 
 
 def register(app: typer.Typer) -> None:
-    from fwbench.cli.app import guarded
+    from fwbench.cli.common import guarded
 
     app.command("compare")(guarded(compare_cmd))
 

@@ -10,7 +10,7 @@ FORMATS = ("table", "json")
 
 
 def register(app: typer.Typer) -> None:
-    from fwbench.cli.app import guarded
+    from fwbench.cli.common import guarded
 
     app.command("env")(guarded(env))
 

@@ -12,7 +12,7 @@ from fwbench.errors import UsageError
 
 
 def register(app: typer.Typer) -> None:
-    from fwbench.cli.app import guarded
+    from fwbench.cli.common import guarded
 
     app.command("export")(guarded(export))
 

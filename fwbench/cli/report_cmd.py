@@ -14,7 +14,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    from fwbench.cli.app import guarded
+    from fwbench.cli.common import guarded
 
     app.command("report")(guarded(report))
 

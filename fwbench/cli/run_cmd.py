@@ -28,7 +28,7 @@ RESUME_COMPATIBLE = {"resume", "baseline", "threshold", "strict", "probes"}
 
 
 def register(app: typer.Typer) -> None:
-    from fwbench.cli.app import guarded
+    from fwbench.cli.common import guarded
 
     app.command("run")(guarded(interruptible(run)))
 
@@ -136,15 +136,14 @@ def run(
             jobs = [j for j in jobs if j.cell_id not in done]
         else:
             doc = results.new_document(config.to_dict(), envmod.capture(config.options.threads))
-            out = common.output_file(out, results_dir / f"{doc['run_id']}.json", force)
-            held.enter_context(results.lock(out))
+            out = common.claim_output(held, out, results_dir / f"{doc['run_id']}.json", force, "run")
         assert out is not None
         if baseline is not None and same_file(baseline, out):
             raise UsageError(f"--out {out} is the --baseline file: the run would replace the measurements it is "
                              "compared with; write the run elsewhere")
         code = execute_with_progress(doc, jobs, out, config, strict)
         if probes and code not in EXIT_SIGNALS.values():
-            from fwbench.cli.probe_cmd import run_probes_with_progress
+            from fwbench.cli.probing import run_probes_with_progress
 
             code = max(code, run_probes_with_progress(doc, [r.name for r in runners], [], [s.to_dict() for s in specs],
                                                       devices, config, out, min(config.timeout, 300.0)))

@@ -63,13 +63,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port that is free on ``host`` now (the OS picks it; the socket is closed before returning)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 def free_ports(n: int, host: str = LOOPBACK) -> list[int]:
     """``n`` distinct free ports, all held open together while choosing so that none repeats."""
     socks = []
