@@ -12,7 +12,7 @@ number of timed steps after 5 warm-up steps (the first of which pays the compila
 alternate within each round, and which side goes first alternates between rounds, so that drift and
 load from other processes hit both alike. Per step: perf_counter around the step, loss fetched with
 ``.item()``. For each pair it prints the ratio fwbench / hand-written of the median step (target
-0.97-1.05), the median of the per-round ratios, and the ratio of the 10th percentiles (the steps least
+1.00 ± 0.03), the median of the per-round ratios, and the ratio of the 10th percentiles (the steps least
 disturbed by other load).
 
     python benchmarks/harness_torch.py                       # both pairs, 5 rounds x 200 steps, 2 threads
@@ -126,7 +126,7 @@ def summary(runner: str, t: PairTimes) -> str:
     f, h = statistics.median(fw), statistics.median(hw)
     per_round = [statistics.median(a) / statistics.median(b) for a, b in zip(t.fwbench, t.hand)]
     return (f"{runner}: median step fwbench {f * 1e3:.2f} ms, hand-written {h * 1e3:.2f} ms, "
-            f"ratio {f / h:.3f} (target 0.97-1.05); median of per-round ratios {statistics.median(per_round):.3f} "
+            f"ratio {f / h:.3f} (target 1.00 ± 0.03); median of per-round ratios {statistics.median(per_round):.3f} "
             f"(rounds: {', '.join(f'{r:.3f}' for r in per_round)}); 10th percentiles {p10(fw) * 1e3:.2f} vs "
             f"{p10(hw) * 1e3:.2f} ms = {p10(fw) / p10(hw):.3f}")
 

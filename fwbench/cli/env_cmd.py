@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import typer
 
@@ -26,6 +27,8 @@ def env(
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
     info = envmod.capture()
+    if as_json:
+        print("warning: --json is deprecated; use --format json", file=sys.stderr)
     if as_json or fmt == "json":
         print(json.dumps(info, indent=2))
         return
