@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fwbench import __version__
+from fwbench.config import available_cores
 
 FRAMEWORK_DISTS = ("torch", "tensorflow", "keras", "jax", "jaxlib", "numpy", "onnx", "onnxruntime", "torch_xla")
 
@@ -28,14 +29,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def cpu_count() -> int:
-    """Cores this process may use (affinity-aware)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def versions() -> dict[str, str]:
@@ -96,8 +89,8 @@ def capture(threads: int | None = None) -> dict[str, Any]:
         "os": platform.platform(),
         "machine": platform.machine(),
         "cpu": cpu_model(),
-        "cores": cpu_count(),
-        "threads": threads or cpu_count(),
+        "cores": available_cores(),
+        "threads": threads or available_cores(),
         "gpus": gpus(),
         "tpu": tpu_present(),
         "versions": versions(),

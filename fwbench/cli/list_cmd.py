@@ -19,6 +19,7 @@ def list_all() -> None:
     from rich.table import Table
 
     from fwbench import env as envmod
+    from fwbench.config import available_cores
     from fwbench.runners.registry import RUNNERS
     from fwbench.workload import discover, shown_path
 
@@ -51,7 +52,7 @@ def list_all() -> None:
     dt = Table(title="Devices")
     dt.add_column("device")
     dt.add_column("found")
-    dt.add_row("cpu", f"yes: {envmod.cpu_model()}, {envmod.cpu_count()} cores")
+    dt.add_row("cpu", f"yes: {envmod.cpu_model()}, {available_cores()} cores")
     dt.add_row("cuda", "yes: " + "; ".join(g["name"] for g in gpus) if gpus else "no (nvidia-smi found no GPU)")
     dt.add_row("tpu", "yes" if found["tpu"] else "no")
     print_table(console, dt)
