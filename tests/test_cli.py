@@ -98,8 +98,10 @@ def test_list_and_env(cli, monkeypatch):
     assert result.exit_code == 0
     for word in ("cnn", "mlp", "digits", "torch-compile", "Devices"):
         assert word in result.output
-    env = invoke(cli, "env", "--json")
+    env = invoke(cli, "env", "--format", "json")
     assert env.exit_code == 0 and json.loads(env.output)["cores"] >= 1
+    old = invoke(cli, "env", "--json")  # the old spelling still works, and says it is deprecated
+    assert old.exit_code == 0 and "--json is deprecated; use --format json" in old.output
 
 
 def test_the_cli_process_imports_no_framework(tmp_path, workload_dir):
