@@ -2,8 +2,10 @@
 
 It defines what every runner must compute, layer by layer, and is the oracle of the layout-conversion
 tests: a framework model loaded with the shared weights must reproduce these outputs.
-Batch-norm uses the batch statistics (biased variance) when ``training`` and the moving statistics
-otherwise; dropout is the identity (the parity check runs without dropout).
+The nodes run in order, each on the outputs of the nodes it names (:mod:`fwbench.workload_graph`); the
+semantics of every kind are :mod:`fwbench.layers`'. Batch-norm uses the batch statistics (biased variance)
+when ``training`` and the moving statistics otherwise; dropout is the identity (the parity check runs
+without dropout).
 """
 
 from __future__ import annotations
@@ -12,11 +14,26 @@ import math
 
 import numpy as np
 
+from fwbench.layers import Layer, same_padding
 from fwbench.weights import Params
-from fwbench.workload_spec import Layer, WorkloadSpec
+from fwbench.workload_graph import NETWORK_INPUT
+from fwbench.workload_spec import WorkloadSpec
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    return np.vectorize(math.erf, otypes=[np.float64])(x)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    z = np.exp(x - x.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
 
 _ACT = {
     "relu": lambda x: np.maximum(x, 0.0),
+    "relu6": lambda x: np.clip(x, 0.0, 6.0),
+    "gelu": lambda x: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0))),  # exact, not the tanh approximation
+    "swish": lambda x: x / (1.0 + np.exp(-x)),
+    "softmax": _softmax,
     "tanh": np.tanh,
     "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
     "linear": lambda x: x,
@@ -24,10 +41,7 @@ _ACT = {
 
 
 def _same_pad(x: np.ndarray, k: int, s: int, value: float) -> np.ndarray:
-    pads = []
-    for n in x.shape[1:3]:
-        total = max((math.ceil(n / s) - 1) * s + k - n, 0)
-        pads.append((total // 2, total - total // 2))
+    pads = [same_padding(n, k, s) for n in x.shape[1:3]]
     return np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=value)
 
 
@@ -37,22 +51,59 @@ def _windows(x: np.ndarray, k: int, s: int) -> np.ndarray:
     return w[:, ::s, ::s].transpose(0, 1, 2, 4, 5, 3)
 
 
-def layer_forward(layer: Layer, p: dict[str, np.ndarray], x: np.ndarray, training: bool = False) -> np.ndarray:
-    """One layer on a float64 channels-last batch."""
-    if layer.kind == "conv2d":
-        if layer.padding == "same":
-            x = _same_pad(x, layer.kernel_size, layer.strides, 0.0)
-        win = _windows(x, layer.kernel_size, layer.strides)
-        y = np.einsum("nhwijc,ijco->nhwo", win, p["kernel"].astype(np.float64)) + p["bias"]
-        return _ACT[layer.activation](y)
+def _conv(layer: Layer, p: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    k, s = layer.kernel_size, layer.strides
+    if layer.padding == "same":
+        x = _same_pad(x, k, s, 0.0)
+    win = _windows(x, k, s)
+    kernel = p["kernel"].astype(np.float64)
+    if layer.kind == "depthwise_conv2d":  # out channel c*m + j = in channel c with kernel[:, :, c, j]
+        y = np.einsum("nhwijc,ijcm->nhwcm", win, kernel).reshape(*win.shape[:3], -1)
+    else:
+        g = layer.groups
+        cin, cout = x.shape[-1] // g, layer.filters // g
+        y = np.concatenate([np.einsum("nhwijc,ijco->nhwo", win[..., i * cin:(i + 1) * cin],
+                                      kernel[..., i * cout:(i + 1) * cout]) for i in range(g)], axis=-1)
+    return _ACT[layer.activation](y + p["bias"] if "bias" in p else y)
+
+
+def _pool(layer: Layer, x: np.ndarray) -> np.ndarray:
+    k, s = layer.pool_size, layer.strides
     if layer.kind == "maxpool2d":
         if layer.padding == "same":
-            x = _same_pad(x, layer.pool_size, layer.strides, -np.inf)
-        return _windows(x, layer.pool_size, layer.strides).max(axis=(3, 4))
+            x = _same_pad(x, k, s, -np.inf)
+        return _windows(x, k, s).max(axis=(3, 4))
+    if layer.padding == "valid":
+        return _windows(x, k, s).mean(axis=(3, 4))
+    # same: average over the input pixels each window covers (the padding is not counted)
+    total = _windows(_same_pad(x, k, s, 0.0), k, s).sum(axis=(3, 4))
+    count = _windows(_same_pad(np.ones_like(x[:1, ..., :1]), k, s, 0.0), k, s).sum(axis=(3, 4))
+    return total / count
+
+
+def layer_forward(layer: Layer, p: dict[str, np.ndarray], x: np.ndarray | list[np.ndarray],
+                  training: bool = False) -> np.ndarray:
+    """One node on float64 channels-last input(s): merges take the list of their inputs."""
+    if layer.kind == "add":
+        return sum(x[1:], start=x[0])
+    if layer.kind == "concat":
+        return np.concatenate(x, axis=-1)
+    if isinstance(x, list):
+        (x,) = x
+    if layer.kind in ("conv2d", "depthwise_conv2d"):
+        return _conv(layer, p, x)
+    if layer.kind in ("maxpool2d", "avgpool2d"):
+        return _pool(layer, x)
+    if layer.kind == "global_avgpool2d":
+        return x.mean(axis=(1, 2))
+    if layer.kind == "zero_padding2d":
+        top, bottom, left, right = layer.pad
+        return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
     if layer.kind == "flatten":
         return x.reshape(len(x), -1)
     if layer.kind == "dense":
-        return _ACT[layer.activation](x @ p["kernel"].astype(np.float64) + p["bias"])
+        y = x @ p["kernel"].astype(np.float64)
+        return _ACT[layer.activation](y + p["bias"] if "bias" in p else y)
     if layer.kind == "batchnorm":
         axes = tuple(range(x.ndim - 1))
         mean, var = (x.mean(axis=axes), x.var(axis=axes)) if training else (p["moving_mean"], p["moving_variance"])
@@ -64,11 +115,16 @@ def layer_forward(layer: Layer, p: dict[str, np.ndarray], x: np.ndarray, trainin
     raise ValueError(f"unknown layer {layer.kind}")
 
 
-def forward(spec: WorkloadSpec, params: Params, x: np.ndarray, training: bool = False) -> np.ndarray:
-    """Logits for channels-last inputs ``x``, in float64."""
-    h = x.astype(np.float64)
+def forward(spec: WorkloadSpec, params: Params, x: np.ndarray, training: bool = False,
+            outputs: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Logits for channels-last inputs ``x``, in float64; ``outputs`` (if given) receives every node's output."""
+    values = {NETWORK_INPUT: x.astype(np.float64)}
+    h = values[NETWORK_INPUT]
     for layer, p in zip(spec.layers, params):
-        h = layer_forward(layer, p, h, training)
+        h = layer_forward(layer, p, [values[n] for n in layer.inputs], training)
+        values[layer.name] = h
+    if outputs is not None:
+        outputs.update(values)
     return h
 
 

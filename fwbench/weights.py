@@ -4,20 +4,24 @@ Every runner loads these exact values (after layout conversion, see :mod:`fwbenc
 frameworks start from the same point and the parity check can compare their losses.
 
 Initialisers (the Keras defaults, written out so that no framework's own default is used):
-- conv2d and dense kernels: Glorot-uniform, limit = sqrt(6 / (fan_in + fan_out)), where for a conv
-  kernel fan_in = k*k*in_channels and fan_out = k*k*filters;
+- conv2d, depthwise_conv2d and dense kernels: Glorot-uniform, limit = sqrt(6 / (fan_in + fan_out)), with
+  Keras's fans of the kernel's canonical shape ``[k, k, a, b]``: fan_in = k*k*a, fan_out = k*k*b (a conv:
+  a = in_channels / groups, b = filters; a depthwise conv: a = in_channels, b = depth_multiplier);
 - biases: zeros;
 - batchnorm: gamma = 1, beta = 0, moving mean = 0, moving variance = 1.
 
-Canonical layout (channels-last, as Keras stores it): conv kernel ``[kh, kw, in, out]`` (HWIO),
-dense kernel ``[in, out]``, and a flatten that follows ``[height, width, channels]`` order.
+Canonical layout (channels-last, as Keras stores it; :func:`fwbench.layers.parameter_shapes`): conv kernel
+``[kh, kw, in/groups, out]`` (HWIO), depthwise kernel ``[kh, kw, in, multiplier]``, dense kernel
+``[in, out]``, and a flatten that follows ``[height, width, channels]`` order. ``Params`` is index-aligned
+with ``spec.layers`` (the graph's nodes in order).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from fwbench.workload_spec import WorkloadSpec, layer_shapes
+from fwbench.layers import parameter_shapes
+from fwbench.workload_spec import WorkloadSpec, layer_input_shapes
 
 Params = list[dict[str, np.ndarray]]
 
@@ -28,23 +32,18 @@ def glorot_uniform(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int
 
 
 def init_params(spec: WorkloadSpec) -> Params:
-    """One dict per layer (empty for layers without parameters), canonical layout, float32."""
+    """One dict per node of ``spec.layers`` (empty for nodes without parameters), canonical layout, float32."""
     rng = np.random.default_rng(spec.seed)
     params: Params = []
-    shape = spec.input_shape
-    for layer, out in zip(spec.layers, layer_shapes(spec.input_shape, spec.layers)):
+    for layer, ins in zip(spec.layers, layer_input_shapes(spec)):
         p: dict[str, np.ndarray] = {}
-        if layer.kind == "conv2d":
-            k, cin, cout = layer.kernel_size, shape[-1], layer.filters
-            p["kernel"] = glorot_uniform(rng, (k, k, cin, cout), k * k * cin, k * k * cout)
-            p["bias"] = np.zeros(cout, np.float32)
-        elif layer.kind == "dense":
-            p["kernel"] = glorot_uniform(rng, (shape[-1], layer.units), shape[-1], layer.units)
-            p["bias"] = np.zeros(layer.units, np.float32)
-        elif layer.kind == "batchnorm":
-            c = shape[-1]
-            p = {"gamma": np.ones(c, np.float32), "beta": np.zeros(c, np.float32),
-                 "moving_mean": np.zeros(c, np.float32), "moving_variance": np.ones(c, np.float32)}
+        for name, shape in parameter_shapes(layer, ins[0]).items():
+            if name == "kernel":
+                receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+                p[name] = glorot_uniform(rng, shape, receptive * shape[-2], receptive * shape[-1])
+            elif name in ("gamma", "moving_variance"):
+                p[name] = np.ones(shape, np.float32)
+            else:  # bias, beta, moving_mean
+                p[name] = np.zeros(shape, np.float32)
         params.append(p)
-        shape = out
     return params

@@ -29,53 +29,18 @@ from typing import Any, Mapping
 
 from fwbench import limits
 from fwbench.errors import WorkloadError
+from fwbench.layers import (ACTIVATION_ALIASES, ACTIVATIONS, LAYER_FIELDS, MAX_DIM, NON_TRAINABLE, PADDINGS,  # noqa: F401
+                            REQUIRED_KEYS, Layer, parameter_shapes)
+from fwbench.workload_graph import check_graph, expand, input_shapes, node_shapes
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
 LOSSES = ("sparse_categorical_crossentropy",)
 OPTIMIZERS = ("adam", "sgd")
 MODES = ("train", "infer")
 DATA_SOURCES = ("synthetic", "digits")
-PADDINGS = ("valid", "same")
-MAX_DIM = limits.MAX_DIM
 MAX_NAME = 80
 MAX_DESCRIPTION = 2000
 MAX_SOURCE = 4096
-
-
-@dataclass(frozen=True)
-class Layer:
-    """One layer of the network. ``kind`` is one of :data:`LAYER_FIELDS`; unused fields keep defaults."""
-
-    kind: str
-    filters: int = 0
-    units: int = 0
-    kernel_size: int = 0
-    pool_size: int = 0
-    strides: int = 1
-    padding: str = "valid"
-    activation: str = "linear"
-    rate: float = 0.0
-    momentum: float = 0.99
-    epsilon: float = 1e-3
-
-
-# Per layer kind: allowed keys -> (type, check, what is allowed).
 _POS = (lambda v: 1 <= v <= MAX_DIM, f"an integer from 1 to {MAX_DIM}")
-_ACT = (lambda v: v in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}")
-_PAD = (lambda v: v in PADDINGS, f"one of {', '.join(PADDINGS)}")
-LAYER_FIELDS: dict[str, dict[str, tuple[type, Any, str]]] = {
-    "conv2d": {"filters": (int, *_POS), "kernel_size": (int, *_POS), "strides": (int, *_POS),
-               "padding": (str, *_PAD), "activation": (str, *_ACT)},
-    "maxpool2d": {"pool_size": (int, *_POS), "strides": (int, *_POS), "padding": (str, *_PAD)},
-    "flatten": {},
-    "dense": {"units": (int, *_POS), "activation": (str, *_ACT)},
-    "dropout": {"rate": (float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")},
-    "batchnorm": {"momentum": (float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)"),
-                  "epsilon": (float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")},
-    "activation": {"activation": (str, *_ACT)},
-}
-_REQUIRED_LAYER_KEYS = {"conv2d": ("filters", "kernel_size"), "maxpool2d": ("pool_size",),
-                        "dense": ("units",)}
 
 
 @dataclass(frozen=True)
@@ -173,58 +138,35 @@ class WorkloadSpec:
 
 # ----------------------------------------------------------------------------------- shapes and sizes
 def layer_shapes(input_shape: tuple[int, ...], layers: tuple[Layer, ...]) -> list[tuple[int, ...]]:
-    """Output shape (without batch) of every layer; raises ``ValueError`` naming the layer that does not fit."""
-    shape = tuple(input_shape)
-    out = []
-    for i, layer in enumerate(layers):
-        where = f"layers[{i}] ({layer.kind})"
-        if layer.kind in ("conv2d", "maxpool2d"):
-            if len(shape) != 3:
-                raise ValueError(f"{where}: needs an input of shape [height, width, channels], got {list(shape)}")
-            k = layer.kernel_size if layer.kind == "conv2d" else layer.pool_size
-            s = layer.strides
-            h, w, c = shape
-            if layer.padding == "same":
-                oh, ow = math.ceil(h / s), math.ceil(w / s)
-            else:
-                if k > h or k > w:
-                    raise ValueError(f"{where}: window {k}x{k} is larger than its input {h}x{w}")
-                oh, ow = (h - k) // s + 1, (w - k) // s + 1
-            shape = (oh, ow, layer.filters if layer.kind == "conv2d" else c)
-        elif layer.kind == "flatten":
-            shape = (math.prod(shape),)
-        elif layer.kind == "dense":
-            if len(shape) != 1:
-                raise ValueError(f"{where}: needs a flat input; add a flatten layer before it (input {list(shape)})")
-            shape = (layer.units,)
-        out.append(shape)
-    return out
+    """Output shape (without batch) of every node; raises ``ValueError`` naming the node that does not fit."""
+    return node_shapes(tuple(input_shape), layers)
+
+
+def layer_input_shapes(spec: "WorkloadSpec") -> list[list[tuple[int, ...]]]:
+    """The shapes every node of ``spec`` reads, in the order of its ``inputs``."""
+    return input_shapes(tuple(spec.input_shape), spec.layers)
 
 
 def parameter_count(spec_or_shape: Any, layers: tuple[Layer, ...] | None = None) -> int:
-    """Number of trainable parameters (batch-norm scale and offset included)."""
+    """Number of trainable parameters (batch-norm scale and offset included, moving statistics not)."""
     input_shape = spec_or_shape.input_shape if layers is None else spec_or_shape
     layers = spec_or_shape.layers if layers is None else layers
-    total, shape = 0, tuple(input_shape)
-    for layer, out in zip(layers, layer_shapes(input_shape, layers)):
-        if layer.kind == "conv2d":
-            total += layer.kernel_size ** 2 * shape[-1] * layer.filters + layer.filters
-        elif layer.kind == "dense":
-            total += shape[-1] * layer.units + layer.units
-        elif layer.kind == "batchnorm":
-            total += 2 * shape[-1]
-        shape = out
+    total = 0
+    for layer, ins in zip(layers, input_shapes(tuple(input_shape), layers)):
+        for name, shape in parameter_shapes(layer, ins[0]).items():
+            if name not in NON_TRAINABLE:
+                total += math.prod(shape)
     return total
 
 
 def activation_count(input_shape: tuple[int, ...], layers: tuple[Layer, ...]) -> int:
-    """Values per sample held by a training step's forward pass: the input and every layer's output."""
+    """Values per sample held by a training step's forward pass: the input and every node's output."""
     return sum(math.prod(s) for s in [tuple(input_shape), *layer_shapes(input_shape, layers)])
 
 
 # --------------------------------------------------------------------------------------------- parsing
 _TOP_KEYS = {"name", "description", "mode", "input_shape", "classes", "batch_size", "seed", "loss",
-             "optimizer", "data", "timing", "parity", "target", "distributed", "layers"}
+             "optimizer", "data", "timing", "parity", "target", "distributed", "layers", "blocks"}
 _NAME = (lambda v: 0 < len(v) <= MAX_NAME and v.isprintable(), f"a printable string of 1-{MAX_NAME} characters")
 _DESCRIPTION = (lambda v: len(v) <= MAX_DESCRIPTION and v.isprintable(),
                 f"a printable one-line string of at most {MAX_DESCRIPTION} characters (no control characters)")
@@ -244,7 +186,7 @@ def _shown(value: Any) -> str:
 def _check(value: Any, typ: type, ok: Any, allowed: str, where: str) -> Any:
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if not isinstance(value, typ) or isinstance(value, bool):
+    if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
         raise WorkloadError(where, f"must be {allowed}, got {_shown(value)} ({type(value).__name__})")
     if typ is float and not math.isfinite(value):
         raise WorkloadError(where, f"must be {allowed}, got {value!r}")
@@ -265,28 +207,35 @@ def _table(doc: Mapping[str, Any], key: str, fields: dict[str, tuple[type, Any, 
     return out
 
 
-def _parse_layer(i: int, raw: Any) -> Layer:
-    where = f"layers[{i}]"
-    if not isinstance(raw, Mapping):
-        raise WorkloadError(where, "must be a table such as { type = \"dense\", units = 64 }")
+def _parse_layer(where: str, raw: Mapping[str, Any]) -> Layer:
+    """One expanded node table (see :func:`fwbench.workload_graph.expand`: ``name`` and ``inputs`` are final)."""
     kind = raw.get("type")
     if not isinstance(kind, str) or kind not in LAYER_FIELDS:
-        raise WorkloadError(f"{where}.type", f"unknown layer {_shown(kind)}; allowed: {', '.join(LAYER_FIELDS)}")
+        raise WorkloadError(f"{where}.type", f"unknown layer {_shown(kind)}; allowed: {', '.join(LAYER_FIELDS)}"
+                                             " (or block, to insert a [blocks.NAME])")
     fields = LAYER_FIELDS[kind]
     values: dict[str, Any] = {}
     for k, v in raw.items():
-        if k == "type":
+        if k in ("type", "name", "inputs"):
             continue
         if k not in fields:
             raise WorkloadError(f"{where}.{_key(k)}",
-                                f"unknown key for {kind}; allowed: {', '.join(['type', *fields])}")
-        values[k] = _check(v, *fields[k], f"{where}.{k}")
-    for k in _REQUIRED_LAYER_KEYS.get(kind, ()):
+                                f"unknown key for {kind}; allowed: {', '.join(['type', 'name', 'inputs', *fields])}")
+        if k == "pad":
+            v = [v] * 4 if isinstance(v, int) and not isinstance(v, bool) else v
+            if not isinstance(v, (list, tuple)) or len(v) != 4:
+                raise WorkloadError(f"{where}.pad", f"must be an integer or [top, bottom, left, right], got {_shown(v)}")
+            v = tuple(_check(p, int, lambda x: 0 <= x <= MAX_DIM, f"an integer from 0 to {MAX_DIM}", f"{where}.pad")
+                      for p in v)
+        if k == "activation" and isinstance(v, str) and v in ACTIVATION_ALIASES:
+            v = ACTIVATION_ALIASES[v]
+        values[k] = v if k == "pad" else _check(v, *fields[k], f"{where}.{k}")
+    for k in REQUIRED_KEYS.get(kind, ()):
         if k not in values:
-            raise WorkloadError(f"{where}.{k}", f"missing; {kind} needs {', '.join(_REQUIRED_LAYER_KEYS[kind])}")
-    if kind == "maxpool2d" and "strides" not in values:
+            raise WorkloadError(f"{where}.{k}", f"missing; {kind} needs {', '.join(REQUIRED_KEYS[kind])}")
+    if kind in ("maxpool2d", "avgpool2d") and "strides" not in values:
         values["strides"] = values["pool_size"]  # Keras and PyTorch both default stride = pool size
-    return Layer(kind=kind, **values)
+    return Layer(kind=kind, name=raw["name"], inputs=tuple(raw["inputs"]), **values)
 
 
 def parse_workload(doc: Any, source: str = "<workload>", default_name: str | None = None) -> WorkloadSpec:
@@ -321,9 +270,10 @@ def _parse(doc: Mapping[str, Any], source: str, default_name: str | None = None)
     seed = _check(doc.get("seed", 0), int, lambda v: 0 <= v < 2**32, "an integer from 0 to 2**32-1", "seed")
     mode = _check(doc.get("mode", "train"), str, lambda v: v in MODES, f"one of {', '.join(MODES)}", "mode")
     loss = _check(doc.get("loss", LOSSES[0]), str, lambda v: v in LOSSES, f"one of {', '.join(LOSSES)}", "loss")
-    if not isinstance(doc["layers"], list) or not doc["layers"]:
-        raise WorkloadError("layers", "must be a non-empty array of tables ([[layers]] entries)")
-    layers = tuple(_parse_layer(i, raw) for i, raw in enumerate(doc["layers"]))
+    nodes = expand(doc["layers"], doc.get("blocks", {}))
+    layers = tuple(_parse_layer(where, raw) for where, raw in nodes)
+    wheres = [where for where, _ in nodes]
+    check_graph(layers, wheres)
 
     opt = _table(doc, "optimizer", {
         "name": (str, lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
@@ -366,7 +316,7 @@ def _parse(doc: Mapping[str, Any], source: str, default_name: str | None = None)
         raise WorkloadError("input_shape", "the digits data set has 8x8x1 images (or 64 features) and 10 classes")
 
     try:
-        shapes = layer_shapes(shape, layers)
+        shapes = node_shapes(shape, layers, lambda i: f"{wheres[i]} ({layers[i].kind} {layers[i].name!r})")
     except ValueError as exc:
         raise WorkloadError("layers", str(exc)) from None
     if shapes[-1] != (classes,):
@@ -413,6 +363,10 @@ def _stored_field(toml_field: str) -> str:
 
 
 def _is_default(value: Any, default: Any) -> bool:
+    if isinstance(default, tuple):
+        return isinstance(value, (list, tuple)) and tuple(value) == default
+    if isinstance(default, bool):
+        return value is default
     if isinstance(value, bool) or type(value) not in (int, float, str):
         return False
     if isinstance(default, float):
@@ -450,6 +404,11 @@ def _document_of_stored(d: Any) -> tuple[dict[str, Any], str]:
     return doc, source
 
 
+def _not_given(key: str, value: Any) -> bool:
+    """A stored layer's empty ``name`` (``""``) or ``inputs`` (``[]``): the TOML form leaves the key out."""
+    return value == "" if key == "name" else isinstance(value, (list, tuple)) and not value
+
+
 def _layer_document(i: int, raw: Any) -> Any:
     if not isinstance(raw, Mapping):
         return raw  # refused by the parser, as in a file
@@ -462,9 +421,9 @@ def _layer_document(i: int, raw: Any) -> Any:
         raise WorkloadError(f"{where}.kind", f"unknown layer {_shown(kind)}; allowed: {', '.join(LAYER_FIELDS)}")
     out = {"type": kind}
     for k, v in raw.items():
-        if k in LAYER_FIELDS[kind]:
+        if k in LAYER_FIELDS[kind] or (k in ("name", "inputs") and not _not_given(k, v)):
             out[k] = v
-        elif k != "kind" and not _is_default(v, _LAYER_DEFAULTS[k]):
+        elif k not in ("kind", "name", "inputs") and not _is_default(v, _LAYER_DEFAULTS[k]):
             raise WorkloadError(f"{where}.{k}", f"is not used by {kind}; must be {_LAYER_DEFAULTS[k]!r}, "
                                                 f"got {_shown(v)}")
     return out

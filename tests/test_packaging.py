@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import REPO
 
-BUNDLED = ("cnn", "ddp", "digits", "mlp")
+BUNDLED = ("cnn", "ddp", "digits", "mlp", "mobilenet", "resnet20", "resnet20-digits")
 
 
 def _can_build_offline() -> bool:

@@ -44,7 +44,7 @@ def error_of(doc) -> WorkloadError:
     (with_(layers=[{"type": "lstm"}]), "layers[0].type", "conv2d"),
     (with_(layers=[{"type": "dense"}]), "layers[0].units", "missing"),
     (with_(layers=[{"type": "dense", "units": 4, "bias": False}]), "layers[0].bias", "unknown key"),
-    (with_(layers=[{"type": "dense", "units": 4, "activation": "gelu"}]), "layers[0].activation", "relu"),
+    (with_(layers=[{"type": "dense", "units": 4, "activation": "mish"}]), "layers[0].activation", "relu"),
     (with_(layers=[{"type": "dropout", "rate": 1.5}]), "layers[0].rate", "[0, 1)"),
     (with_(layers=[{"type": "conv2d", "filters": 2, "kernel_size": 3, "padding": "full"}]), "layers[0].padding", "same"),
     (with_(layers=[{"type": "dense", "units": 4}]), "layers", "flatten"),

@@ -180,6 +180,10 @@ UNTRANSLATABLE = object()
 
 
 def _default(value: Any, default: Any) -> bool:
+    if isinstance(default, tuple):
+        return isinstance(value, (list, tuple)) and tuple(value) == default
+    if isinstance(default, bool):
+        return value is default
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return False
     if isinstance(default, float):
@@ -218,8 +222,8 @@ def stored_layer_to_toml(layer: Any) -> Any:
     out = {"type": layer.get("kind")} if "kind" in layer else {}
     fields = fields_of(layer.get("kind"))
     for k, v in layer.items():
-        if k == "kind":
-            continue
+        if k == "kind" or k in fields and (k == "name" and v == "" or k == "inputs" and v in ([], ())):
+            continue  # an empty name or input list is "not given" in the stored form
         if k not in LAYER_DEFAULTS or k not in fields and not _default(v, LAYER_DEFAULTS[k]):
             out["<not a field of this layer: " + str(k) + ">"] = v
         elif k in fields:
@@ -228,7 +232,9 @@ def stored_layer_to_toml(layer: Any) -> Any:
 
 
 def fields_of(kind: Any) -> dict:
-    return LAYER_FIELDS.get(kind, {}) if isinstance(kind, str) else {}
+    """The keys a layer of ``kind`` may hold: its kind's fields, and the graph's name and inputs (every kind)."""
+    fields = LAYER_FIELDS.get(kind) if isinstance(kind, str) else None
+    return {**fields, "name": None, "inputs": None} if fields is not None else {}
 
 
 def toml_to_stored(doc: Any) -> Any:
@@ -265,6 +271,8 @@ def toml_layer_to_stored(layer: Any) -> Any:
         return layer
     if "kind" in layer or any(k in LAYER_DEFAULTS and k not in fields_of(layer.get("type")) for k in layer):
         return UNTRANSLATABLE  # a key the stored form holds for every layer kind
+    if layer.get("name", None) == "" or layer.get("inputs", None) in ([], ()):
+        return UNTRANSLATABLE  # the stored form's "not given"; a TOML file leaves the key out instead
     return {("kind" if k == "type" else k): v for k, v in layer.items()}
 
 

@@ -167,15 +167,21 @@ def test_from_dict_refuses_a_non_mapping():
 
 
 def test_from_dict_round_trips_every_bundled_workload_and_stored_golden_specs():
-    for name in ("cnn", "mlp", "digits", "ddp"):
+    for name in ("cnn", "mlp", "digits", "ddp", "resnet20", "mobilenet"):
         spec = load_workload(name)
         assert WorkloadSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
         assert WorkloadSpec.from_dict(spec.to_dict()) == spec  # tuples, as to_dict gives them
     for path in [REPO / "tests" / "golden" / "ddp_cpu.json", REPO / "results" / "sample" / "run.json"]:
         if path.exists():
             for d in json.loads(path.read_text())["workloads"].values():
-                assert WorkloadSpec.from_dict(d).to_dict() == {**d, "input_shape": tuple(d["input_shape"]),
-                                                                 "layers": tuple(d["layers"])}
+                back = WorkloadSpec.from_dict(d).to_dict()
+                assert {k: v for k, v in back.items() if k != "layers"} == {
+                    **{k: v for k, v in d.items() if k != "layers"}, "input_shape": tuple(d["input_shape"])}
+                # a file older than the graph form: its layers read back with the fields it has, plus a name
+                # and the previous node as input
+                for i, (new, old) in enumerate(zip(back["layers"], d["layers"])):
+                    assert {k: new[k] for k in old} == old
+                    assert new["inputs"] == ((back["layers"][i - 1]["name"],) if i else ("input",))
 
 
 def test_from_dict_takes_defaults_for_fields_an_older_file_lacks():
@@ -195,5 +201,5 @@ def test_from_dict_and_with_timing_keep_quick_and_long_budgets_valid():
 
 
 def test_every_bundled_file_is_in_the_package_folder():
-    assert sorted(p.stem for p in (REPO / "fwbench" / "workloads").glob("*.toml")) == ["cnn", "ddp", "digits", "mlp"]
+    assert sorted(p.stem for p in (REPO / "fwbench" / "workloads").glob("*.toml")) == ["cnn", "ddp", "digits", "mlp", "mobilenet", "resnet20", "resnet20-digits"]
     assert not (REPO / "workloads").exists() or not any(Path(REPO / "workloads").glob("*.toml"))

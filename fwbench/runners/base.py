@@ -71,6 +71,15 @@ class Session(StepSession):
         """Conditions of the measurement: threads, layout, dtype, compiler flags ... (recorded per cell)."""
         return {}
 
+    def batchnorm_stats(self) -> list[np.ndarray] | None:
+        """The moving statistics of every ``batchnorm`` node of the built model, in node order.
+
+        One float64 array ``[2, C]`` per node (moving mean, moving variance), channels in the canonical
+        (channels-last, HWC-flatten) order, so that the parity check compares them across runners; ``[]``
+        when the network has no batch norm, ``None`` where the runner cannot read them.
+        """
+        return None
+
     def retraces(self) -> int | None:
         """Graph (re)traces or recompiles seen since :meth:`build`, where the framework can count them."""
         return None
