@@ -73,7 +73,7 @@ def _resolve(names: list[str], where: str, scope: dict[str, str], later: set[str
             raise WorkloadError(f"{where}.inputs", f"{n!r} comes later: a node reads only earlier nodes "
                                                    "(no cycles); move it after its inputs")
         else:
-            known = [k for k in scope if not k.startswith("#")][-8:]
+            known = [k for k in scope if k != NETWORK_INPUT][-8:]
             raise WorkloadError(f"{where}.inputs", f"unknown node {_shown(n)}; earlier nodes here: "
                                                    f"{', '.join(known) or 'none'} (and {NETWORK_INPUT!r})")
     return out

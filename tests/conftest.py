@@ -40,6 +40,52 @@ TINY_CNN = textwrap.dedent("""
     units = 4
 """)
 
+# Every graph feature on a tiny input: each layer kind, a block repeated with args, an identity and a
+# projection shortcut (add), a concat, asymmetric "same" padding at stride 2 (odd sides), batch norm after a
+# conv and after a flatten, and a flatten feeding a dense layer (the CHW/HWC order conversion).
+TINY_GRAPH = textwrap.dedent("""
+    name = "tinygraph"
+    description = "every graph layer kind, tiny"
+    input_shape = [9, 9, 3]
+    classes = 3
+    batch_size = 4
+    seed = 2
+    layers = [
+      { type = "conv2d", filters = 4, kernel_size = 3, strides = 2, padding = "same", use_bias = false, name = "stem" },
+      { type = "batchnorm", momentum = 0.9, epsilon = 1e-5 },
+      { type = "activation", activation = "relu6" },
+      { type = "block", block = "res", name = "r", repeat = 2, args = { act = "swish" } },
+      { type = "depthwise_conv2d", kernel_size = 3, depth_multiplier = 2, padding = "same", activation = "gelu", name = "dw" },
+      { type = "conv2d", filters = 4, kernel_size = 1, groups = 2, activation = "sigmoid", inputs = "r", name = "grouped" },
+      { type = "concat", inputs = ["dw", "grouped"] },
+      { type = "zero_padding2d", pad = [0, 1, 1, 1] },
+      { type = "avgpool2d", pool_size = 2, padding = "same" },
+      { type = "maxpool2d", pool_size = 2, strides = 1 },
+      { type = "flatten", name = "flat" },
+      { type = "batchnorm", momentum = 0.8, epsilon = 1e-3 },
+      { type = "dense", units = 6, activation = "tanh", use_bias = false, name = "d1" },
+      { type = "global_avgpool2d", inputs = "r" },
+      { type = "dense", units = 6, activation = "softmax", name = "d2" },
+      { type = "add", inputs = ["d1", "d2"] },
+      { type = "dense", units = 3 },
+    ]
+    [blocks.res]
+    layers = [
+      { type = "conv2d", filters = 4, kernel_size = 3, padding = "same", name = "c1" },
+      { type = "batchnorm", momentum = 0.9, epsilon = 1e-5 },
+      { type = "activation", activation = "$act", name = "a" },
+      { type = "add", inputs = ["input", "a"] },
+    ]
+    [timing]
+    warmup = 2
+    min_steps = 3
+    max_steps = 5
+    min_seconds = 0.0
+    max_seconds = 1.0
+    [parity]
+    steps = 3
+""")
+
 TINY_MLP = textwrap.dedent("""
     name = "tinymlp"
     input_shape = [6]
@@ -68,6 +114,7 @@ def workload_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d.mkdir()
     (d / "tinycnn.toml").write_text(TINY_CNN)
     (d / "tinymlp.toml").write_text(TINY_MLP)
+    (d / "tinygraph.toml").write_text(TINY_GRAPH)
     monkeypatch.setenv("FWBENCH_WORKLOADS", str(d))
     return d
 
