@@ -142,7 +142,9 @@ OPT_OBJ = optional(dict_of(anything))
 SUMMARY = obj({k: finite for k in ("n", "median", "ci_low", "ci_high")} | {k: OPT_NUM for k in ("mean", "stdev", "min", "max")},
               required=("n", "median", "ci_low", "ci_high"))
 CELL_PARITY = obj({"initial_loss": OPT_NUM, "kstep_loss": OPT_NUM, "k": OPT_INT, "losses": optional(list_of(OPT_NUM)),
-                   "status": string, "detail": OPT_STR, "max_abs_diff": OPT_NUM})
+                   "status": string, "detail": OPT_STR, "max_abs_diff": OPT_NUM,
+                   "bn_stats": optional(list_of(OPT_NUM)), "bn_nodes": optional(list_of(string)),
+                   "bn_channels": optional(list_of(integer)), "bn_max_abs_diff": OPT_NUM})
 TIME_TO_ACCURACY = obj({"target_accuracy": number, "reached": boolean, "steps_to_target": OPT_INT,
                         "time_to_target_s": OPT_NUM, "train_s": number, "wall_s": OPT_NUM, "final_accuracy": number,
                         "curve": list_of(list_of(number))},
@@ -193,7 +195,8 @@ PROBE = obj({"id": string, "probe": string, "runner": string, "device": string, 
 # The run-level blocks readers use.
 RUN_PARITY = obj({"reference": OPT_STR, "precision": OPT_STR, "tolerances": optional(dict_of(OPT_NUM)),
                   "groups": list_of(obj({"workload": OPT_STR, "device": OPT_STR, "repeat": OPT_INT,
-                                         "reference": OPT_STR, "ok": OPT_BOOL, "runners": list_of(string)})),
+                                         "reference": OPT_STR, "ok": OPT_BOOL, "runners": list_of(string),
+                                         "bn_max_abs_diff": OPT_NUM})),
                   "mismatches": list_of(string), "ok": OPT_BOOL})
 ENVIRONMENT = obj({"cpu": OPT_STR, "cores": OPT_INT, "threads": OPT_INT, "gpus": optional(list_of(anything)),
                    "tpu": anything, "versions": optional(dict_of(OPT_STR)), "git_commit": OPT_STR,

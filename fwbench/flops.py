@@ -2,17 +2,21 @@
 
 Convention (the "model FLOPs" of MFU, made exact for a layer list):
 
-- Only the multiply-accumulates of ``conv2d`` and ``dense`` layers count, at 2 FLOPs each (one multiply,
-  one add). Bias adds, activations, pooling, batch norm, dropout, the softmax/cross-entropy loss and the
-  optimizer update are *not* counted: they are memory-bound element-wise work that a matrix-multiply
-  peak does not describe, and for the bundled workloads they are a few percent of the total.
-- Forward, per sample: ``conv2d`` = 2 * K * K * C_in * C_out * H_out * W_out
-  ("same" padding counts the padded zeros too, as the kernels compute them); ``dense`` = 2 * N_in * N_out.
-- Backward, per sample: every conv/dense layer computes its weight gradient (the same FLOPs as its
-  forward) and, *except the first such layer*, its input gradient (again the same FLOPs as its
-  forward). The first conv/dense layer needs no input gradient because its input is the data, which
-  frameworks do not differentiate. So training = forward + backward with
-  backward = 2 * forward - forward(first conv/dense layer): slightly under the common "3 x forward".
+- Only the multiply-accumulates of ``conv2d``, ``depthwise_conv2d`` and ``dense`` nodes count, at 2 FLOPs
+  each (one multiply, one add). Bias adds, activations, pooling, batch norm, dropout, padding, the adds and
+  concats of a graph, the softmax/cross-entropy loss and the optimizer update are *not* counted: they are
+  memory-bound element-wise work that a matrix-multiply peak does not describe (for ResNet-20 they are a
+  few percent of the arithmetic; for a depthwise-separable network the depthwise convolutions themselves
+  are memory-bound, so its MFU is low by nature).
+- Forward, per sample: ``conv2d`` = 2 * K * K * (C_in / groups) * C_out * H_out * W_out ("same" padding
+  counts the padded zeros too, as the kernels compute them); ``depthwise_conv2d`` = 2 * K * K * C_out *
+  H_out * W_out with C_out = C_in * depth_multiplier; ``dense`` = 2 * N_in * N_out.
+- Backward, per sample: every counted node computes its weight gradient (the same FLOPs as its forward)
+  and its input gradient (again the same) *where its input depends on a trainable parameter*. A node
+  whose input is the data, or reaches it only through parameter-free nodes (padding, pooling), needs no
+  input gradient, since frameworks do not differentiate the data. In a plain list this is the first
+  conv/dense layer, so training = 3 x forward minus that layer's forward: slightly under the common
+  "3 x forward".
 - A ``train`` step multiplies the training FLOPs by the batch size; an ``infer`` step the forward FLOPs.
 """
 
@@ -20,9 +24,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fwbench.workload_spec import WorkloadSpec, layer_shapes
+from fwbench.layers import Layer, parameter_shapes
+from fwbench.workload_graph import NETWORK_INPUT
+from fwbench.workload_spec import WorkloadSpec, layer_input_shapes, layer_shapes
 
-COUNTED = ("conv2d", "dense")
+COUNTED = ("conv2d", "depthwise_conv2d", "dense")
 
 
 @dataclass(frozen=True)
@@ -40,21 +46,30 @@ class LayerFlops:
         return self.forward + self.weight_grad + self.input_grad
 
 
+def _forward(layer: Layer, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> int:
+    if layer.kind == "conv2d":
+        oh, ow, cout = out_shape
+        return 2 * layer.kernel_size ** 2 * (in_shape[-1] // layer.groups) * cout * oh * ow
+    if layer.kind == "depthwise_conv2d":
+        oh, ow, cout = out_shape  # cout = in_channels * depth_multiplier, one k x k window each
+        return 2 * layer.kernel_size ** 2 * cout * oh * ow
+    return 2 * in_shape[-1] * layer.units
+
+
 def layer_flops(spec: WorkloadSpec) -> list[LayerFlops]:
-    """Per-sample FLOPs of every conv2d/dense layer, in layer order (see the module docstring)."""
-    shapes = [tuple(spec.input_shape)] + layer_shapes(spec.input_shape, spec.layers)
+    """Per-sample FLOPs of every conv2d, depthwise_conv2d and dense node, in node order (see the module docstring)."""
+    outs = layer_shapes(spec.input_shape, spec.layers)
+    ins = layer_input_shapes(spec)
+    needs_grad = {NETWORK_INPUT: False}  # does the node's output depend on a trainable parameter?
     out: list[LayerFlops] = []
     for i, layer in enumerate(spec.layers):
-        in_shape, out_shape = shapes[i], shapes[i + 1]
-        if layer.kind == "conv2d":
-            oh, ow, cout = out_shape
-            fwd = 2 * layer.kernel_size ** 2 * in_shape[-1] * cout * oh * ow
-        elif layer.kind == "dense":
-            fwd = 2 * in_shape[-1] * layer.units
-        else:
+        upstream = any(needs_grad[n] for n in layer.inputs)
+        needs_grad[layer.name] = upstream or bool(parameter_shapes(layer, ins[i][0]))
+        if layer.kind not in COUNTED:
             continue
-        first = not out  # the first counted layer's input is the data: no input gradient
-        out.append(LayerFlops(i, layer.kind, fwd, fwd, 0 if first else fwd))
+        fwd = _forward(layer, ins[i][0], outs[i])
+        # the input gradient is computed only where the input depends on a parameter (not on the data alone)
+        out.append(LayerFlops(i, layer.kind, fwd, fwd, fwd if upstream else 0))
     return out
 
 

@@ -10,6 +10,14 @@ one workload and device, each runner is compared with a reference runner (``torc
   frameworks place Adam's epsilon slightly differently (Keras adds it to sqrt(v), PyTorch to
   sqrt(v)/sqrt(1-beta2^t)).
 
+- the batch-norm moving statistics after the K steps (``bn_stats``: per batch-norm node its moving means,
+  then its moving variances), where the network has batch norm, within the K-step tolerance. Each cell
+  records the largest absolute difference from the reference (``bn_max_abs_diff``), and each group the
+  largest of its cells. PyTorch feeds the unbiased batch variance (n/(n-1)) into its moving variance where
+  Keras and TensorFlow use the biased one: over a convolution's n = batch x height x width values the
+  difference is far below the tolerance, but a batch norm over flat features with a small batch can show it
+  (see ``docs/workloads.md``).
+
 Per cell ``parity.status`` is ``reference``, ``ok``, ``mismatch`` (with ``detail``) or ``n/a`` (no losses,
 e.g. a failed cell, or the only runner of its group). Reduced precision widens both tolerances
 (``TOLERANCES``).
@@ -30,6 +38,33 @@ EXCLUDED_FAMILIES = ("fake",)
 
 def close(a: float, b: float, tol: float) -> bool:
     return math.isfinite(a) and math.isfinite(b) and abs(a - b) <= tol + tol * abs(b)
+
+
+def _batchnorm_difference(p: dict[str, Any], rp: dict[str, Any], tol: float) -> tuple[float, str] | None:
+    """(largest |difference| of the moving statistics, a problem or ""), or None where either cell lacks them."""
+    a, b = p.get("bn_stats"), rp.get("bn_stats")
+    if not a or not b:
+        return None
+    if len(a) != len(b) or p.get("bn_channels") != rp.get("bn_channels"):
+        return math.inf, "batch-norm statistics of another shape than the reference's"
+    if not all(x is not None and y is not None and math.isfinite(x) and math.isfinite(y) for x, y in zip(a, b)):
+        return math.inf, "batch-norm statistics are not finite"
+    worst = max(abs(x - y) for x, y in zip(a, b))
+    bad = next((i for i, (x, y) in enumerate(zip(a, b)) if not close(x, y, tol)), None)
+    if bad is None:
+        return worst, ""
+    return worst, f"batch-norm moving {_stat_name(bad, p)} {a[bad]:.6g} vs {b[bad]:.6g} (largest difference {worst:.3g})"
+
+
+def _stat_name(index: int, p: dict[str, Any]) -> str:
+    """Which node's statistic the flat index ``index`` of ``bn_stats`` is."""
+    offset = 0
+    for node, c in zip(p.get("bn_nodes") or [], p.get("bn_channels") or []):
+        if index < offset + 2 * c:
+            kind = "mean" if index - offset < c else "variance"
+            return f"{kind} of {node!r}, channel {(index - offset) % c}"
+        offset += 2 * c
+    return f"statistic {index}"
 
 
 def evaluate(cells: list[dict[str, Any]], reference: str = "torch", precision: str = "fp32") -> dict[str, Any]:
@@ -57,6 +92,7 @@ def evaluate(cells: list[dict[str, Any]], reference: str = "torch", precision: s
         rp = ref["parity"]
         rp["status"] = "reference"
         group_ok = True
+        group_bn: float | None = None
         for cell in members:
             if cell is ref:
                 continue
@@ -67,6 +103,12 @@ def evaluate(cells: list[dict[str, Any]], reference: str = "torch", precision: s
             if p.get("kstep_loss") is not None and rp.get("kstep_loss") is not None \
                     and not close(p["kstep_loss"], rp["kstep_loss"], t_k):
                 problems.append(f"loss after {p.get('k')} steps {p['kstep_loss']:.6g} vs {rp['kstep_loss']:.6g}")
+            bn = _batchnorm_difference(p, rp, t_k)
+            if bn is not None:
+                p["bn_max_abs_diff"], problem = bn
+                group_bn = max(group_bn or 0.0, bn[0])
+                if problem:
+                    problems.append(problem)
             p["status"] = "mismatch" if problems else "ok"
             p["detail"] = "; ".join(problems)
             if problems:
@@ -74,6 +116,6 @@ def evaluate(cells: list[dict[str, Any]], reference: str = "torch", precision: s
                 summary["mismatches"].append(cell["id"])
         summary["groups"].append({"workload": workload, "device": device, "repeat": repeat,
                                   "reference": ref["runner"], "ok": group_ok,
-                                  "runners": [c["runner"] for c in members]})
+                                  "runners": [c["runner"] for c in members], "bn_max_abs_diff": group_bn})
     summary["ok"] = not summary["mismatches"]
     return summary

@@ -131,7 +131,18 @@ def parity_phase(session: Session, spec: WorkloadSpec, params, data: DataSource)
         return {"initial_loss": loss, "kstep_loss": None, "k": 0, "losses": [loss]}
     losses = [session.value(session.train_step(session.put(data.batch(i)))) for i in range(spec.parity_steps)]
     # losses[j] is computed before update j, so losses[0] is the initial weights' loss on batch 0
-    return {"initial_loss": losses[0], "kstep_loss": losses[-1], "k": spec.parity_steps - 1, "losses": losses}
+    out = {"initial_loss": losses[0], "kstep_loss": losses[-1], "k": spec.parity_steps - 1, "losses": losses}
+    return {**out, **batchnorm_record(p, session.batchnorm_stats())}
+
+
+def batchnorm_record(spec: WorkloadSpec, stats: list[np.ndarray] | None) -> dict[str, Any]:
+    """The moving statistics after the parity steps, flat (per batch-norm node: its means, then its
+    variances), at 7 significant digits: far finer than the parity tolerance, and compact in the results."""
+    nodes = [layer.name for layer in spec.layers if layer.kind == "batchnorm"]
+    if not stats or len(stats) != len(nodes):
+        return {}
+    flat = [float(f"{v:.7g}") for s in stats for v in np.asarray(s, dtype=np.float64).reshape(-1)]
+    return {"bn_stats": flat, "bn_nodes": nodes, "bn_channels": [int(np.asarray(s).shape[-1]) for s in stats]}
 
 
 def target_phase(session: Session, spec: WorkloadSpec, params, data: DataSource) -> dict[str, Any]:

@@ -75,7 +75,7 @@ def _resolve(names: list[str], where: str, scope: dict[str, str], later: set[str
         else:
             known = [k for k in scope if k != NETWORK_INPUT][-8:]
             raise WorkloadError(f"{where}.inputs", f"unknown node {_shown(n)}; earlier nodes here: "
-                                                   f"{', '.join(known) or 'none'} (and {NETWORK_INPUT!r})")
+                                                   f"{', '.join(known) or 'none'} (and {NETWORK_INPUT!r}); give a node a name to read it")
     return out
 
 

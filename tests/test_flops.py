@@ -89,3 +89,83 @@ def test_report_shows_utilisation_only_for_cells_that_recorded_it():
     assert "### Model FLOPs utilisation" in text
     assert "| mlp | cpu | torch | fp32 | 411 M | 41 GFLOP/s | 160 GFLOP/s | 26% | - | ok |" in text
     assert "Model FLOPs utilisation" not in render(build_report(doc()))
+
+
+BLOCKS = """
+name = "blocks"
+input_shape = [32, 32, 3]
+classes = 10
+batch_size = 2
+layers = [
+  { type = "conv2d", filters = 16, kernel_size = 3, padding = "same", use_bias = false },
+  { type = "batchnorm" },
+  { type = "block", block = "basic" },
+  { type = "block", block = "down" },
+  { type = "global_avgpool2d" },
+  { type = "dense", units = 10 },
+]
+[blocks.basic]
+layers = [
+  { type = "conv2d", filters = 16, kernel_size = 3, padding = "same", use_bias = false },
+  { type = "batchnorm", name = "bn1" },
+  { type = "activation", activation = "relu" },
+  { type = "conv2d", filters = 16, kernel_size = 3, padding = "same", use_bias = false },
+  { type = "batchnorm", name = "bn2" },
+  { type = "add", inputs = ["bn2", "input"] },
+]
+[blocks.down]
+layers = [
+  { type = "conv2d", filters = 32, kernel_size = 3, strides = 2, padding = "same", use_bias = false },
+  { type = "batchnorm", name = "bn2" },
+  { type = "conv2d", filters = 32, kernel_size = 1, strides = 2, use_bias = false, inputs = "input", name = "proj" },
+  { type = "add", inputs = ["bn2", "proj"] },
+]
+"""
+
+
+def test_a_resnet_basic_block_and_a_projection_block_match_a_hand_count():
+    import tomllib
+
+    from fwbench.workload_spec import parse_workload
+
+    spec = parse_workload(tomllib.loads(BLOCKS))
+    per = {spec.layers[l.index].name: l for l in flops.layer_flops(spec)}
+    # stem: 3x3x3 -> 16 on 32x32, input is the data: no input gradient
+    stem = 2 * 9 * 3 * 16 * 32 * 32
+    assert (per["#0"].forward, per["#0"].weight_grad, per["#0"].input_grad) == (stem, stem, 0)
+    # basic block: two 3x3 16 -> 16 convs on 32x32, each 2*9*16*16*1024 = 4,718,592 FLOPs forward, and both
+    # need input gradients (their inputs depend on the stem's weights)
+    conv = 2 * 9 * 16 * 16 * 32 * 32
+    assert conv == 4_718_592
+    block = [per["basic.1/#0"], per["basic.1/#3"]]
+    assert [(l.forward, l.weight_grad, l.input_grad) for l in block] == [(conv, conv, conv)] * 2
+    assert sum(l.training for l in block) == 6 * conv == 28_311_552
+    # projection block: 3x3 stride 2 16 -> 32 (16x16 out) and the 1x1 stride 2 shortcut 16 -> 32
+    assert per["down.1/#0"].forward == 2 * 9 * 16 * 32 * 16 * 16 == 2_359_296
+    assert per["down.1/proj"].forward == 2 * 16 * 32 * 16 * 16 == 262_144
+    assert per["#13"].forward == 2 * 32 * 10
+    assert flops.training_flops(spec) == 2 * stem + 6 * conv + 3 * (2_359_296 + 262_144 + 640)
+
+
+def test_depthwise_and_grouped_convolutions_count_their_own_macs():
+    import tomllib
+
+    from fwbench.workload_spec import parse_workload
+
+    spec = parse_workload(tomllib.loads("""
+name = "dw"
+input_shape = [8, 8, 4]
+classes = 2
+batch_size = 1
+layers = [
+  { type = "zero_padding2d", pad = 1 },
+  { type = "depthwise_conv2d", kernel_size = 3, depth_multiplier = 2 },
+  { type = "conv2d", filters = 6, kernel_size = 1, groups = 2 },
+  { type = "global_avgpool2d" },
+  { type = "dense", units = 2 },
+]
+"""))
+    dw, grouped, dense = flops.layer_flops(spec)
+    assert (dw.forward, dw.input_grad) == (2 * 9 * 8 * 8 * 8, 0)  # padding has no parameters: still the data
+    assert (grouped.forward, grouped.input_grad) == (2 * (8 // 2) * 6 * 8 * 8,) * 2
+    assert dense.forward == 2 * 6 * 2

@@ -75,6 +75,10 @@ def parity_lines(docs: list[tuple[str, dict[str, Any]]], lang: str) -> list[str]
             text = phrase(lang, "parity_ok", ref=p.get("reference"))
         else:
             text = phrase(lang, "parity_none")
+        bn = [f"{g['workload']} ({g['device']}) {g['bn_max_abs_diff']:.2g}" for g in p.get("groups") or []
+              if g.get("bn_max_abs_diff") is not None]
+        if bn:
+            text += " " + phrase(lang, "parity_bn", groups=", ".join(bn))
         out.append(f"{label}#parity: {text}")
     return out
 

@@ -134,6 +134,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "parity_ok": "Every runner matched the reference ({ref}) on the initial and K-step losses.",
         "parity_bad": "Parity check FAILED for {cells}: their timings are not comparable.",
         "parity_none": "No parity groups (fewer than two runners per workload and device).",
+        "parity_bn": "Batch-norm moving statistics after the K steps, largest difference from the reference: {groups}.",
         "perf_fields": ("Columns from each cell: step = `summary.median` ± 95% CI (`summary.ci_low`, "
                         "`summary.ci_high`); samples/s = `samples_per_s`; speedup = reference `summary.median` / "
                         "`summary.median`; first step = `first_step_s`; peak mem = `peak_device_bytes` "
@@ -195,6 +196,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "parity_ok": "所有运行器的初始损失和 K 步损失都与参考({ref})一致。",
         "parity_bad": "一致性检查失败:{cells},其计时不可比较。",
         "parity_none": "没有可比较的组(每个工作负载和设备少于两个运行器)。",
+        "parity_bn": "K 步之后批归一化的滑动统计量与参考的最大差异:{groups}。",
         "perf_fields": ("各列来自每个单元:步长 = `summary.median` ± 95% 置信区间(`summary.ci_low`、"
                         "`summary.ci_high`);样本/秒 = `samples_per_s`;加速比 = 参考 `summary.median` / "
                         "`summary.median`;首步 = `first_step_s`;峰值内存 = `peak_device_bytes`(dev)"
