@@ -112,6 +112,7 @@ class _Expander:
         self.blocks = blocks
         self.nodes: list[tuple[str, dict[str, Any]]] = []
         self.instances: dict[str, int] = {}
+        self.used_blocks: set[str] = set()
         self.names: set[str] = set()
 
     def add(self, where: str, raw: dict[str, Any], name: str, inputs: list[str]) -> str:
@@ -166,6 +167,7 @@ class _Expander:
         if not isinstance(repeat, int) or isinstance(repeat, bool) or not 1 <= repeat <= MAX_NODES:
             raise WorkloadError(f"{where}.repeat", f"must be an integer from 1 to {MAX_NODES}, got {_shown(repeat)}")
         body = self.blocks[bname]["layers"]
+        self.used_blocks.add(bname)
         if len(self.nodes) + repeat * len(body) > MAX_NODES:
             raise WorkloadError(f"{where}.repeat", f"{repeat} x {len(body)} layers of block {bname!r} would expand "
                                                    f"the network past {MAX_NODES} nodes")
@@ -205,6 +207,10 @@ def expand(entries: Any, blocks: Any) -> list[tuple[str, dict[str, Any]]]:
         raise WorkloadError("layers", "must be a non-empty array of tables ([[layers]] entries)")
     ex = _Expander(blocks)
     ex.layers(entries, "layers", {NETWORK_INPUT: NETWORK_INPUT}, NETWORK_INPUT)
+    unused = [b for b in blocks if b not in ex.used_blocks]
+    if unused:  # its layers would never be checked: refuse it, as an unknown key is refused
+        raise WorkloadError(f"blocks.{_key(unused[0])}", "is defined but no layer uses it (type = \"block\", "
+                                                         f"block = \"{unused[0]}\")")
     return ex.nodes
 
 

@@ -455,3 +455,81 @@ def test_any_parsed_json_value_is_checked_without_crashing(value):
         results.check(value, "x.json")
     except ResultsError as exc:
         one_line_error(exc)
+
+
+# ------------------------------------------------------------------------------------------- graphs
+# Random graph documents: nodes that read random names (earlier, later, themselves, unknown, the input),
+# merges of random arity, blocks with random bodies, args and repeats. Every one either parses into a
+# consistent graph or is refused with fwbench's one-line error; a parsed graph reads back from its stored form.
+_NODE_KINDS = st.sampled_from(["conv2d", "depthwise_conv2d", "maxpool2d", "avgpool2d", "global_avgpool2d",
+                               "zero_padding2d", "flatten", "dense", "batchnorm", "activation", "add", "concat",
+                               "dropout", "block"])
+
+
+def graph_nodes(draw: Any, count: int, in_block: bool, args: dict | None = None) -> list[dict]:
+    """``count`` nodes; each usually reads earlier names or the previous node, sometimes anything at all."""
+    nodes: list[dict] = []
+    named: list[str] = []
+    for i in range(count):
+        kind = draw(_NODE_KINDS.filter(lambda k: not in_block or k != "block") if draw(st.integers(0, 9))
+                    else st.sampled_from(["block", "add", "conv2d"]))
+        node: dict[str, Any] = {"type": kind}
+        if kind in ("conv2d", "dense"):
+            node["filters" if kind == "conv2d" else "units"] = draw(st.sampled_from([2, 4, 3] + (["$f"] if in_block else [])))
+        if kind in ("conv2d", "depthwise_conv2d"):
+            node["kernel_size"] = draw(st.sampled_from([1, 3]))
+            node["padding"] = draw(st.sampled_from(["same", "same", "valid"]))
+            if kind == "conv2d" and draw(st.integers(0, 3)) == 0:
+                node["groups"] = 2
+        if kind in ("maxpool2d", "avgpool2d"):
+            node["pool_size"] = draw(st.sampled_from([1, 2]))
+            node["padding"] = draw(st.sampled_from(["same", "valid"]))
+        if kind == "zero_padding2d":
+            node["pad"] = draw(st.sampled_from([1, [0, 1, 0, 1], [1, 2], -1]))
+        if kind == "block":
+            node["block"] = draw(st.sampled_from(["blk", "blk", "nosuch"]))
+            node["repeat"] = draw(st.sampled_from([1, 2, 3, 0, 5000]))
+            node["args"] = draw(st.sampled_from([args or {}] * 4 + [{"f": 2}, {}, {"f": 2, "g": 1}, {"f": "x"}]))
+        if draw(st.integers(0, 2)) == 0:
+            name = draw(st.sampled_from(["a", "b", "c", "d", "input", "x y", f"n{i}", f"n{i}", f"n{i}"]))
+            node["name"] = name
+            named.append(name)
+        earlier = (named[:-1] if "name" in node else named) + ["input"]
+        if kind in ("add", "concat"):
+            node["inputs"] = draw(st.lists(st.sampled_from(earlier), min_size=2, max_size=3))
+        elif draw(st.integers(0, 4)) == 0:
+            node["inputs"] = draw(st.sampled_from(earlier + ["nosuch", "later", []]))
+        nodes.append(node)
+    return nodes
+
+
+@st.composite
+def graph_document(draw: Any) -> dict:
+    body = graph_nodes(draw, draw(st.integers(1, 4)), True)
+    uses_f = "$f" in json.dumps(body)
+    layers = graph_nodes(draw, draw(st.integers(1, 6)), False, {"f": 2} if uses_f else {})
+    tail = draw(st.sampled_from([[{"type": "global_avgpool2d"}, {"type": "dense", "units": 3}],
+                                 [{"type": "flatten"}, {"type": "dense", "units": 3}], []]))
+    doc = {"name": "g", "input_shape": draw(st.sampled_from([[6, 6, 2], [5, 7, 4], [6, 6, 4], [8]])), "classes": 3,
+           "batch_size": 2, "layers": layers + tail}
+    if any(layer.get("block") == "blk" for layer in layers) or draw(st.integers(0, 9)) == 0:
+        doc["blocks"] = {"blk": {"layers": body}}
+    return doc
+
+
+@FUZZ
+@given(graph_document())
+def test_a_random_graph_parses_into_a_consistent_graph_or_is_refused_with_a_clear_error(doc):
+    spec = verdict(lambda d: parse_workload(d, "g.toml"), doc)
+    if spec is None:
+        return
+    seen = {"input"}
+    read: set[str] = set()
+    for layer in spec.layers:
+        assert layer.name and layer.name not in seen and layer.inputs and set(layer.inputs) <= seen
+        assert (len(layer.inputs) >= 2) == (layer.kind in ("add", "concat"))
+        seen.add(layer.name)
+        read.update(layer.inputs)
+    assert all(layer.name in read for layer in spec.layers[:-1])  # no dead branch
+    assert layer_shapes(spec.input_shape, spec.layers)[-1] == (3,)
+    assert WorkloadSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
