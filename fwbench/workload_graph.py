@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from fwbench.errors import WorkloadError
 from fwbench.layers import Layer, output_shape
@@ -219,9 +219,16 @@ def label(i: int, layer: Layer) -> str:
     return f"node {layer.name!r} ({layer.kind}, #{i})" if not layer.name.startswith("#") else f"node #{i} ({layer.kind})"
 
 
-def node_shapes(input_shape: tuple[int, ...], layers: tuple[Layer, ...],
-                where: Callable[[int], str] | None = None) -> list[tuple[int, ...]]:
-    """Output shape (no batch) of every node; ``ValueError`` names the node that does not fit."""
+class ShapeError(ValueError):
+    """A node whose inputs do not fit it: ``index`` is the node, ``detail`` what does not fit."""
+
+    def __init__(self, index: int, layer: Layer, detail: str):
+        super().__init__(f"{label(index, layer)}: {detail}")
+        self.index, self.detail = index, detail
+
+
+def node_shapes(input_shape: tuple[int, ...], layers: tuple[Layer, ...]) -> list[tuple[int, ...]]:
+    """Output shape (no batch) of every node; :class:`ShapeError` names the node that does not fit."""
     shapes: dict[str, tuple[int, ...]] = {NETWORK_INPUT: tuple(input_shape)}
     out = []
     prev = NETWORK_INPUT
@@ -230,11 +237,11 @@ def node_shapes(input_shape: tuple[int, ...], layers: tuple[Layer, ...],
         try:
             ins = [shapes[n] for n in reads]
         except KeyError as exc:
-            raise ValueError(f"{label(i, layer)}: unknown input {exc.args[0]!r}") from None
+            raise ShapeError(i, layer, f"unknown input {exc.args[0]!r}") from None
         try:
             shape = output_shape(layer, ins)
         except ValueError as exc:
-            raise ValueError(f"{where(i) if where else label(i, layer)}: {exc}") from None
+            raise ShapeError(i, layer, str(exc)) from None
         shapes[layer.name or f"#{i}"] = shape
         prev = layer.name or f"#{i}"
         out.append(shape)

@@ -31,7 +31,7 @@ from fwbench import limits
 from fwbench.errors import WorkloadError
 from fwbench.layers import (ACTIVATION_ALIASES, ACTIVATIONS, LAYER_FIELDS, MAX_DIM, NON_TRAINABLE, PADDINGS,  # noqa: F401
                             REQUIRED_KEYS, Layer, parameter_shapes)
-from fwbench.workload_graph import check_graph, expand, input_shapes, node_shapes
+from fwbench.workload_graph import ShapeError, check_graph, expand, input_shapes, node_shapes
 
 LOSSES = ("sparse_categorical_crossentropy",)
 OPTIMIZERS = ("adam", "sgd")
@@ -316,11 +316,13 @@ def _parse(doc: Mapping[str, Any], source: str, default_name: str | None = None)
         raise WorkloadError("input_shape", "the digits data set has 8x8x1 images (or 64 features) and 10 classes")
 
     try:
-        shapes = node_shapes(shape, layers, lambda i: f"{wheres[i]} ({layers[i].kind} {layers[i].name!r})")
-    except ValueError as exc:
-        raise WorkloadError("layers", str(exc)) from None
+        shapes = node_shapes(shape, layers)
+    except ShapeError as exc:
+        node = layers[exc.index]
+        named = "" if node.name.startswith("#") else f"{node.name!r}: "
+        raise WorkloadError(wheres[exc.index], f"{named}{exc.detail}") from None
     if shapes[-1] != (classes,):
-        raise WorkloadError("layers", f"the last layer must output {classes} logits (classes), "
+        raise WorkloadError(wheres[-1], f"the last layer must output {classes} logits (classes), "
                                       f"got shape {list(shapes[-1])}")
     _check_memory(shape, layers, batch)
     return WorkloadSpec(

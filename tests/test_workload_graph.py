@@ -94,10 +94,10 @@ def test_the_stored_graph_reads_back_identically():
      "layers[0].inputs", "unknown node 'nosuch'"),
     # merges
     ('layers = [{ type = "conv2d", filters = 4, kernel_size = 1, name = "c" }, { type = "add", inputs = ["c", "input"] },'
-     ' { type = "flatten" }, { type = "dense", units = 3 }]', "layers", "add needs inputs of one shape"),
+     ' { type = "flatten" }, { type = "dense", units = 3 }]', "layers[1]", "add needs inputs of one shape"),
     ('layers = [{ type = "maxpool2d", pool_size = 2, name = "p" }, { type = "concat", inputs = ["p", "input"] },'
-     ' { type = "flatten" }, { type = "dense", units = 3 }]', "layers", "concat joins the last axis"),
-    ('layers = [{ type = "add" }, { type = "flatten" }, { type = "dense", units = 3 }]', "layers", "two or more"),
+     ' { type = "flatten" }, { type = "dense", units = 3 }]', "layers[1]", "concat joins the last axis"),
+    ('layers = [{ type = "add" }, { type = "flatten" }, { type = "dense", units = 3 }]', "layers[0]", "two or more"),
     ('layers = [{ type = "flatten", name = "a" }, { type = "dense", units = 3, inputs = ["a", "a"] }]',
      "layers[1].inputs", "dense reads one node"),
     # a dead branch, duplicates, names
@@ -110,11 +110,11 @@ def test_the_stored_graph_reads_back_identically():
     ('layers = [{ type = "flatten", inputs = [] }, { type = "dense", units = 3 }]', "layers[0].inputs", "node name"),
     # kinds
     ('layers = [{ type = "conv2d", filters = 3, kernel_size = 1, groups = 2 }, { type = "flatten" },'
-     ' { type = "dense", units = 3 }]', "layers", "groups = 2 must divide"),
+     ' { type = "dense", units = 3 }]', "layers[0]", "groups = 2 must divide"),
     ('layers = [{ type = "zero_padding2d", pad = [1, 2] }, { type = "flatten" }, { type = "dense", units = 3 }]',
      "layers[0].pad", "[top, bottom, left, right]"),
     ('layers = [{ type = "global_avgpool2d" }, { type = "global_avgpool2d" }, { type = "dense", units = 3 }]',
-     "layers", "[height, width, channels]"),
+     "layers[1]", "[height, width, channels]"),
 ])
 def test_graph_errors_name_the_node_and_say_what_is_wrong(text, field, words):
     err = error(text)

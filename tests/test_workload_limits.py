@@ -151,7 +151,7 @@ def stored(**changes) -> dict:
     ({"optimizer": None}, "optimizer", "table"),
     ({"source": 3}, "source", "printable string"),
     ({"colour": "red"}, "colour", "unknown key"),
-    ({"layers__6__units": 11}, "layers", "10 logits"),
+    ({"layers__6__units": 11}, "layers[6]", "10 logits"),
 ])
 def test_from_dict_refuses_what_a_toml_file_would_naming_the_stored_field(changes, field, words):
     with pytest.raises(WorkloadError) as info:
