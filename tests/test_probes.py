@@ -124,3 +124,13 @@ def test_tensorflow_and_keras_probes(cli, workload_dir: Path, tmp_path: Path) ->
     assert onnx["status"] in ("ok", "skipped")
     if onnx["status"] == "skipped":
         assert "tf2onnx not installed" in onnx["reason"]
+
+
+def test_a_globally_pooled_network_gets_an_extra_channel_that_its_first_conv_refuses() -> None:
+    from fwbench.workload import load_workload
+
+    for name in ("resnet20", "mobilenet"):
+        spec = load_workload(name)
+        bad, case = bad_input(spec, np.zeros((2, *spec.input_shape), np.float32))
+        assert case == "channels 3 → 4" and bad.shape == (2, *spec.input_shape[:2], 4)
+        assert mismatch(spec, bad.shape[1:]) == (0, 3, 4)

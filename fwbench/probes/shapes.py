@@ -2,7 +2,8 @@
 
 The wrong input keeps every convolution and pooling valid but changes the size reaching the first dense
 layer (images grow by 4 pixels each way; flat inputs by one feature), so the error is raised where a
-real user meets it: inside the network, not at its input. :func:`shape_error` is the probe itself; each
+real user meets it: inside the network, not at its input. A network that pools globally (ResNet,
+MobileNet) takes any image size; there the images gain a channel, which its first convolution refuses. :func:`shape_error` is the probe itself; each
 framework's probe module passes only its forward pass and the names its layers go by.
 """
 
@@ -13,28 +14,39 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from fwbench.workload_spec import Layer, WorkloadSpec, layer_shapes
+from fwbench.layers import Layer, parameter_shapes
+from fwbench.workload_graph import input_shapes
+from fwbench.workload_spec import WorkloadSpec, layer_input_shapes
 
 
 def bad_input(spec: WorkloadSpec, x: np.ndarray) -> tuple[np.ndarray, str]:
-    """A batch like ``x`` whose shape the network cannot take, and a description of the change."""
+    """A batch like ``x`` whose shape the network cannot take, and a description of the change.
+
+    Images grow by 4 pixels each way, which a flatten carries to the first dense layer; a network that
+    pools globally takes any image size, so there the images gain a channel instead, which the first
+    convolution refuses. Flat inputs gain a feature.
+    """
     if x.ndim == 4:
         grown = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
-        return grown, f"image {x.shape[1]}x{x.shape[2]} → {grown.shape[1]}x{grown.shape[2]}"
+        if mismatch(spec, grown.shape[1:])[1] is not None:
+            return grown, f"image {x.shape[1]}x{x.shape[2]} → {grown.shape[1]}x{grown.shape[2]}"
+        grown = np.pad(x, ((0, 0), (0, 0), (0, 0), (0, 1)))
+        return grown, f"channels {x.shape[3]} → {grown.shape[3]}"
     grown = np.pad(x, ((0, 0), (0, 1)))
     return grown, f"features {x.shape[1]} → {grown.shape[1]}"
 
 
 def mismatch(spec: WorkloadSpec, bad_shape: tuple[int, ...]) -> tuple[int, int | None, int | None]:
-    """(index of the first dense layer, the input size it expects, the size the bad input gives it)."""
-    good = [tuple(spec.input_shape)] + layer_shapes(tuple(spec.input_shape), spec.layers)
+    """(the first node with weights whose input size differs, the size it expects, the size the bad input
+    gives it); ``(last node, None, None)`` where every weighted node still fits."""
+    good = layer_input_shapes(spec)
     try:
-        bad = [tuple(bad_shape)] + layer_shapes(tuple(bad_shape), spec.layers)
+        bad = input_shapes(tuple(bad_shape), spec.layers)
     except ValueError:
         bad = []
     for i, layer in enumerate(spec.layers):
-        if layer.kind == "dense":
-            return i, good[i][-1], (bad[i][-1] if i < len(bad) else None)
+        if i < len(bad) and parameter_shapes(layer, good[i][0]) and good[i][0][-1] != bad[i][0][-1]:
+            return i, good[i][0][-1], bad[i][0][-1]
     return len(spec.layers) - 1, None, None
 
 
