@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The prepared GPU check: the whole runner matrix on CUDA for the cnn and mlp workloads, in under 8 minutes
-# on one modern GPU, then the markdown report. Everything lands in OUTDIR:
+# The prepared GPU check: the whole runner matrix on CUDA for the cnn, mlp and resnet20 workloads, in under
+# 10 minutes on one modern GPU, then the markdown report. Everything lands in OUTDIR:
 #
 #   OUTDIR/env.txt, nvidia-smi.txt      the machine (fwbench env; the driver's own view)
 #   OUTDIR/cuda-tests.txt               the CUDA-only unit tests (they skip elsewhere)
 #   OUTDIR/cuda-fp32.json               every installed runner x {cnn, mlp} on cuda, fp32, TF32 off
+#   OUTDIR/cuda-resnet20.json           every installed runner x resnet20 on cuda, fp32 (parity incl. batch norm)
 #   OUTDIR/cuda-bf16.json               torch x {cnn, mlp} on cuda in bf16 autocast (--quick)
 #   OUTDIR/report/report.md (+ plots)   fwbench report of both files; MFU table included
 #   OUTDIR/summary.txt                  exit codes and wall times of each step
@@ -36,10 +37,10 @@ step() {  # step NAME COMMAND...: run it, log exit code and wall time, never sto
 }
 
 # Timing budget per cell, shorter than the workloads' defaults (max 15 s) so that 16+ cells fit in the
-# time limit: copies of cnn/mlp with max 4 s of timed steps (at least 1 s), found first by name.
+# time limit: copies of cnn/mlp/resnet20 with max 4 s of timed steps (at least 1 s), found first by name.
 wl="$out/workloads"
 mkdir -p "$wl"
-for w in cnn mlp; do
+for w in cnn mlp resnet20; do
     sed -e 's/^min_seconds = .*/min_seconds = 1.0/' -e 's/^max_seconds = .*/max_seconds = 4.0/' \
         -e 's/^max_steps = .*/max_steps = 1000/' "$repo/fwbench/workloads/$w.toml" > "$wl/$w.toml"
 done
@@ -51,10 +52,12 @@ step nvidia-smi sh -c "nvidia-smi > '$out/nvidia-smi.txt' 2>&1"
 step cuda-tests sh -c "cd '$repo' && timeout 90 python -m pytest -q -rs -k cuda tests/test_devices.py tests/test_precision.py > '$out/cuda-tests.txt' 2>&1"
 step fp32 timeout 300 fwbench run --framework all --device cuda -w cnn -w mlp --timeout 150 \
     --out "$out/cuda-fp32.json" --force
+step resnet20 timeout 200 fwbench run --framework all --device cuda -w resnet20 --timeout 90 \
+    --out "$out/cuda-resnet20.json" --force
 step bf16 timeout 60 fwbench run --framework torch --device cuda -w cnn -w mlp --precision bf16 --quick \
     --timeout 60 --out "$out/cuda-bf16.json" --force
 files=()
-for f in "$out/cuda-fp32.json" "$out/cuda-bf16.json"; do [ -f "$f" ] && files+=("$f"); done
+for f in "$out/cuda-fp32.json" "$out/cuda-resnet20.json" "$out/cuda-bf16.json"; do [ -f "$f" ] && files+=("$f"); done
 if [ ${#files[@]} -gt 0 ]; then
     step report fwbench report "${files[@]}" --format markdown --out-dir "$out/report"
 else
