@@ -117,7 +117,7 @@ def test_a_file_found_by_name_must_carry_that_name(tmp_path, cli):
     with pytest.raises(WorkloadError, match="unknown workload 'tiny'"):
         load_workload("tiny")
     rows = {r[0]: r for r in workload_rows(discover())}
-    assert rows["my"][1] == "./workloads/my.toml" and rows["my"][-1] is True and "named after its file" in rows["my"][5]
+    assert rows["my"][1] == "./workloads/my.toml" and rows["my"][-1] is True and "named after its file" in rows["my"][6]
     res = invoke(cli, "run", "-r", "fake", "-w", "my")
     assert res.exit_code == 2 and "named after its file" in res.output
 
@@ -146,7 +146,7 @@ def test_a_plugin_is_named_by_its_entry_point(monkeypatch):
     with pytest.raises(WorkloadError, match="entry point is named 'other'"):
         load_workload("other")
     rows = {r[0]: r for r in workload_rows(discover())}
-    assert rows["plug"][1] == "plugin m:plug" and rows["plug"][4] == "plugin"
+    assert rows["plug"][1] == "plugin m:plug" and rows["plug"][5] == "plugin"
 
 
 # ----------------------------------------------------------------------------- search order and shadowing
@@ -195,7 +195,7 @@ def test_list_makes_hostile_names_and_descriptions_inert(tmp_path, monkeypatch):
     (tmp_path / "workloads" / "\x1b[2Jx.toml").write_text(tiny(None))
     (tmp_path / "workloads" / "[red]y.toml").write_text(tiny(None))
     rows = {r[0]: r for r in workload_rows(discover())}
-    assert rows["\x1b[2Jx"][-1] is True and "printable" in rows["\x1b[2Jx"][5]
+    assert rows["\x1b[2Jx"][-1] is True and "printable" in rows["\x1b[2Jx"][6]
     assert rows["[red]y"][-1] is False
     from rich.console import Console
 

@@ -27,7 +27,7 @@ def list_all() -> None:
 
     console = make_console()
     wt = Table(title="Workloads")
-    for col in ("name", "from", "mode", "batch", "data", "description / problem"):
+    for col in ("name", "from", "mode", "batch", "params", "data", "description / problem"):
         wt.add_column(col)
     for row in workload_rows(discover()):
         *cells, text, bad = row
@@ -58,23 +58,26 @@ def list_all() -> None:
     print_table(console, dt)
 
 
-def workload_rows(found: dict[str, Any]) -> list[tuple[str, str, str, str, str, str, bool]]:
-    """One row per workload name: name, where from (and what it shadows), mode, batch, data, description or
+def workload_rows(found: dict[str, Any]) -> list[tuple[str, str, str, str, str, str, str, bool]]:
+    """One row per workload name: name, where from (and what it shadows), mode, batch, trainable parameters,
+    data, description or
     the reason it cannot be used, and whether it is invalid. Files are read safely (a FIFO or a device is a
     row, not a hang); plugins are not imported here."""
     from fwbench.errors import WorkloadError
     from fwbench.workload import PLUGIN, load_file
+    from fwbench.workload_spec import parameter_count
 
     rows = []
     for name, f in sorted(found.items()):
         where = f.where + (f" ({f.shadow_note()})" if f.shadows else "")
         if f.origin == PLUGIN:
-            rows.append((name, where, "?", "?", "plugin", "(Python plugin, entry point fwbench.workloads)", False))
+            rows.append((name, where, "?", "?", "?", "plugin", "(Python plugin, entry point fwbench.workloads)", False))
             continue
         try:
             spec = load_file(f.path, expect_name=name)
         except WorkloadError as exc:
-            rows.append((name, where, "-", "-", "-", f"{exc.field + ': ' if exc.field else ''}{exc.message}", True))
+            rows.append((name, where, "-", "-", "-", "-", f"{exc.field + ': ' if exc.field else ''}{exc.message}", True))
             continue
-        rows.append((name, where, spec.mode, str(spec.batch_size), spec.data, spec.description, False))
+        rows.append((name, where, spec.mode, str(spec.batch_size), f"{parameter_count(spec):,}", spec.data,
+                     spec.description, False))
     return rows
