@@ -1,14 +1,22 @@
 """Harness overhead, TensorFlow: fwbench's ``tf-graph`` step vs a hand-written ``tf.function`` loop.
 
-Both sides train the same CNN (``fwbench/workloads/cnn.toml``: same shared initial weights, same batches, same
-Adam kernel) in this one process. The fwbench side is exactly what a worker times: the session's
-``train_step`` + ``value`` driven by :func:`fwbench.timing.measure`. The hand-written side is the loop
-a user would write: variables, one ``@tf.function`` step with a ``GradientTape``, ``loss.numpy()``.
-The two alternate in short blocks so that load from other processes hits both alike.
+Two workloads, each trained by both sides in this one process from the same shared initial weights on the
+same batches with the same fused optimizer kernel:
 
-    python benchmarks/harness_tf.py [--rounds 30] [--steps 10] [--threads 0]
+- the CNN of ``fwbench/workloads/cnn.toml`` (Adam);
+- ResNet-20 of ``fwbench/workloads/resnet20.toml`` (a graph workload: batch norm, identity and projection
+  shortcuts; SGD with momentum through ``ResourceApplyKerasMomentum``).
 
-Prints the median step time of each side and the ratio fwbench / hand-written (target 1.00 ± 0.03).
+The fwbench side is exactly what a worker times: the session's ``train_step`` + ``value`` driven by
+:func:`fwbench.timing.measure`. The hand-written side is the loop a user would write: variables, one
+``@tf.function`` step with a ``GradientTape``, ``loss.numpy()``. The two alternate in short blocks (rounds)
+so that load from other processes hits both alike.
+
+    python benchmarks/harness_tf.py [--workload cnn|resnet20|all] [--rounds 30] [--steps 10] [--threads 0]
+    python benchmarks/harness_tf.py --quick     # a smoke run: 2 rounds of 2 steps, ResNet-20 at batch 16
+
+Prints, per workload, the median step time of each side, the ratio fwbench / hand-written (target
+1.00 ± 0.03) and the spread of the per-round ratios (quartiles and range).
 """
 
 from __future__ import annotations
@@ -53,38 +61,100 @@ def hand_written(spec, params, batches):
     return lambda i: float(step(*data[i % len(data)]).numpy())
 
 
+def hand_written_resnet20(spec, params, batches):
+    """ResNet-20 of resnet20.toml written out by hand: conv-bn-relu stem, 3 stages of 3 basic blocks (the first
+    of stages 2 and 3 strided, with a 1x1 conv + bn projection shortcut), global average pooling, dense;
+    Keras-rule batch norm (momentum 0.9, epsilon 1e-5) and SGD with momentum (the fused Keras kernel)."""
+    import tensorflow as tf
+
+    weights = iter([p for p in params if p])  # the nodes with parameters, in order: conv, bn, ..., dense
+
+    def conv_bn():
+        conv, bn = next(weights), next(weights)
+        return {"kernel": tf.Variable(conv["kernel"]), "gamma": tf.Variable(bn["gamma"]),
+                "beta": tf.Variable(bn["beta"]), "mean": tf.Variable(bn["moving_mean"], trainable=False),
+                "var": tf.Variable(bn["moving_variance"], trainable=False)}
+
+    stem = conv_bn()
+    blocks = []  # (stride, first conv-bn, second conv-bn, projection conv-bn or None)
+    for stage in range(3):
+        for b in range(3):
+            stride = 2 if stage > 0 and b == 0 else 1
+            blocks.append((stride, conv_bn(), conv_bn(), conv_bn() if stride == 2 else None))
+    dense = next(weights)
+    w_out, b_out = tf.Variable(dense["kernel"]), tf.Variable(dense["bias"])
+    trainable = [v for cb in [stem] + [c for blk in blocks for c in blk[1:] if c] for v in cb.values()
+                 if v.trainable] + [w_out, b_out]
+    accum = [tf.Variable(tf.zeros_like(v)) for v in trainable]
+    o = spec.optimizer
+    lr, momentum = tf.constant(o.learning_rate, tf.float32), tf.constant(o.momentum, tf.float32)
+
+    def conv_bn_apply(x, p, stride, padding="SAME"):
+        h = tf.nn.conv2d(x, p["kernel"], stride, padding)
+        mean, var = tf.nn.moments(h, axes=[0, 1, 2])
+        p["mean"].assign(p["mean"] * 0.9 + mean * 0.1)
+        p["var"].assign(p["var"] * 0.9 + var * 0.1)
+        return tf.nn.batch_normalization(h, mean, var, p["beta"], p["gamma"], 1e-5)
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            h = tf.nn.relu(conv_bn_apply(x, stem, 1))
+            for stride, a, b, projection in blocks:
+                out = conv_bn_apply(tf.nn.relu(conv_bn_apply(h, a, stride)), b, 1)
+                shortcut = conv_bn_apply(h, projection, 2, "VALID") if projection else h
+                h = tf.nn.relu(out + shortcut)
+            logits = tf.matmul(tf.reduce_mean(h, axis=[1, 2]), w_out) + b_out
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+        grads = tape.gradient(loss, trainable)
+        for w, a, g in zip(trainable, accum, grads):
+            tf.raw_ops.ResourceApplyKerasMomentum(var=w.handle, accum=a.handle, lr=lr, grad=g, momentum=momentum)
+        return loss
+
+    data = [(tf.constant(x), tf.constant(y)) for x, y in batches]
+    return lambda i: float(step(*data[i % len(data)]).numpy())
+
+
+HAND_WRITTEN = {"cnn": hand_written, "resnet20": hand_written_resnet20}
+
+
 def p10(xs: list[float]) -> float:
     return sorted(xs)[len(xs) // 10]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=30)
-    ap.add_argument("--steps", type=int, default=10, help="timed steps per side per round (a block)")
-    ap.add_argument("--threads", type=int, default=0, help="intra/inter-op threads (0 = all cores)")
-    args = ap.parse_args()
+def quartiles(xs: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(xs, n=4, method="inclusive") if len(xs) > 1 else [xs[0]] * 3
+    return q[0], q[2]
+
+
+def compare(name: str, args: argparse.Namespace, threads: int) -> None:
+    """Interleaved rounds of fwbench's tf-graph step and the hand-written loop on one workload."""
+    import dataclasses
 
     from fwbench.data import DataSource
-    from fwbench.config import RunnerOptions, resolve_threads
+    from fwbench.config import RunnerOptions
     from fwbench.job import Job
     from fwbench.runners.tf_runner import TFGraphSession
     from fwbench.timing import measure
     from fwbench.weights import init_params
     from fwbench.workload import load_workload
 
-    spec = load_workload("cnn")
+    spec = load_workload(name)
+    if args.batch:
+        spec = dataclasses.replace(spec, batch_size=args.batch)
     params = init_params(spec)
     batches = DataSource(spec).batches(8)
     session = TFGraphSession(Job(workload=spec.to_dict(), runner="tf-graph", device="cpu",
-                                 options=RunnerOptions(threads=resolve_threads(args.threads))))
+                                 options=RunnerOptions(threads=threads)))
     session.setup()  # first: thread pools are fixed when the runtime starts
     session.build(spec, params)
     pool = [session.put(b) for b in batches]
     fw_step = lambda i: session.value(session.train_step(pool[i % len(pool)]))  # noqa: E731 (as in worker.py)
-    hw_step = hand_written(spec, params, batches)
+    hw_step = HAND_WRITTEN[name](spec, params, batches)
     policy = spec.with_timing(warmup=0, min_steps=args.steps, max_steps=args.steps, min_seconds=0.0,
                               max_seconds=1e9).timing
-    for i in range(5):  # trace both and warm the caches
+    first = fw_step(0), hw_step(0)  # the same weights on the same batch: the same loss
+    for i in range(1, 5):  # trace both and warm the caches
         fw_step(i), hw_step(i)
 
     fw, hw, ratios = [], [], []  # ratios: per round, of the two blocks' medians
@@ -96,12 +166,33 @@ def main() -> None:
             hw.append(time.perf_counter() - t0)
         ratios.append(statistics.median(fw[-args.steps:]) / statistics.median(hw[-args.steps:]))
     f, h = statistics.median(fw), statistics.median(hw)
-    print(f"\ncnn train step (batch {spec.batch_size}, {session.settings()['intra_op_threads']} threads, "
-          f"{len(fw)} steps each): fwbench tf-graph {f * 1e3:.2f} ms, hand-written tf.function {h * 1e3:.2f} ms")
-    print(f"ratio fwbench / hand-written = {f / h:.3f} (target 1.00 ± 0.03); median of per-round ratios "
-          f"{statistics.median(ratios):.3f}; 10th percentiles (least disturbed by other load) "
-          f"{p10(fw) * 1e3:.2f} vs {p10(hw) * 1e3:.2f} ms = {p10(fw) / p10(hw):.3f}; "
-          f"retraces: {session.retraces()}")
+    q1, q3 = quartiles(ratios)
+    print(f"\n{name} train step (batch {spec.batch_size}, {session.settings()['intra_op_threads']} threads, "
+          f"{len(fw)} steps each in {args.rounds} rounds): fwbench tf-graph {f * 1e3:.2f} ms, "
+          f"hand-written tf.function {h * 1e3:.2f} ms; first loss {first[0]:.6f} vs {first[1]:.6f}")
+    print(f"ratio fwbench / hand-written = {f / h:.3f} (target 1.00 ± 0.03); per-round ratios: median "
+          f"{statistics.median(ratios):.3f}, quartiles {q1:.3f}–{q3:.3f}, range {min(ratios):.3f}–{max(ratios):.3f}; "
+          f"10th percentiles (least disturbed by other load) {p10(fw) * 1e3:.2f} vs {p10(hw) * 1e3:.2f} ms = "
+          f"{p10(fw) / p10(hw):.3f}; retraces: {session.retraces()}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workload", choices=["cnn", "resnet20", "all"], default="all")
+    ap.add_argument("--rounds", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=10, help="timed steps per side per round (a block)")
+    ap.add_argument("--threads", type=int, default=0, help="intra/inter-op threads (0 = all cores)")
+    ap.add_argument("--batch", type=int, default=0, help="override the workloads' batch size (0 = theirs)")
+    ap.add_argument("--quick", action="store_true", help="a smoke run: 2 rounds of 2 steps, batch 16")
+    args = ap.parse_args()
+    if args.quick:
+        args.rounds, args.steps, args.batch = 2, 2, args.batch or 16
+
+    from fwbench.config import resolve_threads
+
+    threads = resolve_threads(args.threads)
+    for name in (["cnn", "resnet20"] if args.workload == "all" else [args.workload]):
+        compare(name, args, threads)
 
 
 if __name__ == "__main__":

@@ -234,3 +234,36 @@ def test_tensorflow_runners_end_to_end(workload_dir, cli, tmp_path):
     assert cells["tinyinfer/tf-xla/cpu/0"]["parity"]["kstep_loss"] is None
     assert doc["parity"]["ok"] is True
     assert r.exit_code == 0, r.output
+
+
+def test_grouped_conv_gradients_run_through_xla_on_cpu(workload_dir):
+    """TensorFlow's CPU kernels have no grouped-convolution gradients, so Net compiles each grouped conv in a
+    nested jit function (as Keras's TensorFlow backend does); its gradients equal those of per-group convs.
+    Should TensorFlow gain the CPU gradients, the first assertion fails and the workaround can go."""
+    from fwbench.runners import tf_net
+    from fwbench.workload_spec import Layer
+
+    layer = Layer("conv2d", name="g", filters=6, kernel_size=3, padding="same", groups=3)
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.standard_normal((2, 5, 5, 6)).astype(np.float32))
+    kernel = tf.Variable(rng.standard_normal((3, 3, 2, 6)).astype(np.float32))
+
+    def grads(conv):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(tf.sin(conv(x, kernel)))
+        return [g.numpy() for g in tape.gradient(loss, [x, kernel])]
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match="grouped"):
+        grads(lambda x, k: tf_net.conv2d(layer, x, k))  # eager, plain kernels
+    def per_group(x, k):
+        return tf.concat([tf.nn.conv2d(a, b, 1, "SAME") for a, b in zip(tf.split(x, 3, -1), tf.split(k, 3, -1))], -1)
+
+    nested = tf.function(lambda x, k: tf_net.conv2d(layer, x, k), jit_compile=True)
+    for got, want in zip(grads(nested), grads(per_group)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+    s = session(tf_runner.TFGraphSession)
+    s.build(load_workload("tinycnn"), init_params(load_workload("tinycnn")))
+    assert s.settings()["grouped_conv"] is None  # no grouped conv in the workload: nothing to say
+    assert s.batchnorm_stats() == []

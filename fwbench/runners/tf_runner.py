@@ -1,8 +1,9 @@
 """TensorFlow runners: ``tf-eager``, ``tf-graph`` and ``tf-xla``: one training step, wrapped three ways.
 
 Imported only inside a worker. The network is plain TensorFlow (``tf.Variable`` + ``tf.nn`` ops, no
-Keras), built from the workload and loaded with the shared initial weights, whose canonical layout
-(HWIO kernels, ``[in, out]`` dense, HWC flatten) *is* TensorFlow's: no conversion, data runs NHWC.
+Keras; :class:`fwbench.runners.tf_net.Net`), built from the workload's graph and loaded with the shared
+initial weights, whose canonical layout (HWIO kernels, ``[in, out]`` dense, HWC flatten) *is*
+TensorFlow's: no conversion, data runs NHWC. This module holds the optimizer, the steps and the sessions.
 
 :func:`make_steps` writes the ``tf.GradientTape`` training step and the inference step once; the
 sessions differ only in how they wrap them: called as they are (eager), through ``tf.function``
@@ -42,77 +43,13 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from fwbench.data import Batch  # noqa: E402
-from fwbench.errors import CellSkipped
+from fwbench.errors import CellSkipped  # noqa: E402
 from fwbench.runners.base import Session  # noqa: E402
+from fwbench.runners.tf_net import Net  # noqa: E402,F401  (tf_runner.Net: the rank engines use it)
 from fwbench.weights import Params  # noqa: E402
-from fwbench.workload_spec import Layer, WorkloadSpec  # noqa: E402
+from fwbench.workload_spec import WorkloadSpec  # noqa: E402
 
 COMPUTE_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
-_ACTIVATIONS: dict[str, Callable[[tf.Tensor], tf.Tensor]] = {
-    "relu": tf.nn.relu, "tanh": tf.math.tanh, "sigmoid": tf.math.sigmoid, "linear": tf.identity}
-
-
-class Net(tf.Module):
-    """The workload's layer list as TensorFlow variables and ``tf.nn`` ops (NHWC, Keras semantics)."""
-
-    def __init__(self, spec: WorkloadSpec, params: Params, dtype: tf.DType = tf.float32,
-                 compute_dtype: tf.DType | None = None):
-        super().__init__(name="net")
-        self.layers = spec.layers
-        self.dtype = dtype
-        self.compute_dtype = compute_dtype or dtype  # mixed precision: float32 variables, bf16/fp16 math
-        self.rng = tf.random.Generator.from_seed(spec.seed)  # dropout masks, reproducible per build
-        self.vars: list[dict[str, tf.Variable]] = []
-        for i, p in enumerate(params):
-            self.vars.append({k: tf.Variable(v, dtype=dtype, name=f"l{i}_{k}",
-                                             trainable=k not in ("moving_mean", "moving_variance"))
-                              for k, v in p.items()})
-        self.trainable = [v for d in self.vars for v in d.values() if v.trainable]
-
-    def __call__(self, x: tf.Tensor, training: bool) -> tf.Tensor:
-        x = tf.cast(x, self.compute_dtype)
-        for layer, v in zip(self.layers, self.vars):
-            if self.compute_dtype != self.dtype and layer.kind in ("conv2d", "dense"):
-                v = {k: tf.cast(w, self.compute_dtype) for k, w in v.items()}  # gradients flow back as float32
-            x = self._layer(layer, v, x, training)
-        return x
-
-    def _layer(self, layer: Layer, v: dict[str, tf.Variable], x: tf.Tensor, training: bool) -> tf.Tensor:
-        if layer.kind == "conv2d":
-            x = tf.nn.conv2d(x, v["kernel"], strides=layer.strides, padding=layer.padding.upper())
-            # a broadcast add, as Keras writes it: ~4% faster per CPU training step than tf.nn.bias_add
-            # (benchmarks/harness_tf.py), whose BiasAddGrad does not fuse as well under oneDNN
-            return _ACTIVATIONS[layer.activation](x + v["bias"])
-        if layer.kind == "maxpool2d":
-            return tf.nn.max_pool2d(x, layer.pool_size, layer.strides, padding=layer.padding.upper())
-        if layer.kind == "flatten":
-            return tf.reshape(x, [tf.shape(x)[0], -1])  # NHWC -> HWC order, the canonical one
-        if layer.kind == "dense":
-            return _ACTIVATIONS[layer.activation](tf.matmul(x, v["kernel"]) + v["bias"])
-        if layer.kind == "dropout":
-            if not training or layer.rate == 0.0:
-                return x
-            seed = self.rng.make_seeds(1)[:, 0]
-            return tf.nn.experimental.stateless_dropout(x, rate=layer.rate, seed=seed)
-        if layer.kind == "batchnorm":
-            return self._batchnorm(layer, v, x, training)
-        if layer.kind == "activation":
-            return _ACTIVATIONS[layer.activation](x)
-        raise ValueError(f"unknown layer {layer.kind}")
-
-    @staticmethod
-    def _batchnorm(layer: Layer, v: dict[str, tf.Variable], x: tf.Tensor, training: bool) -> tf.Tensor:
-        if x.dtype != v["gamma"].dtype:  # mixed precision: statistics in float32, as Keras does
-            return tf.cast(Net._batchnorm(layer, v, tf.cast(x, v["gamma"].dtype), training), x.dtype)
-        if training:
-            # Keras: normalise with the batch's (biased) moments; moving = m*moving + (1-m)*batch.
-            mean, var = tf.nn.moments(x, axes=list(range(len(x.shape) - 1)))
-            m = layer.momentum
-            v["moving_mean"].assign(v["moving_mean"] * m + mean * (1.0 - m))
-            v["moving_variance"].assign(v["moving_variance"] * m + var * (1.0 - m))
-        else:
-            mean, var = v["moving_mean"], v["moving_variance"]
-        return tf.nn.batch_normalization(x, mean, var, v["beta"], v["gamma"], layer.epsilon)
 
 
 class Optimizer(tf.Module):
@@ -267,7 +204,7 @@ class TFEagerSession(Session):
         scope = self.strategy.scope() if self.strategy is not None else tf.device(self.tf_device)
         with scope:
             tf.random.set_seed(spec.seed)
-            self.net = Net(spec, params, self.dtype, self.compute_dtype)
+            self.net = Net(spec, params, self.dtype, self.compute_dtype, xla_grouped_conv=self.device != "cuda")
             self.opt = Optimizer(spec, self.net.trainable, self.dtype)
             self.scaler = LossScale() if self.precision == "fp16" else None
         train, infer, forward = make_steps(self.net, self.opt, self.scaler)
@@ -313,6 +250,21 @@ class TFEagerSession(Session):
             return None
         return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
 
+    def batchnorm_stats(self) -> list[np.ndarray]:
+        return self.net.batchnorm_stats()  # Keras's convention (biased variance); canonical order is TF's
+
+    def grouped_conv(self) -> str | None:
+        """How this session runs grouped convolutions (None: the workload has none)."""
+        spec = getattr(self, "spec", None)
+        if spec is None or not any(l.kind == "conv2d" and l.groups > 1 for l in spec.layers):
+            return None
+        if self.device == "cuda":
+            return "tf.nn.conv2d (cuDNN grouped convolution)"
+        if self.jit_compile:
+            return "tf.nn.conv2d, compiled by XLA with the step"
+        return ("tf.nn.conv2d in a nested tf.function(jit_compile=True) (XLA), as Keras's TensorFlow backend runs "
+                "it: TensorFlow's CPU kernels have no grouped-convolution gradients")
+
     def settings(self) -> dict[str, Any]:
         from tensorflow.python.util import _pywrap_util_port  # private, but the only way to ask
 
@@ -336,6 +288,7 @@ class TFEagerSession(Session):
             "tf_device": self.tf_device,
             "runtime_configured": self.runtime_configured,
             "optimizer_kernels": "ResourceApply* (Keras update rules)",
+            "grouped_conv": self.grouped_conv(),
         }
 
 
