@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import tomllib
 
+import numpy as np
 import pytest
 
 from fwbench.job import Job
 from fwbench.pipeline import precheck
 from fwbench.runners.registry import RUNNERS, select
-from tests.conftest import invoke
+from fwbench.weights import init_params
+from fwbench.workload_spec import parse_workload
+from tests.conftest import TINY_CNN, TINY_GRAPH, invoke
 from tests.test_runners_tf import write_workloads
 
 KERAS_RUNNERS = ("keras", "keras-torch", "keras-jax")
@@ -57,3 +61,21 @@ def test_keras_runners_end_to_end(workload_dir, cli, tmp_path):
     assert cells["tinyinfer/keras-torch/cpu/0"]["mode"] == "infer"
     assert doc["parity"]["ok"] is True
     assert r.exit_code == 0, r.output
+
+
+@pytest.mark.parametrize("text,sequential", [(TINY_CNN, True), (TINY_GRAPH, False)], ids=["chain", "graph"])
+def test_compiled_model_keeps_the_signature_tf_rank_calls(text, sequential):
+    """``compiled_model(keras, spec, params, jit_compile=False)`` (fwbench.distributed.tf_rank): a compiled model
+    with the shared weights; a chain of nodes stays a ``keras.Sequential``, a graph is a functional model."""
+    keras = pytest.importorskip("keras")
+    from fwbench.runners.keras_runner import compiled_graph, compiled_model
+
+    spec = parse_workload(tomllib.loads(text))
+    params = init_params(spec)
+    model = compiled_model(keras, spec, params, jit_compile=False)
+    assert model.compiled and isinstance(model, keras.Sequential) is sequential
+    assert type(model.optimizer).__name__ == "Adam" and model.jit_compile is False
+    graph = compiled_graph(keras, spec, params, jit_compile=False)
+    assert len(graph.layers) == len(spec.layers) and graph.model.layers[-1] is graph.layers[-1]
+    first_kernel = np.asarray(graph.layers[0].get_weights()[0])
+    np.testing.assert_array_equal(first_kernel, params[0]["kernel"])

@@ -1,7 +1,8 @@
 """Keras 3 probes (imported only in a probe worker): debugging through the high-level API.
 
-The model is the ``keras`` runner's own ``keras.Sequential`` (its session builds and compiles it), and the
-step is the one that runner times, ``train_on_batch``.
+The model is the ``keras`` runner's own functional ``keras.Model`` (its session builds and compiles it), and
+the step is the one that runner times, ``train_on_batch``. Layers are looked up by node index through
+``session.node_layer`` (in a functional model ``model.layers[0]`` is the ``InputLayer``, not node 0).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def debug_value(ctx: ProbeContext) -> dict[str, Any]:
     session.build(ctx.spec, ctx.params)
     import keras
 
-    layer = session.model.layers[0]
+    layer = session.node_layer(0)
     original = layer.call
     seen: list[float] = []
 
@@ -53,7 +54,7 @@ def shape_error(ctx: ProbeContext) -> dict[str, Any]:
     session.build(ctx.spec, ctx.params)
 
     def names(index: int) -> tuple[list[str], list[str]]:
-        layer = session.model.layers[index]
+        layer = session.node_layer(index)
         return [type(layer).__name__], [layer.name]
 
     return shapes.shape_error(ctx.spec, ctx.inputs(), session.predict, names)

@@ -4,9 +4,10 @@ Imported only inside a worker, whose ``KERAS_BACKEND`` the registry sets (Keras 
 import). Keras is imported in :meth:`KerasSession.setup`, after the device and thread settings that
 must precede it are in the environment.
 
-The model is a ``keras.Sequential`` of Keras's own layers (Conv2D, MaxPooling2D, Flatten, Dense, Dropout,
-BatchNormalization, Activation), channels-last, loaded with the shared initial weights through
-``set_weights`` (the canonical layout is Keras's). It is compiled with Keras's Adam/SGD (the workload's
+The model is a functional ``keras.Model`` of Keras's own layers, one per node of the workload graph,
+channels-last, loaded with the shared initial weights through ``set_weights`` (the canonical layout is
+Keras's): see :mod:`fwbench.runners.keras_model`, which also maps nodes to layers (``node_layer``) and
+reads the batch-norm moving statistics (``batchnorm_stats``). It is compiled with Keras's Adam/SGD (the workload's
 hyper-parameters written out) and ``SparseCategoricalCrossentropy(from_logits=True)``.
 
 Which Keras API is measured:
@@ -41,8 +42,9 @@ import numpy as np
 from fwbench.data import Batch
 from fwbench.errors import CellSkipped
 from fwbench.runners.base import Session
+from fwbench.runners.keras_model import KerasGraph, batchnorm_stats, build_graph
 from fwbench.weights import Params
-from fwbench.workload_spec import Layer, WorkloadSpec
+from fwbench.workload_spec import WorkloadSpec
 
 DEFAULT_JIT_COMPILE = {"tensorflow": False, "jax": True, "torch": False}
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
@@ -134,7 +136,15 @@ class KerasSession(Session):
         keras = self.keras
         self.spec = spec
         keras.utils.set_random_seed(spec.seed)  # dropout masks, reproducible per build
-        self.model = compiled_model(keras, spec, params, self.jit_compile)
+        self.graph = compiled_graph(keras, spec, params, self.jit_compile)
+        self.model = self.graph.model
+
+    def node_layer(self, index: int) -> Any:
+        """The Keras layer of node ``index`` of ``spec.layers`` (``model.layers[0]`` is the InputLayer)."""
+        return self.graph.layers[index]
+
+    def batchnorm_stats(self) -> list[np.ndarray]:
+        return batchnorm_stats(self.keras, self.graph, self.spec)
 
     # ------------------------------------------------------------------------------------------ steps
     def put(self, batch: Batch) -> Any:
@@ -214,46 +224,25 @@ class KerasSession(Session):
         return out
 
 
-def keras_layer(keras: Any, layer: Layer) -> Any:
-    """The Keras layer for one workload layer (Keras's own conventions are the workload's)."""
-    L = keras.layers
-    if layer.kind == "conv2d":
-        return L.Conv2D(layer.filters, layer.kernel_size, strides=layer.strides, padding=layer.padding,
-                        activation=layer.activation)
-    if layer.kind == "maxpool2d":
-        return L.MaxPooling2D(layer.pool_size, strides=layer.strides, padding=layer.padding)
-    if layer.kind == "flatten":
-        return L.Flatten()
-    if layer.kind == "dense":
-        return L.Dense(layer.units, activation=layer.activation)
-    if layer.kind == "dropout":
-        return L.Dropout(layer.rate)
-    if layer.kind == "batchnorm":
-        return L.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon)
-    if layer.kind == "activation":
-        return L.Activation(layer.activation)
-    raise ValueError(f"unknown layer {layer.kind}")
-
-
-def compiled_model(keras: Any, spec: WorkloadSpec, params: Params, jit_compile: bool) -> Any:
-    """The workload as a compiled ``keras.Sequential``, loaded with the shared initial ``params``.
+def compiled_graph(keras: Any, spec: WorkloadSpec, params: Params, jit_compile: bool) -> KerasGraph:
+    """The workload as a compiled functional model (:mod:`fwbench.runners.keras_model`), loaded with the
+    shared initial ``params``, with its node -> layer mapping.
 
     Optimizer hyper-parameters are set explicitly (Keras's defaults are not the workload's); the loss is
     sparse categorical cross-entropy from logits. Call it inside a strategy's scope where there is one.
     """
-    layers = [keras_layer(keras, layer) for layer in spec.layers]
-    model = keras.Sequential([keras.Input(shape=spec.input_shape), *layers])
-    for layer, kind, p in zip(layers, (l.kind for l in spec.layers), params):
-        if kind in ("conv2d", "dense"):
-            layer.set_weights([p["kernel"], p["bias"]])
-        elif kind == "batchnorm":
-            layer.set_weights([p["gamma"], p["beta"], p["moving_mean"], p["moving_variance"]])
+    graph = build_graph(keras, spec, params)
     o = spec.optimizer
     if o.name == "adam":
         opt = keras.optimizers.Adam(learning_rate=o.learning_rate, beta_1=o.beta_1, beta_2=o.beta_2,
                                     epsilon=o.epsilon)
     else:
         opt = keras.optimizers.SGD(learning_rate=o.learning_rate, momentum=o.momentum)
-    model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=jit_compile)
-    return model
+    graph.model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                        jit_compile=jit_compile)
+    return graph
+
+
+def compiled_model(keras: Any, spec: WorkloadSpec, params: Params, jit_compile: bool) -> Any:
+    """The compiled ``keras.Model`` alone (what :mod:`fwbench.distributed.tf_rank` trains)."""
+    return compiled_graph(keras, spec, params, jit_compile).model
