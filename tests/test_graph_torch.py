@@ -75,6 +75,28 @@ def test_model_is_straight_line_fx_code_with_named_modules():
     assert len(convs) == 13 and all(m.groups == m.in_channels == m.out_channels for m in convs)
 
 
+def test_in_place_relus_give_the_gradients_of_plain_ones():
+    spec = load_workload("resnet20")
+    model = torch_runner.build_module(spec, init_params(spec))
+    relus = [m for m in model.modules() if isinstance(m, torch.nn.ReLU)]
+    assert len(relus) == 19 and all(m.inplace for m in relus)  # after every batch norm and add
+    x, y = (torch.from_numpy(a) for a in DataSource(spec).batch(0))
+    x = x[:2].permute(0, 3, 1, 2).contiguous()
+
+    def grads():
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y[:2]).backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    with_in_place = grads()
+    for m in relus:
+        m.inplace = False
+    for a, b in zip(with_in_place, grads()):
+        torch.testing.assert_close(a, b)
+    tiny = torch_runner.build_module(tiny_graph(), init_params(tiny_graph()))
+    assert tiny.get_submodule("n2_relu6").inplace  # after a batch norm; the swish, tanh ... are not in place
+
+
 # --- converters that break: each must make the forward differ from the reference ---------------------
 
 def _broken_forward(spec, training=True, batch=8):

@@ -117,9 +117,26 @@ def build_module(spec: WorkloadSpec, params: Params) -> fx.GraphModule:
                 value = call(layer.name, role, module, value)
         values[layer.name] = value
     graph.output(values[spec.layers[-1].name])
+    _relu_in_place(graph, mods)
     model = fx.GraphModule(mods, graph, class_name=_ident(spec.name).title().replace("_", "") or "Net")
     model.meta["fwbench_nodes"] = nodes  # GraphModule.meta survives a deepcopy
     return model
+
+
+_KEEPS_NO_OUTPUT = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)  # their backward reads inputs only
+
+
+def _relu_in_place(graph: fx.Graph, mods: dict[str, nn.Module]) -> None:
+    """``ReLU(inplace=True)`` (and ReLU6) where it is safe, as torchvision's ResNet: on a value that only the
+    activation reads, made by a conv, dense, batch norm, add or concat (whose backward does not need it)."""
+    for node in graph.nodes:
+        act = mods.get(node.target) if node.op == "call_module" else None
+        if not isinstance(act, (nn.ReLU, nn.ReLU6)):
+            continue
+        (src,) = node.args
+        made_by = mods.get(src.target) if src.op == "call_module" else src.target
+        if len(src.users) == 1 and (isinstance(made_by, _KEEPS_NO_OUTPUT) or made_by in (torch.add, torch.cat)):
+            act.inplace = True
 
 
 def _node_inputs(layer: Layer, values: dict[str, fx.Node]) -> list[fx.Node]:
