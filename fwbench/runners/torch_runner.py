@@ -3,6 +3,15 @@
 Imported only inside a worker. Data and convolutions run NCHW (PyTorch's default) unless the
 ``channels_last`` option asks for the channels-last memory format; the layout is recorded per cell.
 
+The network is a ``torch.fx.GraphModule`` built from the workload's nodes (:func:`build_module`) out of
+PyTorch's own modules, loaded with the shared weights after :mod:`fwbench.layout`'s conversion. Where PyTorch
+differs from the Keras semantics of :mod:`fwbench.layers`: an uneven ``same`` padding (TensorFlow's extra
+bottom/right pixel) is an explicit :class:`SamePad` (an even one is the module's own ``padding=``); ``same``
+average pooling uses ``count_include_pad=False`` (:class:`SameAvgPool2d` when uneven); a depthwise conv is
+``Conv2d(groups=in_channels)``; softmax runs over dim 1 (channels or features); batch norm takes
+``momentum = 1 - keras_momentum`` and updates its moving variance with the unbiased batch variance
+(:meth:`TorchSession.batchnorm_stats`); flat features come in CHW order (converted in :mod:`fwbench.layout`).
+
 Precision (option ``precision``): ``fp32`` (parameters and math in float32; TF32 off unless the ``tf32``
 option is set), ``bf16`` / ``fp16`` (``torch.autocast`` of forward pass and loss, float32 parameters
 and optimizer; ``fp16`` adds a ``GradScaler`` with dynamic loss scaling). On ``tpu`` the model runs on
