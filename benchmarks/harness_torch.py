@@ -1,23 +1,32 @@
-"""Does the harness add anything? fwbench's torch runners vs plain hand-written PyTorch loops, same CNN.
+"""Does the harness add anything? fwbench's torch runners vs plain hand-written PyTorch loops, same networks.
 
-Two pairs, each fwbench's own cell (``fwbench run``, one worker process, its session's step) against the
-loop a user would write around the same CNN (the bundled ``cnn.toml``: Adam, batch 64, ``.item()`` per step):
+Two models, and for each two pairs, each fwbench's own cell (``fwbench run``, one worker process, its
+session's step) against the loop a user would write around the same network:
+
+- ``cnn``: the bundled ``cnn.toml`` (Adam, batch 64) as an ``nn.Sequential``;
+- ``resnet20``: the bundled ``resnet20.toml`` (SGD momentum 0.9, batch 128) as a hand-written ``nn.Module``
+  (``BasicBlock`` / ``ResNet20`` classes as in torchvision, ``ReLU(inplace=True)``), loaded with the same
+  shared weights (``fwbench.weights.init_params``, transposed by hand) and computing the same math
+  (TensorFlow's ``same`` padding at stride 2: ``ZeroPad2d((0, 1, 0, 1))`` before the conv);
+
+and the pairs:
 
 - ``torch``: eager PyTorch;
 - ``torch-compile``: ``model = torch.compile(model)`` (default mode, inductor); loss, backward and the
   optimizer step stay outside the compiled region, as in fwbench's ``torch-compile`` runner.
 
 Every side runs in a fresh process with the same thread count (``torch.set_num_threads``) and a fixed
-number of timed steps after 5 warm-up steps (the first of which pays the compilation). The sides
-alternate within each round, and which side goes first alternates between rounds, so that drift and
+number of timed steps after the workload's warm-up steps (the first of which pays the compilation). The
+sides alternate within each round, and which side goes first alternates between rounds, so that drift and
 load from other processes hit both alike. Per step: perf_counter around the step, loss fetched with
 ``.item()``. For each pair it prints the ratio fwbench / hand-written of the median step (target
-1.00 ± 0.03), the median of the per-round ratios, and the ratio of the 10th percentiles (the steps least
-disturbed by other load).
+1.00 ± 0.03), the median of the per-round ratios with their spread (lowest-highest), and the ratio of the
+10th percentiles (the steps least disturbed by other load).
 
-    python benchmarks/harness_torch.py                       # both pairs, 5 rounds x 200 steps, 2 threads
-    python benchmarks/harness_torch.py --pair torch-compile  # only the torch.compile pair
-    python benchmarks/harness_torch.py --rounds 5 --steps 60 # a short look on a busy machine
+    python benchmarks/harness_torch.py                          # everything: 5 rounds x 200 steps, 2 threads
+    python benchmarks/harness_torch.py --model resnet20 --pair torch --steps 50
+    python benchmarks/harness_torch.py --pair torch-compile     # only the torch.compile pairs
+    python benchmarks/harness_torch.py --quick                  # a smoke run: 2 rounds x 3 steps
 """
 
 from __future__ import annotations
@@ -32,7 +41,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PAIRS = ("torch", "torch-compile")  # fwbench runner names; the hand loop compiles for "torch-compile"
-WARMUP = 5  # cnn.toml's warm-up steps; the hand loop discards as many
+MODELS = ("cnn", "resnet20")
+WARMUP = {"cnn": 5, "resnet20": 3}  # the workloads' warm-up steps; the hand loops discard as many
+# the bundled workload's timing, replaced by a fixed step count (min = max = steps, no time cap)
+TIMING = {"cnn": ("min_steps = 30", "max_steps = 2000", "max_seconds = 15.0", "warmup = 5"),
+          "resnet20": ("min_steps = 10", "max_steps = 500", "max_seconds = 20.0", "warmup = 3")}
 
 HAND_WRITTEN = r"""
 import json, sys, time, torch
@@ -61,6 +74,102 @@ for i in range(steps + warmup):
 print(json.dumps(times))
 """
 
+HAND_RESNET = r"""
+import json, sys, time
+import torch
+from torch import nn
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        # TensorFlow's "same" at stride 2 puts the extra pixel at the bottom/right, hence the explicit pad
+        self.pad = nn.ZeroPad2d((0, 1, 0, 1)) if stride == 2 else nn.Identity()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, padding=0 if stride == 2 else 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1)
+        self.shortcut = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                          nn.BatchNorm2d(cout, eps=1e-5, momentum=0.1))
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(self.pad(x))))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class ResNet20(nn.Module):
+    def __init__(self, classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16, eps=1e-5, momentum=0.1)
+        self.relu = nn.ReLU(inplace=True)
+        blocks, cin = [], 16
+        for cout, stride in ((16, 1), (32, 2), (64, 2)):
+            for i in range(3):
+                blocks.append(BasicBlock(cin, cout, stride if i == 0 else 1))
+                cin = cout
+        self.layers = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(64, classes)
+
+    def forward(self, x):
+        x = self.layers(self.relu(self.bn1(self.conv1(x))))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def load_shared_weights(model, params):
+    # fwbench's shared weights, Keras layout, in the same order as this model's conv / bn / linear modules
+    mods = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear))]
+    params = [p for p in params if p]
+    assert len(mods) == len(params)
+    with torch.no_grad():
+        for m, p in zip(mods, params):
+            if isinstance(m, nn.Conv2d):
+                m.weight.copy_(torch.from_numpy(p["kernel"].transpose(3, 2, 0, 1).copy()))
+            elif isinstance(m, nn.Linear):
+                m.weight.copy_(torch.from_numpy(p["kernel"].T.copy()))
+                m.bias.copy_(torch.from_numpy(p["bias"]))
+            else:
+                for name, key in (("weight", "gamma"), ("bias", "beta"), ("running_mean", "moving_mean"),
+                                  ("running_var", "moving_variance")):
+                    getattr(m, name).copy_(torch.from_numpy(p[key]))
+
+
+if __name__ == "__main__":
+    from fwbench.weights import init_params
+    from fwbench.workload import load_file
+
+    toml, compiled = sys.argv[1], sys.argv[5] == "1"
+    steps, threads, warmup = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    spec = load_file(toml)
+    model = ResNet20()
+    load_shared_weights(model, init_params(spec))
+    if compiled:
+        model = torch.compile(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    n = spec.batch_size
+    batches = [(torch.randn(n, 3, 32, 32), torch.randint(0, 10, (n,))) for _ in range(8)]
+    times = []
+    for i in range(steps + warmup):
+        x, y = batches[i % 8]
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        loss.item()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    print(json.dumps(times))
+"""
+
 
 @dataclass
 class PairTimes:
@@ -70,26 +179,27 @@ class PairTimes:
     hand: list[list[float]] = field(default_factory=list)
 
 
-def cnn_toml() -> Path:
-    """The bundled cnn.toml, wherever this fwbench keeps its workloads (no framework is imported)."""
+def bundled_toml(model: str) -> Path:
+    """The bundled workload file, wherever this fwbench keeps its workloads (no framework is imported)."""
     try:
         from fwbench.workload import available_workloads
 
-        return Path(available_workloads()["cnn"])
+        return Path(available_workloads()[model])
     except (ImportError, KeyError, TypeError):
         root = Path(__file__).resolve().parent.parent
-        return next((p for p in (root / "fwbench" / "workloads" / "cnn.toml", root / "workloads" / "cnn.toml")
-                     if p.is_file()), root / "fwbench" / "workloads" / "cnn.toml")
+        return next((p for p in (root / "fwbench" / "workloads" / f"{model}.toml", root / "workloads" / f"{model}.toml")
+                     if p.is_file()), root / "fwbench" / "workloads" / f"{model}.toml")
 
 
-def fixed_workload(steps: int, tmp: Path) -> Path:
-    """cnn.toml with a fixed step count (min = max = steps, no time cap), like the hand-written loop."""
-    src = cnn_toml().read_text()
-    for old, new in (("min_steps = 30", f"min_steps = {steps}"), ("max_steps = 2000", f"max_steps = {steps}"),
-                     ("max_seconds = 15.0", "max_seconds = 3600.0"), ("warmup = 5", f"warmup = {WARMUP}")):
-        assert old in src, f"workloads/cnn.toml no longer has {old!r}; update this script"
+def fixed_workload(model: str, steps: int, tmp: Path) -> Path:
+    """The bundled workload with a fixed step count (min = max = steps, no time cap), like the hand-written loop."""
+    src = bundled_toml(model).read_text()
+    min_steps, max_steps, max_seconds, warmup = TIMING[model]
+    for old, new in ((min_steps, f"min_steps = {steps}"), (max_steps, f"max_steps = {steps}"),
+                     (max_seconds, "max_seconds = 3600.0"), (warmup, f"warmup = {WARMUP[model]}")):
+        assert old in src, f"workloads/{model}.toml no longer has {old!r}; update this script"
         src = src.replace(old, new)
-    path = tmp / "cnn_fixed.toml"
+    path = tmp / f"{model}_fixed.toml"
     path.write_text(src)
     return path
 
@@ -110,9 +220,13 @@ def fwbench_steps(runner: str, workload: Path, threads: int, out: Path) -> list[
     return [float(s) for s in cell["step_s"]]
 
 
-def hand_steps(runner: str, steps: int, threads: int) -> list[float]:
+def hand_steps(model: str, runner: str, workload: Path, steps: int, threads: int) -> list[float]:
     compiled = "1" if runner == "torch-compile" else "0"
-    p = run([sys.executable, "-c", HAND_WRITTEN, str(steps), str(threads), str(WARMUP), compiled])
+    if model == "cnn":
+        cmd = [sys.executable, "-c", HAND_WRITTEN, str(steps), str(threads), str(WARMUP[model]), compiled]
+    else:
+        cmd = [sys.executable, "-c", HAND_RESNET, str(workload), str(steps), str(threads), str(WARMUP[model]), compiled]
+    p = run(cmd)
     return [float(s) for s in json.loads(p.stdout.strip().splitlines()[-1])]
 
 
@@ -120,45 +234,52 @@ def p10(xs: list[float]) -> float:
     return sorted(xs)[len(xs) // 10]
 
 
-def summary(runner: str, t: PairTimes) -> str:
+def summary(label: str, t: PairTimes) -> str:
     fw = [s for r in t.fwbench for s in r]
     hw = [s for r in t.hand for s in r]
     f, h = statistics.median(fw), statistics.median(hw)
     per_round = [statistics.median(a) / statistics.median(b) for a, b in zip(t.fwbench, t.hand)]
-    return (f"{runner}: median step fwbench {f * 1e3:.2f} ms, hand-written {h * 1e3:.2f} ms, "
-            f"ratio {f / h:.3f} (target 1.00 ± 0.03); median of per-round ratios {statistics.median(per_round):.3f} "
-            f"(rounds: {', '.join(f'{r:.3f}' for r in per_round)}); 10th percentiles {p10(fw) * 1e3:.2f} vs "
+    return (f"{label}: median step fwbench {f * 1e3:.2f} ms, hand-written {h * 1e3:.2f} ms, "
+            f"ratio {f / h:.3f} (target 1.00 ± 0.03); per-round ratios: median {statistics.median(per_round):.3f}, "
+            f"spread {min(per_round):.3f}-{max(per_round):.3f} over {len(per_round)} rounds "
+            f"({', '.join(f'{r:.3f}' for r in per_round)}); 10th percentiles {p10(fw) * 1e3:.2f} vs "
             f"{p10(hw) * 1e3:.2f} ms = {p10(fw) / p10(hw):.3f}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 1)[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", choices=(*MODELS, "all"), default="all",
+                    help="which network: cnn, resnet20, or all (default)")
     ap.add_argument("--pair", choices=(*PAIRS, "all"), default="all",
                     help="which pair to run: torch (eager), torch-compile, or all (default)")
-    ap.add_argument("--rounds", type=int, default=5, help="rounds; each runs every side of every pair once")
-    ap.add_argument("--steps", type=int, default=200, help="timed steps per side per round (after 5 warm-up)")
+    ap.add_argument("--rounds", type=int, default=None, help="rounds; each runs every side of every pair once (5)")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps per side per round, after warm-up (200)")
     ap.add_argument("--threads", type=int, default=2, help="intra-op threads on both sides (default 2)")
+    ap.add_argument("--quick", action="store_true", help="a smoke run: 2 rounds x 3 steps unless given")
     a = ap.parse_args()
-    pairs = PAIRS if a.pair == "all" else (a.pair,)
-    times = {p: PairTimes() for p in pairs}
+    rounds = a.rounds if a.rounds is not None else (2 if a.quick else 5)
+    steps = a.steps if a.steps is not None else (3 if a.quick else 200)
+    cases = [(m, p) for m in (MODELS if a.model == "all" else (a.model,))
+             for p in (PAIRS if a.pair == "all" else (a.pair,))]
+    times = {c: PairTimes() for c in cases}
     with tempfile.TemporaryDirectory() as tmp:
-        workload = fixed_workload(a.steps, Path(tmp))
-        for r in range(a.rounds):
-            for runner in pairs:
-                out = Path(tmp) / f"{runner}-{r}.json"
-                sides = [lambda: fwbench_steps(runner, workload, a.threads, out),
-                         lambda: hand_steps(runner, a.steps, a.threads)]
+        workloads = {m: fixed_workload(m, steps, Path(tmp)) for m in {m for m, _ in cases}}
+        for r in range(rounds):
+            for model, runner in cases:
+                out = Path(tmp) / f"{model}-{runner}-{r}.json"
+                sides = [lambda: fwbench_steps(runner, workloads[model], a.threads, out),
+                         lambda: hand_steps(model, runner, workloads[model], steps, a.threads)]
                 first, second = sides if r % 2 == 0 else sides[::-1]
                 x, y = first(), second()
                 fw, hw = (x, y) if r % 2 == 0 else (y, x)
-                times[runner].fwbench.append(fw)
-                times[runner].hand.append(hw)
-                print(f"round {r + 1} {runner}: fwbench {statistics.median(fw) * 1e3:.2f} ms  "
+                times[(model, runner)].fwbench.append(fw)
+                times[(model, runner)].hand.append(hw)
+                print(f"round {r + 1} {model} {runner}: fwbench {statistics.median(fw) * 1e3:.2f} ms  "
                       f"hand-written {statistics.median(hw) * 1e3:.2f} ms", flush=True)
     print()
-    for runner in pairs:
-        print(summary(runner, times[runner]))
+    for model, runner in cases:
+        print(summary(f"{model} {runner}", times[(model, runner)]))
 
 
 if __name__ == "__main__":

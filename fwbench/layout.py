@@ -1,8 +1,21 @@
 """Layout conversion between the canonical channels-last parameters and channels-first frameworks.
 
-Pure NumPy, so that each conversion is unit-tested without any framework. PyTorch stores conv kernels
-as OIHW, dense kernels as ``[out, in]``, and flattens an NCHW tensor in (channels, height, width)
-order; the canonical form (:mod:`fwbench.weights`) is HWIO, ``[in, out]`` and (height, width, channels).
+Pure NumPy, so that each conversion is unit-tested without any framework. The canonical form
+(:mod:`fwbench.weights`) is Keras's; PyTorch differs in three places, each converted here:
+
+- conv kernels: canonical HWIO ``[k, k, in/groups, filters]``, PyTorch OIHW ``[filters, in/groups, k, k]``.
+  Both frameworks give group ``g`` the consecutive input slice ``g`` and output slice ``g``, so a grouped
+  kernel is the same transpose (:func:`conv_kernel_oihw`);
+- depthwise kernels: canonical ``[k, k, in, multiplier]``; PyTorch runs them as ``Conv2d(groups=in)`` with a
+  weight ``[in * multiplier, 1, k, k]`` whose output channel ``c * multiplier + m`` is input channel ``c``
+  with ``kernel[:, :, c, m]``, Keras's order (:func:`depthwise_kernel_oihw`);
+- flattening: a flatten of an NCHW tensor lists features in (channels, height, width) order, the canonical
+  form in (height, width, channels) order. The permutation follows the graph's edges
+  (:func:`feature_orders`): through batch norm, activations, dropout and flattens of flat tensors, into
+  concatenations of flat features (each part keeps its order, offset), and through adds (an add keeps its
+  first input's order; the builder reorders any other input whose order differs, :func:`reorder_index`),
+  until it reaches the per-feature parameters that read it: batch-norm vectors and dense kernel rows.
+  A dense layer's output, a global average pool and every spatial tensor are in canonical order.
 """
 
 from __future__ import annotations
@@ -10,7 +23,10 @@ from __future__ import annotations
 import numpy as np
 
 from fwbench.weights import Params
+from fwbench.workload_graph import NETWORK_INPUT
 from fwbench.workload_spec import WorkloadSpec, layer_shapes
+
+Order = np.ndarray | None  # torch_features = canonical_features[order]; None: the same order
 
 
 def conv_hwio_to_oihw(kernel: np.ndarray) -> np.ndarray:
@@ -19,6 +35,18 @@ def conv_hwio_to_oihw(kernel: np.ndarray) -> np.ndarray:
 
 def conv_oihw_to_hwio(kernel: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(kernel.transpose(2, 3, 1, 0))
+
+
+def conv_kernel_oihw(kernel: np.ndarray, groups: int = 1) -> np.ndarray:
+    """``[k, k, in/groups, filters]`` -> ``[filters, in/groups, k, k]``; groups need no reordering (both
+    frameworks slice input and output channels into consecutive, equal groups)."""
+    return conv_hwio_to_oihw(kernel)
+
+
+def depthwise_kernel_oihw(kernel: np.ndarray) -> np.ndarray:
+    """``[k, k, in, mult]`` -> the ``Conv2d(groups=in)`` weight ``[in * mult, 1, k, k]``, out channel ``c*mult + m``."""
+    kh, kw, c, m = kernel.shape
+    return np.ascontiguousarray(kernel.reshape(kh, kw, c * m).transpose(2, 0, 1)[:, None])
 
 
 def nhwc_to_nchw(x: np.ndarray) -> np.ndarray:
@@ -37,27 +65,72 @@ def chw_order(hwc: tuple[int, int, int]) -> np.ndarray:
     return np.arange(h * w * c).reshape(h, w, c).transpose(2, 0, 1).reshape(-1)
 
 
-def to_channels_first(spec: WorkloadSpec, params: Params) -> Params:
-    """Canonical parameters -> PyTorch's layout (OIHW convs, ``[out, in]`` dense, CHW flatten order).
+def _or_none(order: np.ndarray) -> Order:
+    return None if np.array_equal(order, np.arange(len(order))) else order
 
-    After a flatten of a ``[h, w, c]`` tensor, PyTorch's features come in CHW order, so every
-    per-feature parameter up to the next dense layer (batch-norm vectors, the dense kernel's rows)
-    is permuted the same way.
-    """
-    shapes = [tuple(spec.input_shape)] + layer_shapes(spec.input_shape, spec.layers)
-    perm: np.ndarray | None = None
+
+def feature_orders(spec: WorkloadSpec) -> list[Order]:
+    """Per node: the order of its flat output features in PyTorch (``None`` when canonical or not flat)."""
+    shapes = {NETWORK_INPUT: tuple(spec.input_shape)}
+    shapes.update((layer.name, s) for layer, s in zip(spec.layers, layer_shapes(spec.input_shape, spec.layers)))
+    orders: dict[str, Order] = {NETWORK_INPUT: None}
+    for layer in spec.layers:
+        ins = [orders[n] for n in layer.inputs]
+        in_shape = shapes[layer.inputs[0]]
+        if len(shapes[layer.name]) != 1 or layer.kind in ("dense", "global_avgpool2d"):
+            order = None
+        elif layer.kind == "flatten":
+            order = _or_none(chw_order(in_shape)) if len(in_shape) == 3 else ins[0]  # type: ignore[arg-type]
+        elif layer.kind == "concat":
+            parts, offset = [], 0
+            for name, o in zip(layer.inputs, ins):
+                n = shapes[name][-1]
+                parts.append((np.arange(n) if o is None else o) + offset)
+                offset += n
+            order = _or_none(np.concatenate(parts))
+        else:  # add (its first input's order), batchnorm, activation, dropout
+            order = ins[0]
+        orders[layer.name] = order
+    return [orders[layer.name] for layer in spec.layers]
+
+
+def input_orders(spec: WorkloadSpec) -> list[list[Order]]:
+    """Per node: the feature order of each input it reads."""
+    by_name = dict(zip((layer.name for layer in spec.layers), feature_orders(spec)))
+    by_name[NETWORK_INPUT] = None
+    return [[by_name[n] for n in layer.inputs] for layer in spec.layers]
+
+
+def reorder_index(src: Order, dst: Order, n: int) -> np.ndarray | None:
+    """Index ``idx`` with ``features_in_dst_order = features_in_src_order[idx]`` (``None``: nothing to do)."""
+    s = np.arange(n) if src is None else src
+    d = np.arange(n) if dst is None else dst
+    return None if np.array_equal(s, d) else np.argsort(s)[d]
+
+
+def to_canonical_order(values: np.ndarray, order: Order) -> np.ndarray:
+    """Undo a feature ``order`` on the last axis: PyTorch-ordered per-feature values -> canonical order."""
+    if order is None:
+        return values
+    out = np.empty_like(values)
+    out[..., order] = values
+    return out
+
+
+def to_channels_first(spec: WorkloadSpec, params: Params) -> Params:
+    """Canonical parameters -> PyTorch's layout: OIHW convs (grouped and depthwise), ``[out, in]`` dense,
+    and every per-feature parameter (batch-norm vectors, dense kernel rows) in its input's feature order."""
     out: Params = []
-    for i, (layer, p) in enumerate(zip(spec.layers, params)):
+    for layer, p, (order, *_) in zip(spec.layers, params, input_orders(spec)):
         q = dict(p)
-        if layer.kind == "flatten" and len(shapes[i]) == 3:
-            perm = chw_order(shapes[i])  # type: ignore[arg-type]
-        elif layer.kind == "conv2d":
-            q["kernel"] = conv_hwio_to_oihw(p["kernel"])
-        elif layer.kind == "batchnorm" and perm is not None:
-            q = {k: np.ascontiguousarray(v[perm]) for k, v in p.items()}
+        if layer.kind == "conv2d":
+            q["kernel"] = conv_kernel_oihw(p["kernel"], layer.groups)
+        elif layer.kind == "depthwise_conv2d":
+            q["kernel"] = depthwise_kernel_oihw(p["kernel"])
+        elif layer.kind == "batchnorm" and order is not None:
+            q = {k: np.ascontiguousarray(v[order]) for k, v in p.items()}
         elif layer.kind == "dense":
-            kernel = p["kernel"] if perm is None else p["kernel"][perm]
+            kernel = p["kernel"] if order is None else p["kernel"][order]
             q["kernel"] = np.ascontiguousarray(kernel.T)
-            perm = None
         out.append(q)
     return out

@@ -26,7 +26,8 @@ def debug_value(ctx: ProbeContext) -> dict[str, Any]:
     """A forward hook on the first layer reads its output as a Python float during a training step."""
     session = ctx.session()
     session.build(ctx.spec, ctx.params)
-    first = next(m for m in session.model if any(True for _ in m.parameters()))  # first conv or dense
+    first = next(m for m in session.model.modules()  # the first conv or dense, in node order
+                 if any(True for _ in m.parameters(recurse=False)))
     seen: list[float] = []
     first.register_forward_hook(lambda mod, inp, out: seen.append(out.detach().abs().mean().item()))
     breaks0 = _graph_breaks()

@@ -3,6 +3,15 @@
 Imported only inside a worker. Data and convolutions run NCHW (PyTorch's default) unless the
 ``channels_last`` option asks for the channels-last memory format; the layout is recorded per cell.
 
+The network is a ``torch.fx.GraphModule`` built from the workload's nodes (:func:`build_module`) out of
+PyTorch's own modules, loaded with the shared weights after :mod:`fwbench.layout`'s conversion. Where PyTorch
+differs from the Keras semantics of :mod:`fwbench.layers`: an uneven ``same`` padding (TensorFlow's extra
+bottom/right pixel) is an explicit :class:`SamePad` (an even one is the module's own ``padding=``); ``same``
+average pooling uses ``count_include_pad=False`` (:class:`SameAvgPool2d` when uneven); a depthwise conv is
+``Conv2d(groups=in_channels)``; softmax runs over dim 1 (channels or features); batch norm takes
+``momentum = 1 - keras_momentum`` and updates its moving variance with the unbiased batch variance
+(:meth:`TorchSession.batchnorm_stats`); flat features come in CHW order (converted in :mod:`fwbench.layout`).
+
 Precision (option ``precision``): ``fp32`` (parameters and math in float32; TF32 off unless the ``tf32``
 option is set), ``bf16`` / ``fp16`` (``torch.autocast`` of forward pass and loss, float32 parameters
 and optimizer; ``fp16`` adds a ``GradScaler`` with dynamic loss scaling). On ``tpu`` the model runs on
@@ -11,22 +20,30 @@ torch_xla's lazy device and each step ends with ``torch_xla.sync()``.
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import fx, nn
 
 from fwbench.data import Batch
-from fwbench.layout import nhwc_to_nchw, to_channels_first
 from fwbench.errors import CellSkipped
+from fwbench.layers import MERGES, same_padding, window
+from fwbench.layout import (feature_orders, input_orders, nhwc_to_nchw, reorder_index, to_canonical_order,
+                            to_channels_first)
 from fwbench.runners.base import Session
 from fwbench.weights import Params
-from fwbench.workload_spec import Layer, WorkloadSpec, layer_shapes
+from fwbench.workload_graph import NETWORK_INPUT
+from fwbench.workload_spec import Layer, WorkloadSpec, layer_input_shapes
 
-_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "linear": nn.Identity}
+_ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "gelu": nn.GELU, "swish": nn.SiLU,
+                "softmax": lambda: nn.Softmax(dim=1), "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+"""Keras activation -> PyTorch module (``nn.GELU()`` is the exact erf form; ``linear`` adds no module).
+Softmax runs over dim 1: the channels of NCHW, the features of a flat tensor (Keras's last axis)."""
 AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -35,11 +52,7 @@ class SamePad(nn.Module):
 
     def __init__(self, in_hw: tuple[int, int], k: int, s: int, value: float = 0.0):
         super().__init__()
-        pads = []
-        for n in in_hw:
-            total = max((math.ceil(n / s) - 1) * s + k - n, 0)
-            pads.append((total // 2, total - total // 2))
-        (top, bottom), (left, right) = pads
+        (top, bottom), (left, right) = (same_padding(n, k, s) for n in in_hw)
         self.pad = (left, right, top, bottom)
         self.value = value
 
@@ -47,43 +60,159 @@ class SamePad(nn.Module):
         return F.pad(x, self.pad, value=self.value) if any(self.pad) else x
 
 
-def build_module(spec: WorkloadSpec, params: Params) -> nn.Sequential:
-    """An ``nn.Sequential`` equal to ``spec``, loaded with the shared ``params`` (canonical layout)."""
+class SameAvgPool2d(nn.AvgPool2d):
+    """Average pooling with TensorFlow's uneven ``same`` windows, averaging only the real pixels each covers.
+
+    ``count_include_pad=False`` leaves padding out of the divisor; PyTorch pads symmetrically, so TF's extra
+    bottom/right pixel comes from ``ceil_mode`` (one more window at the end, divided by what it covers) at
+    stride > 1, and at stride 1 (an even window) from one more pixel of padding on both sides and dropping the
+    first output row and column.
+    """
+
+    def __init__(self, in_hw: tuple[int, int], k: int, s: int):
+        before = [same_padding(n, k, s)[0] for n in in_hw]
+        self.crop = s == 1 and k % 2 == 0
+        super().__init__(k, s, padding=tuple(b + self.crop for b in before), ceil_mode=s > 1,  # type: ignore[arg-type]
+                         count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(x)
+        return y[..., 1:, 1:] if self.crop else y
+
+
+class Reorder(nn.Module):
+    """Puts flat features in another order (an add of inputs whose features PyTorch orders differently)."""
+
+    def __init__(self, index: np.ndarray):
+        super().__init__()
+        self.register_buffer("index", torch.from_numpy(np.asarray(index, np.int64)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.index_select(1, self.index)
+
+
+def build_module(spec: WorkloadSpec, params: Params) -> fx.GraphModule:
+    """A ``torch.fx.GraphModule`` equal to ``spec``, loaded with the shared ``params`` (canonical layout).
+
+    One ``call_module`` per PyTorch module of each node (``Conv2d``, ``BatchNorm2d``, ``ReLU`` ...), ``torch.add``
+    and ``torch.cat`` for merges: the generated ``forward`` is straight-line code, as a hand-written ResNet's.
+    ``model.meta["fwbench_nodes"]`` maps each node's name to the names of its submodules.
+    """
     tparams = to_channels_first(spec, params)
-    shapes = [tuple(spec.input_shape)] + layer_shapes(spec.input_shape, spec.layers)
-    mods: list[nn.Module] = []
-    for layer, p, in_shape in zip(spec.layers, tparams, shapes):
-        mods += _layer_modules(layer, p, in_shape)
-    return nn.Sequential(*mods)
+    graph = fx.Graph()
+    values = {NETWORK_INPUT: graph.placeholder("x")}
+    mods: dict[str, nn.Module] = {}
+    nodes: dict[str, list[str]] = {}
+
+    def call(name: str, role: str, module: nn.Module, arg: fx.Node) -> fx.Node:
+        target = _unique(f"{_ident(name)}_{role}", mods)
+        mods[target] = module
+        nodes.setdefault(name, []).append(target)
+        return graph.call_module(target, (arg,))
+
+    orders = input_orders(spec)
+    for layer, p, ins, in_orders in zip(spec.layers, tparams, layer_input_shapes(spec), orders):
+        args = _node_inputs(layer, values)
+        if layer.kind in MERGES:
+            if layer.kind == "add" and len(ins[0]) == 1:  # flat: bring every input to the first's order
+                for j, o in enumerate(in_orders[1:], 1):
+                    index = reorder_index(o, in_orders[0], ins[j][0])
+                    args[j] = args[j] if index is None else call(layer.name, f"reorder{j}", Reorder(index), args[j])
+            value = (graph.call_function(torch.cat, (args, 1)) if layer.kind == "concat"
+                     else functools.reduce(lambda a, b: graph.call_function(torch.add, (a, b)), args))
+        else:
+            value = args[0]
+            for role, module in _layer_modules(layer, p, ins[0]):
+                value = call(layer.name, role, module, value)
+        values[layer.name] = value
+    graph.output(values[spec.layers[-1].name])
+    _relu_in_place(graph, mods)
+    model = fx.GraphModule(mods, graph, class_name=_ident(spec.name).title().replace("_", "") or "Net")
+    model.meta["fwbench_nodes"] = nodes  # GraphModule.meta survives a deepcopy
+    return model
 
 
-def _layer_modules(layer: Layer, p: dict[str, np.ndarray], in_shape: tuple[int, ...]) -> list[nn.Module]:
-    if layer.kind == "conv2d":
-        conv = nn.Conv2d(in_shape[-1], layer.filters, layer.kernel_size, stride=layer.strides)
-        _load(conv, weight=p["kernel"], bias=p["bias"])
-        pad = [SamePad(in_shape[:2], layer.kernel_size, layer.strides)] if layer.padding == "same" else []
-        return [*pad, conv, _ACTIVATIONS[layer.activation]()]
-    if layer.kind == "maxpool2d":
-        pad = ([SamePad(in_shape[:2], layer.pool_size, layer.strides, value=-math.inf)]
-               if layer.padding == "same" else [])
-        return [*pad, nn.MaxPool2d(layer.pool_size, stride=layer.strides)]
-    if layer.kind == "flatten":
-        return [nn.Flatten()]
-    if layer.kind == "dense":
-        lin = nn.Linear(in_shape[-1], layer.units)
-        _load(lin, weight=p["kernel"], bias=p["bias"])
-        return [lin, _ACTIVATIONS[layer.activation]()]
-    if layer.kind == "dropout":
-        return [nn.Dropout(layer.rate)]
-    if layer.kind == "batchnorm":
+_KEEPS_NO_OUTPUT = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)  # their backward reads inputs only
+
+
+def _relu_in_place(graph: fx.Graph, mods: dict[str, nn.Module]) -> None:
+    """``ReLU(inplace=True)`` (and ReLU6) where it is safe, as torchvision's ResNet: on a value that only the
+    activation reads, made by a conv, dense, batch norm, add or concat (whose backward does not need it)."""
+    for node in graph.nodes:
+        act = mods.get(node.target) if node.op == "call_module" else None
+        if not isinstance(act, (nn.ReLU, nn.ReLU6)):
+            continue
+        (src,) = node.args
+        made_by = mods.get(src.target) if src.op == "call_module" else src.target
+        if len(src.users) == 1 and (isinstance(made_by, _KEEPS_NO_OUTPUT) or made_by in (torch.add, torch.cat)):
+            act.inplace = True
+
+
+def _node_inputs(layer: Layer, values: dict[str, fx.Node]) -> list[fx.Node]:
+    """The graph values a node reads, in the order of its ``inputs``."""
+    return [values[n] for n in layer.inputs]
+
+
+def _ident(name: str) -> str:
+    """A Python identifier for a node name (``stage2.1/#3`` -> ``stage2_1_3``)."""
+    s = re.sub(r"\W+", "_", name).strip("_")
+    return s if s[:1].isalpha() else f"n{s}"
+
+
+def _unique(name: str, taken: dict[str, Any]) -> str:
+    k, out = 1, name
+    while out in taken:
+        k += 1
+        out = f"{name}_{k}"
+    return out
+
+
+def _activation(name: str) -> list[tuple[str, nn.Module]]:
+    return [] if name == "linear" else [(name, _ACTIVATIONS[name]())]
+
+
+def _layer_modules(layer: Layer, p: dict[str, np.ndarray], in_shape: tuple[int, ...]) -> list[tuple[str, nn.Module]]:
+    """(role, module) pairs computing one single-input node on channels-first tensors."""
+    kind, k, s = layer.kind, window(layer), layer.strides
+    # "same" padding that is symmetric goes to the module's own padding=; TF's uneven split gets a SamePad
+    pads = [same_padding(n, k, s) for n in in_shape[:2]] if layer.padding == "same" else [(0, 0), (0, 0)]
+    even = all(a == b for a, b in pads)
+    own = tuple(a for a, _ in pads) if even else (0, 0)
+    if kind in ("conv2d", "depthwise_conv2d"):
+        c = in_shape[-1]
+        out, groups = (layer.filters, layer.groups) if kind == "conv2d" else (c * layer.depth_multiplier, c)
+        conv = nn.Conv2d(c, out, k, stride=s, padding=own, groups=groups, bias=layer.use_bias)
+        _load(conv, weight=p["kernel"], **({"bias": p["bias"]} if layer.use_bias else {}))
+        pad = [] if even else [("pad", SamePad(in_shape[:2], k, s))]
+        return [*pad, ("conv" if kind == "conv2d" else "dwconv", conv), *_activation(layer.activation)]
+    if kind == "maxpool2d":  # MaxPool2d's own padding never wins a max, as TF's -inf padding
+        pad = [] if even else [("pad", SamePad(in_shape[:2], k, s, value=-math.inf))]
+        return [*pad, ("maxpool", nn.MaxPool2d(k, stride=s, padding=own))]
+    if kind == "avgpool2d":
+        return [("avgpool", nn.AvgPool2d(k, stride=s, padding=own, count_include_pad=False) if even
+                 else SameAvgPool2d(in_shape[:2], k, s))]
+    if kind == "global_avgpool2d":
+        return [("pool", nn.AdaptiveAvgPool2d(1)), ("flatten", nn.Flatten())]
+    if kind == "zero_padding2d":
+        top, bottom, left, right = layer.pad
+        return [("pad", nn.ZeroPad2d((left, right, top, bottom)))]
+    if kind == "flatten":
+        return [("flatten", nn.Flatten())]
+    if kind == "dense":
+        lin = nn.Linear(in_shape[-1], layer.units, bias=layer.use_bias)
+        _load(lin, weight=p["kernel"], **({"bias": p["bias"]} if layer.use_bias else {}))
+        return [("linear", lin), *_activation(layer.activation)]
+    if kind == "dropout":
+        return [("dropout", nn.Dropout(layer.rate))]
+    if kind == "batchnorm":
         cls = nn.BatchNorm2d if len(in_shape) == 3 else nn.BatchNorm1d
         # Keras momentum m (moving = m*moving + (1-m)*batch) is PyTorch momentum 1-m.
         bn = cls(in_shape[-1], eps=layer.epsilon, momentum=1.0 - layer.momentum)
         _load(bn, weight=p["gamma"], bias=p["beta"], running_mean=p["moving_mean"], running_var=p["moving_variance"])
-        return [bn]
-    if layer.kind == "activation":
-        return [_ACTIVATIONS[layer.activation]()]
-    raise ValueError(f"unknown layer {layer.kind}")
+        return [("bn", bn)]
+    if kind == "activation":
+        return _activation(layer.activation) or [("linear", nn.Identity())]
+    raise ValueError(f"unknown layer {kind}")
 
 
 def _load(module: nn.Module, **tensors: np.ndarray) -> None:
@@ -198,6 +327,23 @@ class TorchSession(Session):
 
     def peak_device_bytes(self) -> int | None:
         return int(torch.cuda.max_memory_allocated()) if self.device == "cuda" else None
+
+    def batchnorm_stats(self) -> list[np.ndarray]:
+        """``running_mean`` and ``running_var`` of every batch-norm node, canonical channel order.
+
+        Not hidden: PyTorch updates ``running_var`` with the *unbiased* batch variance (times n/(n-1), n the
+        values per channel in the batch), Keras with the biased one, so after training PyTorch's moving
+        variance is larger by about (1 - momentum) * var / (n - 1) per step (see ``docs/workloads.md``).
+        Features after a flatten are put back from PyTorch's CHW order into the canonical HWC order.
+        """
+        out = []
+        for layer, order in zip(self.spec.layers, feature_orders(self.spec)):
+            if layer.kind == "batchnorm":
+                (target,) = self.model.meta["fwbench_nodes"][layer.name]
+                bn = self.model.get_submodule(target)
+                stats = torch.stack([bn.running_mean, bn.running_var]).detach().double().cpu().numpy()
+                out.append(to_canonical_order(stats, order))
+        return out
 
     def settings(self) -> dict[str, Any]:
         return {
