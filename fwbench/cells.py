@@ -144,7 +144,7 @@ SUMMARY = obj({k: finite for k in ("n", "median", "ci_low", "ci_high")} | {k: OP
 CELL_PARITY = obj({"initial_loss": OPT_NUM, "kstep_loss": OPT_NUM, "k": OPT_INT, "losses": optional(list_of(OPT_NUM)),
                    "status": string, "detail": OPT_STR, "max_abs_diff": OPT_NUM,
                    "bn_stats": optional(list_of(OPT_NUM)), "bn_nodes": optional(list_of(string)),
-                   "bn_channels": optional(list_of(integer)), "bn_max_abs_diff": OPT_NUM})
+                   "bn_channels": optional(list_of(integer)), "bn_max_abs_diff": OPT_NUM, "learning_rate": OPT_NUM})
 TIME_TO_ACCURACY = obj({"target_accuracy": number, "reached": boolean, "steps_to_target": OPT_INT,
                         "time_to_target_s": OPT_NUM, "train_s": number, "wall_s": OPT_NUM, "final_accuracy": number,
                         "curve": list_of(list_of(number))},

@@ -5,8 +5,11 @@ frameworks start from the same point and the parity check can compare their loss
 
 Initialisers (the Keras defaults, written out so that no framework's own default is used):
 - conv2d, depthwise_conv2d and dense kernels: Glorot-uniform, limit = sqrt(6 / (fan_in + fan_out)), with
-  Keras's fans of the kernel's canonical shape ``[k, k, a, b]``: fan_in = k*k*a, fan_out = k*k*b (a conv:
-  a = in_channels / groups, b = filters; a depthwise conv: a = in_channels, b = depth_multiplier);
+  the fans of one group of the kernel's canonical shape ``[k, k, a, b]``: fan_in = k*k*a, fan_out = k*k*b
+  for a conv (a = in_channels / groups, b = filters, as Keras computes them); fan_in = k*k and
+  fan_out = k*k*depth_multiplier for a depthwise conv, whose every output reads one input channel (the
+  per-group rule, and PyTorch's fan; Keras's ``glorot_uniform`` counts all input channels as the fan-in,
+  which leaves a depthwise output with about 1/in_channels of its input's variance);
 - biases: zeros;
 - batchnorm: gamma = 1, beta = 0, moving mean = 0, moving variance = 1.
 
@@ -40,7 +43,8 @@ def init_params(spec: WorkloadSpec) -> Params:
         for name, shape in parameter_shapes(layer, ins[0]).items():
             if name == "kernel":
                 receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
-                p[name] = glorot_uniform(rng, shape, receptive * shape[-2], receptive * shape[-1])
+                fan_in = receptive * (1 if layer.kind == "depthwise_conv2d" else shape[-2])  # per group
+                p[name] = glorot_uniform(rng, shape, fan_in, receptive * shape[-1])
             elif name in ("gamma", "moving_variance"):
                 p[name] = np.ones(shape, np.float32)
             else:  # bias, beta, moving_mean

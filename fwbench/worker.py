@@ -124,14 +124,15 @@ def sync_check(session: Session, pool: list, fn) -> dict[str, Any]:
 
 def parity_phase(session: Session, spec: WorkloadSpec, params, data: DataSource) -> dict[str, Any]:
     """Losses of the shared initial weights on the shared batches: step 0 and after K steps (no dropout)."""
-    p = spec.without_dropout()
+    p = spec.for_parity()
     session.build(p, params)
     if spec.mode == "infer":
         loss = session.value(session.infer_step(session.put(data.batch(0))))
         return {"initial_loss": loss, "kstep_loss": None, "k": 0, "losses": [loss]}
     losses = [session.value(session.train_step(session.put(data.batch(i)))) for i in range(spec.parity_steps)]
     # losses[j] is computed before update j, so losses[0] is the initial weights' loss on batch 0
-    out = {"initial_loss": losses[0], "kstep_loss": losses[-1], "k": spec.parity_steps - 1, "losses": losses}
+    out = {"initial_loss": losses[0], "kstep_loss": losses[-1], "k": spec.parity_steps - 1, "losses": losses,
+           "learning_rate": p.optimizer.learning_rate}
     return {**out, **batchnorm_record(p, session.batchnorm_stats())}
 
 

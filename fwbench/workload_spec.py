@@ -105,6 +105,7 @@ class WorkloadSpec:
     test_fraction: float = 0.25
     timing: Timing = field(default_factory=Timing)
     parity_steps: int = 5
+    parity_learning_rate: float | None = None
     target: Target | None = None
     distributed: Distributed | None = None
     source: str = ""
@@ -126,6 +127,14 @@ class WorkloadSpec:
         except WorkloadError as exc:
             raise WorkloadError(_stored_field(exc.field), exc.message, where) from None
         return dataclasses.replace(spec, source=source)
+
+    def for_parity(self) -> "WorkloadSpec":
+        """The network the parity check trains: dropout removed, and the ``[parity] learning_rate`` if set."""
+        spec = self.without_dropout()
+        if self.parity_learning_rate is None:
+            return spec
+        return dataclasses.replace(spec, optimizer=dataclasses.replace(spec.optimizer,
+                                                                        learning_rate=self.parity_learning_rate))
 
     def without_dropout(self) -> "WorkloadSpec":
         """The same network with every dropout rate set to 0 (used by the parity check)."""
@@ -295,7 +304,8 @@ def _parse(doc: Mapping[str, Any], source: str, default_name: str | None = None)
         "max_seconds": (float, lambda v: 0 < v <= 86_400, "a number of seconds in (0, 86400]"),
         "target_ci": (float, lambda v: 0 < v < 1, "a relative half-width in (0, 1), e.g. 0.02"),
     }, "timing")
-    parity = _table(doc, "parity", {"steps": (int, lambda v: 1 <= v <= 1000, "an integer from 1 to 1000")}, "parity")
+    parity = _table(doc, "parity", {"steps": (int, lambda v: 1 <= v <= 1000, "an integer from 1 to 1000"),
+                                    "learning_rate": (float, lambda v: 0 < v < 10, "a number in (0, 10)")}, "parity")
     target = _table(doc, "target", {
         "accuracy": (float, lambda v: 0 < v <= 1, "a number in (0, 1]"),
         "max_steps": (int, lambda v: 1 <= v <= 10_000_000, "an integer from 1 to 10000000"),
@@ -329,7 +339,7 @@ def _parse(doc: Mapping[str, Any], source: str, default_name: str | None = None)
         name=name, description=description, input_shape=shape, classes=classes, layers=layers,
         batch_size=batch, seed=seed, mode=mode, loss=loss, optimizer=Optimizer(**opt),
         data=data.get("source", "synthetic"), test_fraction=data.get("test_fraction", 0.25), timing=t,
-        parity_steps=parity.get("steps", 5), target=Target(**target) if target else None,
+        parity_steps=parity.get("steps", 5), parity_learning_rate=parity.get("learning_rate"), target=Target(**target) if target else None,
         distributed=Distributed(**dist) if "distributed" in doc else None, source=source,
     )
 
@@ -356,7 +366,8 @@ _STORED_KEYS = tuple(f.name for f in dataclasses.fields(WorkloadSpec))
 _LAYER_KEYS = tuple(f.name for f in dataclasses.fields(Layer))
 _LAYER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Layer) if f.name != "kind"}
 # TOML field -> the stored field it came from, for error messages about a stored spec
-_STORED_NAMES = {"data.source": "data", "data.test_fraction": "test_fraction", "parity.steps": "parity_steps"}
+_STORED_NAMES = {"data.source": "data", "data.test_fraction": "test_fraction", "parity.steps": "parity_steps",
+                 "parity.learning_rate": "parity_learning_rate"}
 
 
 def _stored_field(toml_field: str) -> str:
@@ -398,6 +409,8 @@ def _document_of_stored(d: Any) -> tuple[dict[str, Any], str]:
         doc["data"] = {k: d[s] for k, s in (("source", "data"), ("test_fraction", "test_fraction")) if s in d}
     if "parity_steps" in d:
         doc["parity"] = {"steps": d["parity_steps"]}
+    if d.get("parity_learning_rate") is not None:
+        doc.setdefault("parity", {})["learning_rate"] = d["parity_learning_rate"]
     for k in ("target", "distributed"):
         if d.get(k) is not None:
             doc[k] = d[k]

@@ -200,7 +200,10 @@ def stored_to_toml(d: Any) -> Any:
         if k in ("data", "test_fraction"):
             doc.setdefault("data", {})["source" if k == "data" else k] = v
         elif k == "parity_steps":
-            doc["parity"] = {"steps": v}
+            doc.setdefault("parity", {})["steps"] = v
+        elif k == "parity_learning_rate":
+            if v is not None:
+                doc.setdefault("parity", {})["learning_rate"] = v
         elif k in ("target", "distributed"):
             if v is not None:
                 doc[k] = v
@@ -248,10 +251,12 @@ def toml_to_stored(doc: Any) -> Any:
                 return UNTRANSLATABLE
             d.update({("data" if kk == "source" else kk): vv for kk, vv in v.items()})
         elif k == "parity":
-            if not isinstance(v, dict) or set(v) - {"steps"}:
+            if not isinstance(v, dict) or set(v) - {"steps", "learning_rate"}:
                 return UNTRANSLATABLE
             if "steps" in v:
                 d["parity_steps"] = v["steps"]
+            if "learning_rate" in v:
+                d["parity_learning_rate"] = v["learning_rate"]
         elif k in ("target", "distributed") and v is None:
             return UNTRANSLATABLE  # a stored null means "no table"; a TOML document has no null
         elif k == "layers" and isinstance(v, list):
@@ -259,7 +264,7 @@ def toml_to_stored(doc: Any) -> Any:
             if UNTRANSLATABLE in layers:
                 return UNTRANSLATABLE
             d[k] = layers
-        elif k in STORED_KEYS - {"source", "parity_steps", "test_fraction"} or k not in STORED_KEYS:
+        elif k in STORED_KEYS - {"source", "parity_steps", "parity_learning_rate", "test_fraction"} or k not in STORED_KEYS:
             d[k] = v
         else:
             return UNTRANSLATABLE

@@ -93,7 +93,7 @@ def parity_losses(engine: RankEngine, spec: WorkloadSpec, params: Params, shards
     data = DataSource(global_spec)
     per = global_spec.batch_size // engine.world_size
     lo, hi = engine.rank * per, (engine.rank + 1) * per
-    engine.build(spec.without_dropout(), params)
+    engine.build(spec.for_parity(), params)
     losses = []
     for i in range(spec.parity_steps):
         x, y = data.batch(i)
