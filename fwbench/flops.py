@@ -17,6 +17,16 @@ Convention (the "model FLOPs" of MFU, made exact for a layer list):
   input gradient, since frameworks do not differentiate the data. In a plain list this is the first
   conv/dense layer, so training = 3 x forward minus that layer's forward: slightly under the common
   "3 x forward".
+- Sequences: a ``dense`` node on ``[time, features]`` counts 2 * T * N_in * N_out. ``multi_head_attention``
+  counts its four projections (q, k, v: 2 * T * d * heads * key_dim each; output: the same) and its two
+  attention matmuls, Q K^T and A V (2 * T * T * heads * key_dim each, the full T x T square even when causal:
+  a dense kernel computes it, though a flash kernel may skip the masked half). ``lstm``/``gru`` count
+  2 * T * (N_in + units) * gates * units (gates 4 or 3) for their T steps. Embedding lookups, layer norm,
+  softmax and the gates' element-wise work are not counted.
+- Backward of the sequence kinds: the weight gradient of every projection (as its forward); the attention
+  matmuls twice over (dQ and dK, dA and dV); the input gradient of the output projection and of the
+  recurrent matmul always (their inputs depend on parameters), and of the input projections only where
+  the node's input does.
 - A ``train`` step multiplies the training FLOPs by the batch size; an ``infer`` step the forward FLOPs.
 """
 
@@ -28,7 +38,7 @@ from fwbench.layers import Layer, parameter_shapes
 from fwbench.workload_graph import NETWORK_INPUT
 from fwbench.workload_spec import WorkloadSpec, layer_input_shapes, layer_shapes
 
-COUNTED = ("conv2d", "depthwise_conv2d", "dense")
+COUNTED = ("conv2d", "depthwise_conv2d", "dense", "multi_head_attention", "lstm", "gru")
 
 
 @dataclass(frozen=True)
@@ -53,11 +63,28 @@ def _forward(layer: Layer, in_shape: tuple[int, ...], out_shape: tuple[int, ...]
     if layer.kind == "depthwise_conv2d":
         oh, ow, cout = out_shape  # cout = in_channels * depth_multiplier, one k x k window each
         return 2 * layer.kernel_size ** 2 * cout * oh * ow
-    return 2 * in_shape[-1] * layer.units
+    positions = in_shape[0] if len(in_shape) == 2 else 1  # a dense on [time, features] runs at every step
+    return 2 * positions * in_shape[-1] * layer.units
+
+
+def _sequence(layer: Layer, in_shape: tuple[int, ...], upstream: bool) -> LayerFlops | None:
+    """Forward, weight-gradient and input-gradient FLOPs of an attention or recurrent node, per sample."""
+    if layer.kind not in ("multi_head_attention", "lstm", "gru"):
+        return None
+    t, d = in_shape
+    if layer.kind == "multi_head_attention":
+        width = layer.heads * layer.key_dim
+        p_in, p_out, attn = 3 * 2 * t * d * width, 2 * t * width * d, 2 * 2 * t * t * width
+        return LayerFlops(0, layer.kind, p_in + p_out + attn, p_in + p_out, p_out + 2 * attn + (p_in if upstream else 0))
+    if layer.kind in ("lstm", "gru"):
+        gates = 4 if layer.kind == "lstm" else 3
+        w, r = 2 * t * d * gates * layer.units, 2 * t * layer.units * gates * layer.units
+        return LayerFlops(0, layer.kind, w + r, w + r, r + (w if upstream else 0))
+    return None
 
 
 def layer_flops(spec: WorkloadSpec) -> list[LayerFlops]:
-    """Per-sample FLOPs of every conv2d, depthwise_conv2d and dense node, in node order (see the module docstring)."""
+    """Per-sample FLOPs of every counted node (:data:`COUNTED`), in node order (see the module docstring)."""
     outs = layer_shapes(spec.input_shape, spec.layers)
     ins = layer_input_shapes(spec)
     needs_grad = {NETWORK_INPUT: False}  # does the node's output depend on a trainable parameter?
@@ -66,6 +93,10 @@ def layer_flops(spec: WorkloadSpec) -> list[LayerFlops]:
         upstream = any(needs_grad[n] for n in layer.inputs)
         needs_grad[layer.name] = upstream or bool(parameter_shapes(layer, ins[i][0]))
         if layer.kind not in COUNTED:
+            continue
+        seq = _sequence(layer, ins[i][0], upstream)
+        if seq is not None:
+            out.append(LayerFlops(i, seq.kind, seq.forward, seq.weight_grad, seq.input_grad))
             continue
         fwd = _forward(layer, ins[i][0], outs[i])
         # the input gradient is computed only where the input depends on a parameter (not on the data alone)

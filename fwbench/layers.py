@@ -22,6 +22,31 @@ Pure and framework-free (a leaf module). Every kind has Keras's semantics, writt
   the moving statistics otherwise; ``moving = momentum * moving + (1 - momentum) * batch`` (Keras; PyTorch's
   ``momentum`` is ``1 - momentum``, and PyTorch feeds the *unbiased* batch variance into its moving
   variance: see ``docs/workloads.md``); ``epsilon`` is added to the variance;
+- sequences are ``[time, features]``; a token input is ``[time]`` integer ids (the workload's
+  ``vocabulary``), read only by ``embedding`` nodes;
+- ``embedding``: ``embeddings [input_dim, output_dim]``, token ``t`` -> row ``t`` (Keras ``Embedding``,
+  PyTorch ``nn.Embedding``), ``[time] -> [time, output_dim]``;
+- ``position_embedding``: a learned table ``embeddings [max_length, features]`` whose first ``time`` rows are
+  *added* to its ``[time, features]`` input (GPT's ``tok_emb + pos_emb``); ``time <= max_length``;
+- ``layernorm``: normalises each position over its last axis with the biased variance, ``epsilon`` (required:
+  Keras's default is 1e-3, PyTorch's 1e-5) added to the variance, then ``* gamma + beta``;
+- ``dense`` on ``[time, features]`` applies the same kernel to every position;
+- ``multi_head_attention``: self-attention over its ``[time, d]`` input (Keras ``MultiHeadAttention`` with
+  query = key = value): ``q = x @ query_kernel + query_bias`` (kernel ``[d, heads, key_dim]``), likewise k
+  and v; ``softmax(q k^T / sqrt(key_dim))`` per head, with ``causal`` masking every key after the query;
+  the heads' outputs go through ``output_kernel [heads, key_dim, d]`` and ``output_bias [d]``; output
+  ``[time, d]``; no dropout;
+- ``lstm``: Keras ``LSTM`` (tanh, sigmoid gates): ``z = x_t @ kernel + h @ recurrent_kernel + bias`` with the
+  gate blocks in the order i, f, c, o (kernel ``[in, 4u]``, recurrent ``[u, 4u]``, one bias ``[4u]``);
+  ``c = f * c + i * tanh(z_c)``, ``h = o * tanh(c)``, zero initial state; PyTorch's i, f, g, o is the same
+  order with two biases (``bias_ih = bias``, ``bias_hh = 0``);
+- ``gru``: Keras ``GRU(reset_after=True)``, the form cuDNN and PyTorch compute: gate blocks z, r, h
+  (kernel ``[in, 3u]``, recurrent ``[u, 3u]``, ``bias [2, 3u]`` = input bias, recurrent bias);
+  ``z = sigmoid(xz + hz)``, ``r = sigmoid(xr + hr)``, ``n = tanh(xh + r * hh)`` with the recurrent bias
+  inside ``hh``, ``h = z * h + (1 - z) * n``; PyTorch orders its blocks r, z, n;
+- ``lstm``/``gru`` output every step (``return_sequences = true``, ``[time, units]``) or the last (``[units]``);
+- ``sequence_pool``: ``pool = "last"`` (the last time step) or ``"mean"`` (the mean over time),
+  ``[time, d] -> [d]``;
 - activations: ``relu``, ``relu6`` = min(max(x, 0), 6), ``gelu`` (exact, with erf; not the tanh
   approximation), ``swish`` = x * sigmoid(x) (``silu`` is read as ``swish``), ``softmax`` (over the last axis),
   ``tanh``, ``sigmoid``, ``linear``.
@@ -40,6 +65,9 @@ ACTIVATION_ALIASES = {"silu": "swish"}
 PADDINGS = ("valid", "same")
 MAX_DIM = limits.MAX_DIM
 MERGES = ("add", "concat")  # the kinds that take two or more inputs
+SEQUENCE = ("position_embedding", "multi_head_attention", "lstm", "gru", "sequence_pool")
+RECURRENT = ("lstm", "gru")
+POOLS = ("last", "mean")
 SPATIAL = ("conv2d", "depthwise_conv2d", "maxpool2d", "avgpool2d", "global_avgpool2d", "zero_padding2d")
 
 
@@ -68,6 +96,14 @@ class Layer:
     rate: float = 0.0
     momentum: float = 0.99
     epsilon: float = 1e-3
+    input_dim: int = 0
+    output_dim: int = 0
+    max_length: int = 0
+    heads: int = 0
+    key_dim: int = 0
+    causal: bool = False
+    return_sequences: bool = False
+    pool: str = "mean"
 
 
 # Per layer kind: allowed keys -> (type, check, what is allowed). ``name`` and ``inputs`` are allowed on
@@ -95,8 +131,18 @@ LAYER_FIELDS: dict[str, dict[str, tuple[type, Any, str]]] = {
     "activation": {"activation": (str, *_ACT)},
     "add": {},
     "concat": {},
+    "embedding": {"input_dim": (int, *_POS), "output_dim": (int, *_POS)},
+    "position_embedding": {"max_length": (int, *_POS)},
+    "layernorm": {"epsilon": (float, lambda v: 0.0 < v < 1.0, "a number in (0, 1)")},
+    "multi_head_attention": {"heads": (int, *_POS), "key_dim": (int, *_POS), "causal": (bool, *_BOOL)},
+    "lstm": {"units": (int, *_POS), "return_sequences": (bool, *_BOOL)},
+    "gru": {"units": (int, *_POS), "return_sequences": (bool, *_BOOL)},
+    "sequence_pool": {"pool": (str, lambda v: v in POOLS, f"one of {', '.join(POOLS)}")},
 }
-REQUIRED_KEYS = {"conv2d": ("filters", "kernel_size"), "depthwise_conv2d": ("kernel_size",),
+REQUIRED_KEYS = {"embedding": ("input_dim", "output_dim"), "position_embedding": ("max_length",),
+                 "layernorm": ("epsilon",), "multi_head_attention": ("heads", "key_dim"), "lstm": ("units",),
+                 "gru": ("units",), "sequence_pool": ("pool",),
+                 "conv2d": ("filters", "kernel_size"), "depthwise_conv2d": ("kernel_size",),
                  "maxpool2d": ("pool_size",), "avgpool2d": ("pool_size",), "dense": ("units",),
                  "zero_padding2d": ("pad",)}
 
@@ -153,12 +199,26 @@ def output_shape(layer: Layer, shapes: list[tuple[int, ...]]) -> tuple[int, ...]
         if kind == "depthwise_conv2d":
             return (oh, ow, c * layer.depth_multiplier)
         return (oh, ow, c)
+    if kind == "embedding":
+        if len(shape) != 1:
+            raise ValueError(f"reads token ids of shape [time], got {list(shape)}")
+        return (shape[0], layer.output_dim)
+    if kind in SEQUENCE:
+        if len(shape) != 2:
+            raise ValueError(f"needs a sequence of shape [time, features], got {list(shape)}")
+        t, d = shape
+        if kind == "position_embedding" and t > layer.max_length:
+            raise ValueError(f"the sequence has {t} steps, more than max_length = {layer.max_length}")
+        if kind in RECURRENT:
+            return (t, layer.units) if layer.return_sequences else (layer.units,)
+        return (d,) if kind == "sequence_pool" else shape
     if kind == "flatten":
         return (math.prod(shape),)
     if kind == "dense":
-        if len(shape) != 1:
-            raise ValueError(f"needs a flat input; add a flatten or global_avgpool2d before it (input {list(shape)})")
-        return (layer.units,)
+        if len(shape) not in (1, 2):
+            raise ValueError("needs a flat input or a sequence [time, features]; add a flatten or "
+                             f"global_avgpool2d before it (input {list(shape)})")
+        return (*shape[:-1], layer.units)
     return shape  # dropout, batchnorm, activation
 
 
@@ -166,7 +226,8 @@ def parameter_shapes(layer: Layer, in_shape: tuple[int, ...]) -> dict[str, tuple
     """The canonical (channels-last) shape of every parameter of ``layer``, in the order frameworks hold them.
 
     conv2d ``kernel [k, k, in/groups, filters]``; depthwise ``kernel [k, k, in, depth_multiplier]``; dense
-    ``kernel [in, units]``; ``bias`` where ``use_bias``; batchnorm ``gamma, beta, moving_mean, moving_variance``.
+    ``kernel [in, units]``; ``bias`` where ``use_bias``; batchnorm ``gamma, beta, moving_mean, moving_variance``;
+    the sequence kinds as the module docstring says (Keras's own layouts).
     """
     c = in_shape[-1]
     if layer.kind == "conv2d":
@@ -182,7 +243,24 @@ def parameter_shapes(layer: Layer, in_shape: tuple[int, ...]) -> dict[str, tuple
         return {**out, "bias": (layer.units,)} if layer.use_bias else out
     if layer.kind == "batchnorm":
         return {"gamma": (c,), "beta": (c,), "moving_mean": (c,), "moving_variance": (c,)}
+    if layer.kind == "embedding":
+        return {"embeddings": (layer.input_dim, layer.output_dim)}
+    if layer.kind == "position_embedding":
+        return {"embeddings": (layer.max_length, c)}
+    if layer.kind == "layernorm":
+        return {"gamma": (c,), "beta": (c,)}
+    if layer.kind == "multi_head_attention":
+        h, k = layer.heads, layer.key_dim
+        return {"query_kernel": (c, h, k), "query_bias": (h, k), "key_kernel": (c, h, k), "key_bias": (h, k),
+                "value_kernel": (c, h, k), "value_bias": (h, k), "output_kernel": (h, k, c), "output_bias": (c,)}
+    if layer.kind in RECURRENT:
+        u, g = layer.units, GATES[layer.kind]
+        bias = (4 * u,) if layer.kind == "lstm" else (2, 3 * u)
+        return {"kernel": (c, g * u), "recurrent_kernel": (u, g * u), "bias": bias}
     return {}
+
+
+GATES = {"lstm": 4, "gru": 3}
 
 
 NON_TRAINABLE = ("moving_mean", "moving_variance")

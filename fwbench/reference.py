@@ -81,6 +81,44 @@ def _pool(layer: Layer, x: np.ndarray) -> np.ndarray:
     return total / count
 
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _attention(layer: Layer, p: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Keras ``MultiHeadAttention(x, x)``: per-head scaled dot product, causal mask if set, output projection."""
+    f = {k: v.astype(np.float64) for k, v in p.items()}
+    q = np.einsum("ntd,dhk->nthk", x, f["query_kernel"]) + f["query_bias"]
+    k = np.einsum("ntd,dhk->nthk", x, f["key_kernel"]) + f["key_bias"]
+    v = np.einsum("ntd,dhk->nthk", x, f["value_kernel"]) + f["value_bias"]
+    scores = np.einsum("nqhk,nshk->nhqs", q, k) / math.sqrt(layer.key_dim)
+    if layer.causal:
+        t = x.shape[1]
+        scores = np.where(np.tril(np.ones((t, t), bool)), scores, -np.inf)
+    heads = np.einsum("nhqs,nshk->nqhk", _softmax(scores), v)
+    return np.einsum("nthk,hkd->ntd", heads, f["output_kernel"]) + f["output_bias"]
+
+
+def _recurrent(layer: Layer, p: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Keras ``LSTM`` / ``GRU(reset_after=True)`` from a zero state, gate blocks in Keras's order."""
+    w, u_, b = (p[k].astype(np.float64) for k in ("kernel", "recurrent_kernel", "bias"))
+    n, steps, units = len(x), x.shape[1], layer.units
+    h, c, out = np.zeros((n, units)), np.zeros((n, units)), []
+    for t in range(steps):
+        if layer.kind == "lstm":
+            z = x[:, t] @ w + h @ u_ + b
+            i, f, g, o = (z[:, j * units:(j + 1) * units] for j in range(4))
+            c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+            h = _sigmoid(o) * np.tanh(c)
+        else:
+            xz, xr, xh = np.split(x[:, t] @ w + b[0], 3, axis=1)
+            hz, hr, hh = np.split(h @ u_ + b[1], 3, axis=1)
+            z, r = _sigmoid(xz + hz), _sigmoid(xr + hr)
+            h = z * h + (1.0 - z) * np.tanh(xh + r * hh)
+        out.append(h)
+    return np.stack(out, axis=1) if layer.return_sequences else h
+
+
 def layer_forward(layer: Layer, p: dict[str, np.ndarray], x: np.ndarray | list[np.ndarray],
                   training: bool = False) -> np.ndarray:
     """One node on float64 channels-last input(s): merges take the list of their inputs."""
@@ -104,6 +142,19 @@ def layer_forward(layer: Layer, p: dict[str, np.ndarray], x: np.ndarray | list[n
     if layer.kind == "dense":
         y = x @ p["kernel"].astype(np.float64)
         return _ACT[layer.activation](y + p["bias"] if "bias" in p else y)
+    if layer.kind == "embedding":
+        return p["embeddings"].astype(np.float64)[x]
+    if layer.kind == "position_embedding":
+        return x + p["embeddings"].astype(np.float64)[:x.shape[1]]
+    if layer.kind == "layernorm":
+        mean, var = x.mean(axis=-1, keepdims=True), x.var(axis=-1, keepdims=True)
+        return (x - mean) / np.sqrt(var + layer.epsilon) * p["gamma"] + p["beta"]
+    if layer.kind == "multi_head_attention":
+        return _attention(layer, p, x)
+    if layer.kind in ("lstm", "gru"):
+        return _recurrent(layer, p, x)
+    if layer.kind == "sequence_pool":
+        return x[:, -1] if layer.pool == "last" else x.mean(axis=1)
     if layer.kind == "batchnorm":
         axes = tuple(range(x.ndim - 1))
         mean, var = (x.mean(axis=axes), x.var(axis=axes)) if training else (p["moving_mean"], p["moving_variance"])
@@ -117,8 +168,9 @@ def layer_forward(layer: Layer, p: dict[str, np.ndarray], x: np.ndarray | list[n
 
 def forward(spec: WorkloadSpec, params: Params, x: np.ndarray, training: bool = False,
             outputs: dict[str, np.ndarray] | None = None) -> np.ndarray:
-    """Logits for channels-last inputs ``x``, in float64; ``outputs`` (if given) receives every node's output."""
-    values = {NETWORK_INPUT: x.astype(np.float64)}
+    """Logits for channels-last inputs ``x`` (token ids stay integers), in float64; ``outputs`` (if given)
+    receives every node's output."""
+    values = {NETWORK_INPUT: x.astype(np.int64) if spec.tokens else x.astype(np.float64)}
     h = values[NETWORK_INPUT]
     for layer, p in zip(spec.layers, params):
         h = layer_forward(layer, p, [values[n] for n in layer.inputs], training)
@@ -129,7 +181,13 @@ def forward(spec: WorkloadSpec, params: Params, x: np.ndarray, training: bool = 
 
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Mean sparse categorical cross-entropy from logits (numerically stable log-softmax)."""
+    """Mean sparse categorical cross-entropy from logits (numerically stable log-softmax).
+
+    Per-token logits ``[n, time, classes]`` with labels ``[n, time]`` average over every (sample, position)
+    pair alike: the mean over batch and time, the reduction every runner uses.
+    """
+    logits = np.asarray(logits, dtype=np.float64).reshape(-1, np.shape(logits)[-1])
+    labels = np.asarray(labels).reshape(-1)
     z = logits - logits.max(axis=1, keepdims=True)
     logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     return float(-logp[np.arange(len(labels)), labels].mean())

@@ -31,12 +31,13 @@ from fwbench import limits
 from fwbench.errors import WorkloadError
 from fwbench.layers import (ACTIVATION_ALIASES, ACTIVATIONS, LAYER_FIELDS, MAX_DIM, NON_TRAINABLE, PADDINGS,  # noqa: F401
                             REQUIRED_KEYS, Layer, parameter_shapes)
-from fwbench.workload_graph import ShapeError, check_graph, expand, input_shapes, node_shapes
+from fwbench.workload_graph import NETWORK_INPUT, ShapeError, check_graph, expand, input_shapes, node_shapes
 
 LOSSES = ("sparse_categorical_crossentropy",)
 OPTIMIZERS = ("adam", "sgd")
 MODES = ("train", "infer")
-DATA_SOURCES = ("synthetic", "digits")
+DATA_SOURCES = ("synthetic", "digits", "markov", "recall")
+TOKEN_SOURCES = ("markov", "recall")  # sources of token sequences (see fwbench.data)
 MAX_NAME = 80
 MAX_DESCRIPTION = 2000
 MAX_SOURCE = 4096
@@ -69,11 +70,17 @@ class Timing:
 
 @dataclass(frozen=True)
 class Target:
-    """Time-to-accuracy goal: train until held-out accuracy >= ``accuracy`` or ``max_steps``."""
+    """Time-to-target goal: train until held-out accuracy >= ``accuracy`` (or, for a source whose optimum
+    is known exactly, held-out loss <= that optimum + ``excess_loss`` nats) or ``max_steps``."""
 
-    accuracy: float
+    accuracy: float | None = None
     max_steps: int = 2000
     eval_every: int = 25
+    excess_loss: float | None = None
+
+    @property
+    def metric(self) -> str:
+        return "loss" if self.excess_loss is not None else "accuracy"
 
 
 @dataclass(frozen=True)
@@ -103,12 +110,29 @@ class WorkloadSpec:
     optimizer: Optimizer = field(default_factory=Optimizer)
     data: str = "synthetic"
     test_fraction: float = 0.25
+    vocabulary: int | None = None
+    alphabet: int | None = None
     timing: Timing = field(default_factory=Timing)
     parity_steps: int = 5
     parity_learning_rate: float | None = None
     target: Target | None = None
     distributed: Distributed | None = None
     source: str = ""
+
+    @property
+    def tokens(self) -> bool:
+        """Is the input a sequence of token ids (``vocabulary`` set) rather than float features?"""
+        return self.vocabulary is not None
+
+    @property
+    def per_token(self) -> bool:
+        """Does the network predict one label per position (a language model), ``[time, classes]`` logits?"""
+        return len(layer_shapes(self.input_shape, self.layers)[-1]) == 2
+
+    @property
+    def label_shape(self) -> tuple[int, ...]:
+        """The shape of one sample's labels: ``(time,)`` for a per-token model, else ``()``."""
+        return (self.input_shape[0],) if self.per_token else ()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form, as stored in results and sent to workers."""
@@ -169,12 +193,15 @@ def parameter_count(spec_or_shape: Any, layers: tuple[Layer, ...] | None = None)
 
 
 def activation_count(input_shape: tuple[int, ...], layers: tuple[Layer, ...]) -> int:
-    """Values per sample held by a training step's forward pass: the input and every node's output."""
-    return sum(math.prod(s) for s in [tuple(input_shape), *layer_shapes(input_shape, layers)])
+    """Values per sample held by a training step's forward pass: the input, every node's output, and the
+    ``[heads, time, time]`` attention weights of each attention node."""
+    shapes = layer_shapes(input_shape, layers)
+    attention = sum(l.heads * s[0] * s[0] for l, s in zip(layers, shapes) if l.kind == "multi_head_attention")
+    return sum(math.prod(s) for s in [tuple(input_shape), *shapes]) + attention
 
 
 # --------------------------------------------------------------------------------------------- parsing
-_TOP_KEYS = {"name", "description", "mode", "input_shape", "classes", "batch_size", "seed", "loss",
+_TOP_KEYS = {"name", "description", "mode", "input_shape", "vocabulary", "classes", "batch_size", "seed", "loss",
              "optimizer", "data", "timing", "parity", "target", "distributed", "layers", "blocks"}
 _NAME = (lambda v: 0 < len(v) <= MAX_NAME and v.isprintable(), f"a printable string of 1-{MAX_NAME} characters")
 _DESCRIPTION = (lambda v: len(v) <= MAX_DESCRIPTION and v.isprintable(),
@@ -279,6 +306,12 @@ def _parse(doc: Mapping[str, Any], source: str, default_name: str | None = None)
     seed = _check(doc.get("seed", 0), int, lambda v: 0 <= v < 2**32, "an integer from 0 to 2**32-1", "seed")
     mode = _check(doc.get("mode", "train"), str, lambda v: v in MODES, f"one of {', '.join(MODES)}", "mode")
     loss = _check(doc.get("loss", LOSSES[0]), str, lambda v: v in LOSSES, f"one of {', '.join(LOSSES)}", "loss")
+    vocabulary = doc.get("vocabulary")
+    if vocabulary is not None:
+        vocabulary = _check(vocabulary, int, lambda v: 2 <= v <= MAX_DIM, f"an integer from 2 to {MAX_DIM}",
+                            "vocabulary")
+        if len(shape) != 1:
+            raise WorkloadError("input_shape", f"a token input (vocabulary = {vocabulary}) is [time], got {list(shape)}")
     nodes = expand(doc["layers"], doc.get("blocks", {}))
     layers = tuple(_parse_layer(where, raw) for where, raw in nodes)
     wheres = [where for where, _ in nodes]
@@ -295,6 +328,7 @@ def _parse(doc: Mapping[str, Any], source: str, default_name: str | None = None)
     data = _table(doc, "data", {
         "source": (str, lambda v: v in DATA_SOURCES, f"one of {', '.join(DATA_SOURCES)}"),
         "test_fraction": (float, lambda v: 0 < v < 1, "a number in (0, 1)"),
+        "alphabet": (int, lambda v: 2 <= v <= MAX_DIM, f"an integer from 2 to {MAX_DIM}"),
     }, "data")
     timing = _table(doc, "timing", {
         "warmup": (int, lambda v: 1 <= v <= 10_000, "an integer from 1 to 10000"),
@@ -310,6 +344,7 @@ def _parse(doc: Mapping[str, Any], source: str, default_name: str | None = None)
         "accuracy": (float, lambda v: 0 < v <= 1, "a number in (0, 1]"),
         "max_steps": (int, lambda v: 1 <= v <= 10_000_000, "an integer from 1 to 10000000"),
         "eval_every": (int, lambda v: 1 <= v <= 1_000_000, "an integer from 1 to 1000000"),
+        "excess_loss": (float, lambda v: 0 < v < 10, "a number of nats in (0, 10)"),
     }, "target")
     most = limits.max_workers()
     dist = _table(doc, "distributed", {
@@ -317,11 +352,13 @@ def _parse(doc: Mapping[str, Any], source: str, default_name: str | None = None)
                     f"an integer from 1 to {most} ({limits.WORKERS_PER_CORE} per core of this machine, at most "
                     f"{limits.MAX_WORKERS}; ${limits.WORKERS_ENV} sets another bound)"),
     }, "distributed")
-    if target and "accuracy" not in target:
-        raise WorkloadError("target.accuracy", "missing; a [target] table needs accuracy")
+    if target and ("accuracy" in target) == ("excess_loss" in target):
+        raise WorkloadError("target.accuracy", "a [target] table needs exactly one of accuracy and excess_loss")
     t = Timing(**timing)
     if t.max_steps < t.min_steps:
         raise WorkloadError("timing.max_steps", f"must be >= timing.min_steps ({t.min_steps}), got {t.max_steps}")
+    if data.get("source") == "digits" and vocabulary is not None:
+        raise WorkloadError("data.source", "the digits data set holds images, not token sequences")
     if data.get("source") == "digits" and (shape != (8, 8, 1) and shape != (64,) or classes != 10):
         raise WorkloadError("input_shape", "the digits data set has 8x8x1 images (or 64 features) and 10 classes")
 
@@ -331,17 +368,63 @@ def _parse(doc: Mapping[str, Any], source: str, default_name: str | None = None)
         node = layers[exc.index]
         named = "" if node.name.startswith("#") else f"{node.name!r}: "
         raise WorkloadError(wheres[exc.index], f"{named}{exc.detail}") from None
-    if shapes[-1] != (classes,):
-        raise WorkloadError(wheres[-1], f"the last layer must output {classes} logits (classes), "
+    per_token = vocabulary is not None and shapes[-1] == (shape[0], classes)
+    if shapes[-1] != (classes,) and not per_token:
+        also = f" or [{shape[0]}, {classes}] (one prediction per token)" if vocabulary is not None else ""
+        raise WorkloadError(wheres[-1], f"the last layer must output {classes} logits (classes){also}, "
                                       f"got shape {list(shapes[-1])}")
+    _check_tokens(layers, wheres, vocabulary)
+    _check_source(data, vocabulary, classes, per_token, target)
     _check_memory(shape, layers, batch)
     return WorkloadSpec(
         name=name, description=description, input_shape=shape, classes=classes, layers=layers,
         batch_size=batch, seed=seed, mode=mode, loss=loss, optimizer=Optimizer(**opt),
-        data=data.get("source", "synthetic"), test_fraction=data.get("test_fraction", 0.25), timing=t,
+        data=data.get("source", "synthetic"), test_fraction=data.get("test_fraction", 0.25),
+        vocabulary=vocabulary, alphabet=data.get("alphabet"), timing=t,
         parity_steps=parity.get("steps", 5), parity_learning_rate=parity.get("learning_rate"), target=Target(**target) if target else None,
         distributed=Distributed(**dist) if "distributed" in doc else None, source=source,
     )
+
+
+def _check_tokens(layers: tuple[Layer, ...], wheres: list[str], vocabulary: int | None) -> None:
+    """Token ids are read by embeddings only, and an embedding reads only token ids it can look up."""
+    for layer, where in zip(layers, wheres):
+        reads_input = NETWORK_INPUT in layer.inputs
+        if layer.kind == "embedding":
+            if vocabulary is None:
+                raise WorkloadError(where, "an embedding reads token ids: set vocabulary = N (the input is then "
+                                           "[time] token ids)")
+            if layer.inputs != (NETWORK_INPUT,):
+                raise WorkloadError(f"{where}.inputs", "an embedding reads the token input only")
+            if layer.input_dim < vocabulary:
+                raise WorkloadError(f"{where}.input_dim", f"must cover the vocabulary ({vocabulary}), got "
+                                                          f"{layer.input_dim}")
+        elif reads_input and vocabulary is not None:
+            raise WorkloadError(where, f"{layer.kind} reads the input, which holds token ids; only an embedding "
+                                       "can read them")
+
+
+def _check_source(data: dict[str, Any], vocabulary: int | None, classes: int, per_token: bool,
+                  target: dict[str, Any]) -> None:
+    """The data source produces what the network reads and predicts; a loss target needs a known optimum."""
+    source = data.get("source", "synthetic")
+    if source in TOKEN_SOURCES:
+        alphabet = data.get("alphabet", 16)
+        if vocabulary is None:
+            raise WorkloadError("data.source", f"{source} produces token sequences; set vocabulary = N")
+        if alphabet > vocabulary:
+            raise WorkloadError("data.alphabet", f"must be at most the vocabulary ({vocabulary}), got {alphabet}")
+        if source == "markov" and (not per_token or classes != vocabulary):
+            raise WorkloadError("data.source", "markov is next-token prediction: the last layer outputs "
+                                               "[time, vocabulary] logits and classes = vocabulary")
+        if source == "recall" and (per_token or alphabet <= classes):
+            raise WorkloadError("data.source", "recall labels a whole sequence: the last layer outputs [classes] "
+                                               "logits, and data.alphabet must exceed classes (the noise tokens)")
+    elif "alphabet" in data:
+        raise WorkloadError("data.alphabet", f"is a setting of the token sources ({', '.join(TOKEN_SOURCES)})")
+    if "excess_loss" in target and source != "markov":
+        raise WorkloadError("target.excess_loss", "needs a source whose optimal loss is known exactly (markov); "
+                                                  "use accuracy")
 
 
 def _check_memory(shape: tuple[int, ...], layers: tuple[Layer, ...], batch: int) -> None:
@@ -366,7 +449,8 @@ _STORED_KEYS = tuple(f.name for f in dataclasses.fields(WorkloadSpec))
 _LAYER_KEYS = tuple(f.name for f in dataclasses.fields(Layer))
 _LAYER_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Layer) if f.name != "kind"}
 # TOML field -> the stored field it came from, for error messages about a stored spec
-_STORED_NAMES = {"data.source": "data", "data.test_fraction": "test_fraction", "parity.steps": "parity_steps",
+_STORED_NAMES = {"data.source": "data", "data.test_fraction": "test_fraction", "data.alphabet": "alphabet",
+                 "parity.steps": "parity_steps",
                  "parity.learning_rate": "parity_learning_rate"}
 
 
@@ -402,18 +486,22 @@ def _document_of_stored(d: Any) -> tuple[dict[str, Any], str]:
                     f"a printable string of at most {MAX_SOURCE} characters", "source")
     doc = {k: d[k] for k in ("name", "description", "classes", "batch_size", "seed", "mode", "loss", "optimizer",
                              "timing") if k in d}
+    if d.get("vocabulary") is not None:
+        doc["vocabulary"] = d["vocabulary"]
     for k in ("input_shape", "layers"):
         if k in d:
             doc[k] = list(d[k]) if isinstance(d[k], (list, tuple)) else d[k]
     if "data" in d or "test_fraction" in d:
         doc["data"] = {k: d[s] for k, s in (("source", "data"), ("test_fraction", "test_fraction")) if s in d}
+    if d.get("alphabet") is not None:
+        doc.setdefault("data", {})["alphabet"] = d["alphabet"]
     if "parity_steps" in d:
         doc["parity"] = {"steps": d["parity_steps"]}
     if d.get("parity_learning_rate") is not None:
         doc.setdefault("parity", {})["learning_rate"] = d["parity_learning_rate"]
     for k in ("target", "distributed"):
-        if d.get(k) is not None:
-            doc[k] = d[k]
+        if d.get(k) is not None:  # a stored target holds None for the goal it does not set
+            doc[k] = {kk: vv for kk, vv in d[k].items() if vv is not None} if isinstance(d[k], Mapping) else d[k]
     if isinstance(doc.get("layers"), list):
         doc["layers"] = [_layer_document(i, raw) for i, raw in enumerate(doc["layers"])]
     return doc, source

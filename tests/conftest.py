@@ -88,6 +88,71 @@ TINY_GRAPH = textwrap.dedent("""
     steps = 3
 """)
 
+# Every sequence kind on tiny shapes. A language model (one prediction per token): embedding, position
+# embedding, pre-LN causal attention with a residual add, a per-token GELU MLP, then a GRU and an LSTM over
+# the sequence (return_sequences) before the per-token head.
+TINY_LM = textwrap.dedent("""
+    name = "tinylm"
+    description = "every sequence kind, per-token labels, tiny"
+    input_shape = [6]
+    vocabulary = 11
+    classes = 11
+    batch_size = 8
+    seed = 3
+    layers = [
+      { type = "embedding", input_dim = 11, output_dim = 8 },
+      { type = "position_embedding", max_length = 8, name = "embedded" },
+      { type = "layernorm", epsilon = 1e-5 },
+      { type = "multi_head_attention", heads = 2, key_dim = 3, causal = true, name = "attention" },
+      { type = "add", inputs = ["embedded", "attention"], name = "residual" },
+      { type = "layernorm", epsilon = 1e-3 },
+      { type = "dense", units = 16, activation = "gelu" },
+      { type = "dense", units = 8, name = "mlp" },
+      { type = "add", inputs = ["residual", "mlp"] },
+      { type = "gru", units = 5, return_sequences = true },
+      { type = "lstm", units = 6, return_sequences = true },
+      { type = "dense", units = 11 },
+    ]
+    [timing]
+    warmup = 2
+    min_steps = 3
+    max_steps = 5
+    min_seconds = 0.0
+    max_seconds = 1.0
+    [parity]
+    steps = 3
+""")
+
+# A sequence classifier: an LSTM's sequence read by non-causal attention and pooled by its mean, its last step
+# pooled by sequence_pool, and a GRU's last state, concatenated.
+TINY_SEQ = textwrap.dedent("""
+    name = "tinyseq"
+    description = "sequence classifier kinds, tiny"
+    input_shape = [5]
+    vocabulary = 9
+    classes = 3
+    batch_size = 8
+    seed = 4
+    layers = [
+      { type = "embedding", input_dim = 10, output_dim = 4, name = "emb" },
+      { type = "lstm", units = 5, return_sequences = true, name = "l" },
+      { type = "multi_head_attention", heads = 1, key_dim = 4 },
+      { type = "sequence_pool", pool = "mean", name = "m" },
+      { type = "sequence_pool", pool = "last", inputs = "l", name = "last" },
+      { type = "gru", units = 3, inputs = "emb", name = "g" },
+      { type = "concat", inputs = ["m", "last", "g"] },
+      { type = "dense", units = 3 },
+    ]
+    [timing]
+    warmup = 2
+    min_steps = 3
+    max_steps = 5
+    min_seconds = 0.0
+    max_seconds = 1.0
+    [parity]
+    steps = 3
+""")
+
 TINY_MLP = textwrap.dedent("""
     name = "tinymlp"
     input_shape = [6]
@@ -117,6 +182,8 @@ def workload_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (d / "tinycnn.toml").write_text(TINY_CNN)
     (d / "tinymlp.toml").write_text(TINY_MLP)
     (d / "tinygraph.toml").write_text(TINY_GRAPH)
+    (d / "tinylm.toml").write_text(TINY_LM)
+    (d / "tinyseq.toml").write_text(TINY_SEQ)
     monkeypatch.setenv("FWBENCH_WORKLOADS", str(d))
     return d
 

@@ -204,9 +204,15 @@ def stored_to_toml(d: Any) -> Any:
         elif k == "parity_learning_rate":
             if v is not None:
                 doc.setdefault("parity", {})["learning_rate"] = v
-        elif k in ("target", "distributed"):
+        elif k == "vocabulary":
             if v is not None:
                 doc[k] = v
+        elif k == "alphabet":
+            if v is not None:
+                doc.setdefault("data", {})["alphabet"] = v
+        elif k in ("target", "distributed"):
+            if v is not None:  # a stored target holds None for the goal it does not set
+                doc[k] = {kk: vv for kk, vv in v.items() if vv is not None} if isinstance(v, dict) else v
         elif k == "source":
             if not (isinstance(v, str) and v.isprintable() and len(v) <= 4096):
                 doc["<bad source>"] = v
@@ -247,7 +253,7 @@ def toml_to_stored(doc: Any) -> Any:
     d: dict[str, Any] = {}
     for k, v in doc.items():
         if k == "data":
-            if not isinstance(v, dict) or set(v) - {"source", "test_fraction"}:
+            if not isinstance(v, dict) or set(v) - {"source", "test_fraction", "alphabet"}:
                 return UNTRANSLATABLE
             d.update({("data" if kk == "source" else kk): vv for kk, vv in v.items()})
         elif k == "parity":
@@ -257,14 +263,15 @@ def toml_to_stored(doc: Any) -> Any:
                 d["parity_steps"] = v["steps"]
             if "learning_rate" in v:
                 d["parity_learning_rate"] = v["learning_rate"]
-        elif k in ("target", "distributed") and v is None:
+        elif k in ("target", "distributed", "vocabulary") and v is None:
             return UNTRANSLATABLE  # a stored null means "no table"; a TOML document has no null
         elif k == "layers" and isinstance(v, list):
             layers = [toml_layer_to_stored(x) for x in v]
             if UNTRANSLATABLE in layers:
                 return UNTRANSLATABLE
             d[k] = layers
-        elif k in STORED_KEYS - {"source", "parity_steps", "parity_learning_rate", "test_fraction"} or k not in STORED_KEYS:
+        elif k in STORED_KEYS - {"source", "parity_steps", "parity_learning_rate", "test_fraction", "alphabet"} \
+                or k not in STORED_KEYS:
             d[k] = v
         else:
             return UNTRANSLATABLE
