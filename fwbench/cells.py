@@ -145,10 +145,12 @@ CELL_PARITY = obj({"initial_loss": OPT_NUM, "kstep_loss": OPT_NUM, "k": OPT_INT,
                    "status": string, "detail": OPT_STR, "max_abs_diff": OPT_NUM,
                    "bn_stats": optional(list_of(OPT_NUM)), "bn_nodes": optional(list_of(string)),
                    "bn_channels": optional(list_of(integer)), "bn_max_abs_diff": OPT_NUM, "learning_rate": OPT_NUM})
-TIME_TO_ACCURACY = obj({"target_accuracy": number, "reached": boolean, "steps_to_target": OPT_INT,
+TIME_TO_ACCURACY = obj({"metric": OPT_STR, "target_accuracy": OPT_NUM, "reached": boolean, "steps_to_target": OPT_INT,
                         "time_to_target_s": OPT_NUM, "train_s": number, "wall_s": OPT_NUM, "final_accuracy": number,
-                        "curve": list_of(list_of(number))},
-                       required=("target_accuracy", "reached", "train_s", "final_accuracy", "curve"))
+                        "curve": list_of(list_of(number)), "target_loss": OPT_NUM, "excess_loss": OPT_NUM,
+                        "final_loss": OPT_NUM, "optimum_loss": OPT_NUM, "optimal_expected_loss": OPT_NUM,
+                        "entropy_rate": OPT_NUM},
+                       required=("reached", "train_s", "final_accuracy", "curve"))
 SYNC_CHECK = obj({"verdict": OPT_STR, "note": OPT_STR, "synced_s": OPT_NUM, "launch_s": OPT_NUM, "drained_s": OPT_NUM})
 DISTRIBUTED = obj({"world_size": integer, "nnodes": OPT_INT, "workers_per_node": OPT_INT, "node_rank": OPT_INT,
                    "backend": OPT_STR, "engine": OPT_STR, "per_rank_batch": OPT_INT, "global_batch": OPT_INT,

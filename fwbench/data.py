@@ -19,8 +19,7 @@ from fwbench.markov import MarkovChain, recall_batch
 from fwbench.workload_spec import WorkloadSpec
 
 Batch = tuple[np.ndarray, np.ndarray]
-TOKEN_TEST_SEQUENCES = 512  # held-out sequences of a token source
-DEFAULT_ALPHABET = 16
+TOKEN_TEST_SEQUENCES = 256  # held-out sequences of a token source
 
 
 class DataSource:
@@ -55,7 +54,8 @@ class DataSource:
 
     @property
     def alphabet(self) -> int:
-        return self.spec.alphabet or DEFAULT_ALPHABET
+        assert self.spec.alphabet is not None, "a token source's alphabet is set when the workload is parsed"
+        return self.spec.alphabet
 
     @cached_property
     def chain(self) -> MarkovChain:

@@ -41,7 +41,20 @@ def run_rows(doc: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
     return out
 
 
-TTA_COLUMNS = ("runner", "device", "target", "reached", "steps", "train time", "final accuracy")
+TTA_COLUMNS = ("runner", "device", "target", "reached", "steps", "train time", "final")
+
+
+def _goal(t: dict[str, Any]) -> str:
+    if t.get("target_loss") is not None:
+        return f"loss <= {t['target_loss']:.4f} (optimum {t['optimum_loss']:.4f} + {t['excess_loss']:g})"
+    return f"accuracy >= {t['target_accuracy']:.3f}" if t.get("target_accuracy") is not None else "?"
+
+
+def _final(t: dict[str, Any]) -> str:
+    if t.get("target_loss") is not None:
+        loss = "n/a" if t.get("final_loss") is None else f"{t['final_loss']:.4f}"
+        return f"loss {loss}, accuracy {t['final_accuracy']:.4f}"
+    return f"accuracy {t['final_accuracy']:.4f}"
 
 
 def tta_rows(doc: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
@@ -52,10 +65,10 @@ def tta_rows(doc: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
         if not t:
             continue
         out.setdefault(cell.workload, []).append({
-            "runner": cell.runner, "device": cell.device, "target": f"{t['target_accuracy']:.3f}",
+            "runner": cell.runner, "device": cell.device, "target": _goal(t),
             "reached": "yes" if t["reached"] else "NO",
             "steps": str(t["steps_to_target"]) if t["reached"] else f"> {t['curve'][-1][0] if t['curve'] else 0}",
             "train time": units.seconds(t["time_to_target_s"] if t["reached"] else t["train_s"]),
-            "final accuracy": f"{t['final_accuracy']:.4f}",
+            "final": _final(t),
         })
     return out

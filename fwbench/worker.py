@@ -23,6 +23,7 @@ from fwbench.data import DataSource
 from fwbench.errors import CellSkipped, brief
 from fwbench.job import Job
 from fwbench.jsonio import write_json_atomic
+from fwbench.reference import cross_entropy
 from fwbench.runners.base import BATCH_POOL, Session
 from fwbench.runners.registry import RUNNERS
 from fwbench.stats import summarize
@@ -147,7 +148,12 @@ def batchnorm_record(spec: WorkloadSpec, stats: list[np.ndarray] | None) -> dict
 
 
 def target_phase(session: Session, spec: WorkloadSpec, params, data: DataSource) -> dict[str, Any]:
-    """Train until held-out accuracy reaches the target; training time excludes the evaluations."""
+    """Train until the held-out goal is met; training time excludes the evaluations.
+
+    The goal is held-out accuracy >= ``target.accuracy``, or (a source with a known optimum) held-out loss
+    <= the loss the true source scores on the same held-out set + ``target.excess_loss`` nats. Each curve
+    point is ``[step, training seconds, accuracy]`` (``[..., accuracy, loss]`` for a loss goal).
+    """
     target = spec.target
     assert target is not None
     session.build(spec, params)
@@ -155,9 +161,11 @@ def target_phase(session: Session, spec: WorkloadSpec, params, data: DataSource)
     if test is None:  # synthetic data: measure against the training batches' own labels
         test = data.batch(0)
     x_test, y_test = test
+    optimum = data.optimum() if target.metric == "loss" else None
+    goal_loss = optimum["test_bayes_loss"] + target.excess_loss if optimum else None
     train_s, curve, reached_at, diverged_step = 0.0, [], None, None
     wall0 = time.perf_counter()
-    accuracy = 0.0
+    accuracy, held_out_loss = 0.0, None
     for step in range(1, target.max_steps + 1):
         batch = session.put(data.batch(step - 1))
         t0 = time.perf_counter()
@@ -167,15 +175,27 @@ def target_phase(session: Session, spec: WorkloadSpec, params, data: DataSource)
             diverged_step = step - 1
             break
         if step % target.eval_every == 0 or step == target.max_steps:
-            accuracy = float(np.mean(np.argmax(session.predict(x_test), axis=1) == y_test))
-            curve.append([step, round(train_s, 6), accuracy])
-            if accuracy >= target.accuracy:
+            logits = session.predict(x_test)
+            accuracy = float(np.mean(np.argmax(logits, axis=-1) == y_test))
+            if goal_loss is None:
+                curve.append([step, round(train_s, 6), accuracy])
+                done = accuracy >= target.accuracy
+            else:
+                held_out_loss = cross_entropy(logits, y_test)
+                curve.append([step, round(train_s, 6), accuracy, round(held_out_loss, 6)])
+                done = held_out_loss <= goal_loss
+            if done:
                 reached_at = step
                 break
-    return {"target_accuracy": target.accuracy, "reached": reached_at is not None,
-            "steps_to_target": reached_at, "time_to_target_s": train_s if reached_at else None,
-            "train_s": train_s, "wall_s": time.perf_counter() - wall0,
-            "final_accuracy": accuracy, "curve": curve, "diverged_step": diverged_step}
+    out = {"metric": target.metric, "reached": reached_at is not None,
+           "steps_to_target": reached_at, "time_to_target_s": train_s if reached_at else None,
+           "train_s": train_s, "wall_s": time.perf_counter() - wall0,
+           "final_accuracy": accuracy, "curve": curve, "diverged_step": diverged_step}
+    if goal_loss is None:
+        return {"target_accuracy": target.accuracy, **out}
+    return {**out, "target_loss": goal_loss, "excess_loss": target.excess_loss, "final_loss": held_out_loss,
+            "optimum_loss": optimum["test_bayes_loss"], "optimal_expected_loss": optimum["optimal_loss"],
+            "entropy_rate": optimum["entropy_rate"]}
 
 
 def serve(run: Callable[[Job], dict[str, Any]], argv: list[str] | None = None) -> int:

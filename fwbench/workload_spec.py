@@ -38,6 +38,7 @@ OPTIMIZERS = ("adam", "sgd")
 MODES = ("train", "infer")
 DATA_SOURCES = ("synthetic", "digits", "markov", "recall")
 TOKEN_SOURCES = ("markov", "recall")  # sources of token sequences (see fwbench.data)
+DEFAULT_ALPHABET = 16
 MAX_NAME = 80
 MAX_DESCRIPTION = 2000
 MAX_SOURCE = 4096
@@ -316,6 +317,7 @@ def _parse(doc: Mapping[str, Any], source: str, default_name: str | None = None)
     layers = tuple(_parse_layer(where, raw) for where, raw in nodes)
     wheres = [where for where, _ in nodes]
     check_graph(layers, wheres)
+    _check_tokens(layers, wheres, vocabulary)
 
     opt = _table(doc, "optimizer", {
         "name": (str, lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
@@ -373,14 +375,13 @@ def _parse(doc: Mapping[str, Any], source: str, default_name: str | None = None)
         also = f" or [{shape[0]}, {classes}] (one prediction per token)" if vocabulary is not None else ""
         raise WorkloadError(wheres[-1], f"the last layer must output {classes} logits (classes){also}, "
                                       f"got shape {list(shapes[-1])}")
-    _check_tokens(layers, wheres, vocabulary)
-    _check_source(data, vocabulary, classes, per_token, target)
+    alphabet = _check_source(data, vocabulary, classes, per_token, target)
     _check_memory(shape, layers, batch)
     return WorkloadSpec(
         name=name, description=description, input_shape=shape, classes=classes, layers=layers,
         batch_size=batch, seed=seed, mode=mode, loss=loss, optimizer=Optimizer(**opt),
         data=data.get("source", "synthetic"), test_fraction=data.get("test_fraction", 0.25),
-        vocabulary=vocabulary, alphabet=data.get("alphabet"), timing=t,
+        vocabulary=vocabulary, alphabet=alphabet, timing=t,
         parity_steps=parity.get("steps", 5), parity_learning_rate=parity.get("learning_rate"), target=Target(**target) if target else None,
         distributed=Distributed(**dist) if "distributed" in doc else None, source=source,
     )
@@ -405,11 +406,15 @@ def _check_tokens(layers: tuple[Layer, ...], wheres: list[str], vocabulary: int 
 
 
 def _check_source(data: dict[str, Any], vocabulary: int | None, classes: int, per_token: bool,
-                  target: dict[str, Any]) -> None:
-    """The data source produces what the network reads and predicts; a loss target needs a known optimum."""
+                  target: dict[str, Any]) -> int | None:
+    """The data source produces what the network reads and predicts; a loss target needs a known optimum.
+
+    Returns the alphabet of a token source (``data.alphabet``, by default the first 16 ids or the whole
+    vocabulary if smaller), ``None`` for the other sources."""
     source = data.get("source", "synthetic")
+    alphabet = None
     if source in TOKEN_SOURCES:
-        alphabet = data.get("alphabet", 16)
+        alphabet = data.get("alphabet", min(DEFAULT_ALPHABET, vocabulary or DEFAULT_ALPHABET))
         if vocabulary is None:
             raise WorkloadError("data.source", f"{source} produces token sequences; set vocabulary = N")
         if alphabet > vocabulary:
@@ -425,6 +430,7 @@ def _check_source(data: dict[str, Any], vocabulary: int | None, classes: int, pe
     if "excess_loss" in target and source != "markov":
         raise WorkloadError("target.excess_loss", "needs a source whose optimal loss is known exactly (markov); "
                                                   "use accuracy")
+    return alphabet
 
 
 def _check_memory(shape: tuple[int, ...], layers: tuple[Layer, ...], batch: int) -> None:

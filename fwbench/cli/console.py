@@ -73,7 +73,7 @@ def print_run_tables(doc: dict[str, Any], console: Console | None = None) -> Non
         for note in notes:
             console.print(text(f"  {note}"), highlight=False)
     for workload, rows in tta_rows(doc).items():
-        table = Table(title=text(f"{workload} — time to accuracy (training time, evaluations excluded)"),
+        table = Table(title=text(f"{workload} — time to target (training time, evaluations excluded)"),
                       title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
         for col in TTA_COLUMNS:
             table.add_column(col, no_wrap=True)

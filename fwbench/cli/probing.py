@@ -38,6 +38,10 @@ def run_probes_with_progress(doc: dict[str, Any], runners: list[str], probe_name
                   highlight=False, markup=False)
         return 0
     jobs = plan_probes(pairs, workloads, devices, config.options)
+    if not jobs:
+        token_probes = sorted({p.name for p, _ in pairs if p.tokens_only})
+        raise UsageError(f"{', '.join(token_probes)} needs a workload whose input is token ids (one with a "
+                         "vocabulary, e.g. -w transformer or -w lstm)")
     interrupted = run_with_progress(
         len(jobs), "probe",
         lambda on_event: run_probes(doc, jobs, out, timeout, config.memory_limit_bytes, on_event=on_event),

@@ -19,6 +19,11 @@ class ProbeInfo:
     description: str
     impls: dict[str, str]
     modules: tuple[str, ...] = ()
+    tokens_only: bool = False  # planned only for workloads whose input is token ids
+
+    def applies_to(self, workload: dict) -> bool:
+        """Does the probe apply to this (stored-form) workload?"""
+        return not self.tokens_only or workload.get("vocabulary") is not None
 
     @property
     def runners(self) -> tuple[str, ...]:
@@ -42,6 +47,11 @@ PROBES: dict[str, ProbeInfo] = {p.name: p for p in (
     ProbeInfo("shape-change", "flexibility",
               "train on batch size B, then B+1 and B+2: retraces / recompiles and the first call's time",
               {r: f"{_SESSION}:shape_change" for r in ("torch", "torch-compile", "tf-eager", "tf-graph", "tf-xla")}),
+    ProbeInfo("seq-length", "flexibility",
+              "train one session at sequence lengths T/2, 3T/4, T (token workloads): retraces / recompiles and "
+              "the first call at each new length",
+              {r: f"{_SESSION}:sequence_length" for r in ("torch", "torch-compile", "tf-eager", "tf-graph", "tf-xla",
+                                                         "keras", "keras-torch", "keras-jax")}, tokens_only=True),
     ProbeInfo("export-torch", "deployment", "torch.export → .pt2, reloaded and run",
               {"torch": f"{_T}:export_torch"}),
     ProbeInfo("export-onnx", "deployment", "torch.onnx → .onnx, run by ONNX Runtime",

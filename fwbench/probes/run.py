@@ -25,9 +25,10 @@ WORKER = "fwbench.probes.worker"
 
 def plan_probes(pairs: list[tuple[ProbeInfo, str]], workloads: list[dict[str, Any]], devices: list[str],
                 options: RunnerOptions) -> list[Job]:
-    """One job per (workload, device, probe, runner); ``workloads`` are validated WorkloadSpec dicts."""
+    """One job per (workload, device, probe, runner) where the probe applies to the workload (``seq-length``
+    needs token ids); ``workloads`` are validated WorkloadSpec dicts."""
     return [Job(workload=w, runner=runner, device=d, options=options, phases=("probe",), probe=info.name)
-            for w in workloads for d in devices for info, runner in pairs]
+            for w in workloads for d in devices for info, runner in pairs if info.applies_to(w)]
 
 
 def base_record(job: Job) -> dict[str, Any]:

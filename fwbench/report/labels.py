@@ -155,6 +155,8 @@ PHRASES: dict[str, dict[str, str]] = {
         "yes": "yes",
         "no": "no",
         "retraces": "{runner}: new batch size {batch} → {n} retrace(s), first call {t} (steady {s})",
+        "seq_retraces": "{runner}: sequence lengths {lengths} in one session → {n} retrace(s) after the first "
+                        "length; first calls {firsts} (steady {s})",
         "export_ok": "{name} ✓ {t}, {size}, max |Δ| {diff:.1e}{via}",
         "export_bad": "{name} ✗ {reason}",
         "export_diff": "{name} exported but outputs differ: max |Δ| {diff:.1e}",
@@ -217,6 +219,8 @@ PHRASES: dict[str, dict[str, str]] = {
         "yes": "是",
         "no": "否",
         "retraces": "{runner}:新批大小 {batch} → 重新追踪 {n} 次,首次调用 {t}(稳定 {s})",
+        "seq_retraces": "{runner}:同一会话中序列长度 {lengths} → 首个长度之后重新追踪 {n} 次;各长度首次调用 {firsts}"
+                        "(稳定 {s})",
         "export_ok": "{name} ✓ {t},{size},最大 |Δ| {diff:.1e}{via}",
         "export_bad": "{name} ✗ {reason}",
         "export_diff": "{name} 已导出但输出不同:最大 |Δ| {diff:.1e}",

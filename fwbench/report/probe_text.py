@@ -35,6 +35,15 @@ def describe_probe(rec: Record, lang: str) -> tuple[str, list[str], dict]:
                        t=units.seconds(changed.get("first_call_s")), s=units.seconds(changed.get("steady_s"))),
                 ["findings.shapes[1]"], {f"{runner}:retraces_on_new_shape": changed.get("retraces"),
                                          f"{runner}:new_shape_first_call_s": changed.get("first_call_s")})
+    if probe == "seq-length":
+        lengths = f.get("lengths") or []
+        steady = units.seconds(lengths[-1].get("steady_s")) if lengths else "?"
+        return (phrase(lang, "seq_retraces", runner=runner, lengths=" → ".join(str(l.get("length")) for l in lengths),
+                       n=f.get("retraces_total"), firsts=" / ".join(units.seconds(l.get("first_call_s")) for l in lengths),
+                       s=steady),
+                ["findings.lengths", "findings.retraces_total"],
+                {f"{runner}:retraces_on_new_length": f.get("retraces_total"),
+                 **{f"{runner}:first_call_s@{l.get('length')}": l.get("first_call_s") for l in lengths}})
     if probe.startswith("export-"):
         name = f.get("format", probe)
         if not f.get("reproduces"):

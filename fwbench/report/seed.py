@@ -170,6 +170,17 @@ def probe_findings(probe: str, runners: tuple[str, ...]) -> Fill:
     return fill
 
 
+def probe_if_run(probe: str, runners: tuple[str, ...]) -> Fill:
+    """Like :func:`probe_findings`, but silent where the probe was not run (it needs a particular workload,
+    e.g. ``seq-length`` a token one), so a results file without it asks for nothing."""
+    def fill(ev: Evidence, corpus: Corpus, lang: str) -> None:
+        found = {r: corpus.probe(probe, r) for r in runners}
+        present = tuple(r for r, rec in found.items() if rec is not None and rec.get("status") != "skipped")
+        if present:
+            probe_findings(probe, present)(ev, corpus, lang)
+    return fill
+
+
 def combine(*fills: Fill) -> Fill:
     """One cell filled by several evidence sources in turn."""
     def fill(ev: Evidence, corpus: Corpus, lang: str) -> None:
@@ -313,9 +324,12 @@ EVIDENCE: dict[tuple[str, str], dict[str, Fill]] = {
     ("keras_tensorflow", "debugging"): {"keras": probe_findings("debug-value", ("keras",)),
                                         "tensorflow": probe_findings("debug-value", ("tf-eager", "tf-graph"))},
     ("keras_tensorflow", "hardware"): {"keras": hardware("keras"), "tensorflow": hardware("tensorflow")},
-    ("static_dynamic", "construction"): {"static": first_steps(STATIC, True), "dynamic": first_steps(DYNAMIC, False)},
-    ("static_dynamic", "flexibility"): {"static": probe_findings("shape-change", STATIC),
-                                        "dynamic": probe_findings("shape-change", DYNAMIC)},
+    ("static_dynamic", "construction"): {
+        "static": combine(first_steps(STATIC, True), probe_if_run("seq-length", STATIC + ("keras-jax",))),
+        "dynamic": combine(first_steps(DYNAMIC, False), probe_if_run("seq-length", DYNAMIC))},
+    ("static_dynamic", "flexibility"): {
+        "static": combine(probe_findings("shape-change", STATIC), probe_if_run("seq-length", STATIC + ("keras-jax",))),
+        "dynamic": combine(probe_findings("shape-change", DYNAMIC), probe_if_run("seq-length", DYNAMIC))},
     ("static_dynamic", "optimisation"): {"static": static_steps, "dynamic": dynamic_steps},
     ("static_dynamic", "debugging"): {"static": probe_findings("debug-value", ("torch-compile", "tf-graph")),
                                       "dynamic": probe_findings("debug-value", ("torch", "tf-eager"))},

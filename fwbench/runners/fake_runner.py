@@ -119,7 +119,7 @@ class FakeSession(Session):
         return float(loss)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.zeros((len(x), self.spec.classes), np.float32)
+        return np.zeros((len(x), *self.spec.label_shape, self.spec.classes), np.float32)
 
     def settings(self) -> dict[str, Any]:
         return {"step_ms": self.step_s * 1000.0, "behaviour": self.behaviour}
