@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The prepared GPU check: the whole runner matrix on CUDA for the cnn, mlp and resnet20 workloads, in under
+# The prepared GPU check: the whole runner matrix on CUDA for cnn, mlp, resnet20, transformer and lstm, in under
 # 10 minutes on one modern GPU, then the markdown report. Everything lands in OUTDIR:
 #
 #   OUTDIR/env.txt, nvidia-smi.txt      the machine (fwbench env; the driver's own view)
 #   OUTDIR/cuda-tests.txt               the CUDA-only unit tests (they skip elsewhere)
 #   OUTDIR/cuda-fp32.json               every installed runner x {cnn, mlp} on cuda, fp32, TF32 off
 #   OUTDIR/cuda-resnet20.json           every installed runner x resnet20 on cuda, fp32 (parity incl. batch norm)
+#   OUTDIR/cuda-sequence.json           every installed runner x {transformer, lstm} on cuda, fp32; each cell's
+#                                       settings record the attention and LSTM kernels it used (SDPA backend,
+#                                       cuDNN or not); no time-to-target (--no-target) to fit the time limit
+#   OUTDIR/cuda-seq-length.json         the seq-length probe on transformer (retraces at lengths 32, 48, 64)
 #   OUTDIR/cuda-bf16.json               torch x {cnn, mlp} on cuda in bf16 autocast (--quick)
 #   OUTDIR/report/report.md (+ plots)   fwbench report of both files; MFU table included
 #   OUTDIR/summary.txt                  exit codes and wall times of each step
@@ -40,7 +44,7 @@ step() {  # step NAME COMMAND...: run it, log exit code and wall time, never sto
 # time limit: copies of cnn/mlp/resnet20 with max 4 s of timed steps (at least 1 s), found first by name.
 wl="$out/workloads"
 mkdir -p "$wl"
-for w in cnn mlp resnet20; do
+for w in cnn mlp resnet20 transformer lstm; do
     sed -e 's/^min_seconds = .*/min_seconds = 1.0/' -e 's/^max_seconds = .*/max_seconds = 4.0/' \
         -e 's/^max_steps = .*/max_steps = 1000/' "$repo/fwbench/workloads/$w.toml" > "$wl/$w.toml"
 done
@@ -54,10 +58,15 @@ step fp32 timeout 300 fwbench run --framework all --device cuda -w cnn -w mlp --
     --out "$out/cuda-fp32.json" --force
 step resnet20 timeout 200 fwbench run --framework all --device cuda -w resnet20 --timeout 90 \
     --out "$out/cuda-resnet20.json" --force
+step sequence timeout 240 fwbench run --framework all --device cuda -w transformer -w lstm --no-target \
+    --timeout 90 --out "$out/cuda-sequence.json" --force
+step seq-length timeout 120 fwbench probe -p seq-length --device cuda -w transformer --timeout 60 \
+    --out "$out/cuda-seq-length.json" --force
 step bf16 timeout 60 fwbench run --framework torch --device cuda -w cnn -w mlp --precision bf16 --quick \
     --timeout 60 --out "$out/cuda-bf16.json" --force
 files=()
-for f in "$out/cuda-fp32.json" "$out/cuda-resnet20.json" "$out/cuda-bf16.json"; do [ -f "$f" ] && files+=("$f"); done
+for f in "$out/cuda-fp32.json" "$out/cuda-resnet20.json" "$out/cuda-sequence.json" "$out/cuda-seq-length.json" \
+         "$out/cuda-bf16.json"; do [ -f "$f" ] && files+=("$f"); done
 if [ ${#files[@]} -gt 0 ]; then
     step report fwbench report "${files[@]}" --format markdown --out-dir "$out/report"
 else

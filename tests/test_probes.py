@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import invoke
+from fwbench.config import RunnerOptions
 from fwbench.probes.catalog import PROBES, select
 from fwbench.probes.context import compare_outputs
 from fwbench.probes.shapes import bad_input, clean, error_tail, mismatch, names_layer, names_shapes, shape_error
@@ -134,3 +136,42 @@ def test_a_globally_pooled_network_gets_an_extra_channel_that_its_first_conv_ref
         bad, case = bad_input(spec, np.zeros((2, *spec.input_shape), np.float32))
         assert case == "channels 3 → 4" and bad.shape == (2, *spec.input_shape[:2], 4)
         assert mismatch(spec, bad.shape[1:]) == (0, 3, 4)
+
+
+def test_seq_length_probe_trains_one_session_at_three_lengths() -> None:
+    """The probe's mechanics on the fake runner (no graph: nothing to count); real runners: tests/test_e2e_sequence.py."""
+    from fwbench.job import Job
+    from fwbench.probes.context import ProbeContext
+    from fwbench.probes.session_probes import sequence_length, sequence_lengths
+    from fwbench.workload_spec import parse_workload
+    from conftest import TINY_LM
+
+    assert sequence_lengths(64) == [32, 48, 64] and sequence_lengths(6) == [3, 4, 6] and sequence_lengths(1) == [1]
+    spec = parse_workload(tomllib.loads(TINY_LM))
+    ctx = ProbeContext.from_job(Job(workload=spec.to_dict(), runner="fake", device="cpu", probe="seq-length"))
+    f = sequence_length(ctx)
+    assert [l["length"] for l in f["lengths"]] == [3, 4, 6] and not f["counted"] and f["retraces_total"] == 0
+    assert all(l["first_call_s"] > 0 and l["steady_s"] > 0 for l in f["lengths"])
+
+
+def test_seq_length_probe_is_planned_for_token_workloads_only(cli, workload_dir: Path, tmp_path: Path) -> None:
+    from fwbench.probes.run import plan_probes
+
+    pairs = select(["seq-length", "shape-change"], ["torch"])
+    jobs = plan_probes(pairs, [load_workload(w).to_dict() for w in ("tinycnn", "tinylm")], ["cpu"], RunnerOptions())
+    assert sorted(j.cell_id for j in jobs) == ["tinycnn/shape-change/torch/cpu", "tinylm/seq-length/torch/cpu",
+                                               "tinylm/shape-change/torch/cpu"]
+    r = invoke(cli, "probe", "-p", "seq-length", "-r", "torch", "-w", "tinycnn", "-o", str(tmp_path / "p.json"))
+    assert r.exit_code == 2 and "token ids" in r.output
+
+
+def test_shape_error_input_of_a_token_workload() -> None:
+    lm = load_workload("transformer")
+    x = np.zeros((2, 64), np.int64)
+    bad, case = bad_input(lm, x)
+    assert bad.shape == (2, 65) and "position table 64" in case
+    assert mismatch(lm, bad.shape[1:]) == (1, 64, 65)
+    clf = load_workload("lstm")
+    bad, case = bad_input(clf, np.zeros((2, 32), np.int64))
+    assert bad.shape == (2, 32) and bad[0, 0] == 32 and "vocabulary 32" in case
+    assert mismatch(clf, bad.shape[1:]) == (0, 32, 33)

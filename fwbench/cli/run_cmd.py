@@ -69,7 +69,8 @@ def run(
                                   help="Mixed precision for bf16/fp16: autocast / Keras policy."),
     tf32: bool = typer.Option(False, "--tf32", help="Allow TF32 tensor-core math for fp32 on NVIDIA GPUs."),
     target: bool = typer.Option(True, "--target/--no-target",
-                                help="Train to the accuracy target of workloads that declare one (time-to-accuracy)."),
+                                help="Train to the [target] of workloads that declare one (held-out accuracy, or a "
+                                     "loss near a known optimum)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when the parity check flags a runner."),
     memory_limit: common.MemoryLimit = None,
     resume: Optional[Path] = typer.Option(None, "--resume", metavar="FILE",

@@ -26,6 +26,14 @@ def bad_input(spec: WorkloadSpec, x: np.ndarray) -> tuple[np.ndarray, str]:
     pools globally takes any image size, so there the images gain a channel instead, which the first
     convolution refuses. Flat inputs gain a feature.
     """
+    if spec.tokens:  # a sequence model takes any length: exceed its position table, or its vocabulary
+        table = next((l for l in spec.layers if l.kind == "position_embedding"), None)
+        if table is not None:
+            longer = np.pad(x, ((0, 0), (0, table.max_length + 1 - x.shape[1])))
+            return longer, f"sequence {x.shape[1]} → {longer.shape[1]} tokens (position table {table.max_length})"
+        bad = x.copy()
+        bad[:, 0] = spec.vocabulary
+        return bad, f"token id {spec.vocabulary} (vocabulary {spec.vocabulary})"
     if x.ndim == 4:
         grown = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
         if mismatch(spec, grown.shape[1:])[1] is not None:
@@ -38,7 +46,14 @@ def bad_input(spec: WorkloadSpec, x: np.ndarray) -> tuple[np.ndarray, str]:
 
 def mismatch(spec: WorkloadSpec, bad_shape: tuple[int, ...]) -> tuple[int, int | None, int | None]:
     """(the first node with weights whose input size differs, the size it expects, the size the bad input
-    gives it); ``(last node, None, None)`` where every weighted node still fits."""
+    gives it); ``(last node, None, None)`` where every weighted node still fits. For token inputs: the
+    position table (its length, the sequence's) or the embedding (its rows, the id + 1)."""
+    if spec.tokens:
+        for i, layer in enumerate(spec.layers):
+            if layer.kind == "position_embedding":
+                return i, layer.max_length, bad_shape[0]
+        i = next(i for i, layer in enumerate(spec.layers) if layer.kind == "embedding")
+        return i, spec.layers[i].input_dim, spec.vocabulary + 1
     good = layer_input_shapes(spec)
     try:
         bad = input_shapes(tuple(bad_shape), spec.layers)
