@@ -290,7 +290,7 @@ def test_compile_recompiles_once_for_new_lengths(name):
         if t == lengths[0]:
             assert s.retraces() == 0
     settings = s.settings()
-    assert settings["compile_dynamic"] is None and "compile_graph_breaks" in settings
+    assert settings["dynamic_shapes"].startswith("torch.compile(dynamic=None)") and "compile_graph_breaks" in settings
     assert any("RNN, GRU, or LSTM" in k for k in settings["compile_graph_breaks"])
     assert s.retraces() == 1 and settings["compile_graphs"] == 2  # one graph per length: 5, then 3 and 4
 
@@ -408,3 +408,20 @@ def _float64_replay(spec):
         loss.backward()
         opt.step()
     return float(loss.detach())
+
+
+def test_compile_recompiles_as_the_seq_length_probe_counts_them():
+    """The seq-length probe's sequence on the full-size transformer: one session, lengths 32, 48, 64, the
+    retraces read before the first step and after each length: none for 32 (the first compile), one for 48
+    (time made symbolic), none for 64."""
+    from fwbench.workload import load_workload
+
+    spec = load_workload("transformer")
+    x, y = DataSource(spec).batch(0)
+    s = _session(spec, EagerBackendCompile)
+    before, per_length = s.retraces(), []
+    for t in (32, 48, 64):
+        s.value(s.train_step(s.put((x[:, :t], y[:, :t]))))
+        per_length.append(s.retraces() - before)
+        before = s.retraces()
+    assert per_length == [0, 1, 0]

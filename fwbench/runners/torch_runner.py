@@ -538,8 +538,14 @@ class TorchCompileSession(TorchSession):
         return 0 if first is None else _compiled_frames() - first
 
     def settings(self) -> dict[str, Any]:
+        import torch._dynamo.config
+
+        automatic = torch._dynamo.config.automatic_dynamic_shapes
         out = {**super().settings(), "compile_backend": self.backend, "compile_mode": "default",
-               "compile_dynamic": None,
+               "dynamic_shapes": ("torch.compile(dynamic=None): the first shapes compile static; a dimension that "
+                                  "changes (another sequence length) is made symbolic by one recompilation"
+                                  if automatic else "torch.compile(dynamic=None), automatic_dynamic_shapes off: "
+                                  "every new shape recompiles"),
                # graphs dynamo captured (recompilations included): 0 means every step ran eagerly
                "compile_graphs": _dynamo_count("stats", "unique_graphs") - getattr(self, "_graphs0", 0)}
         before = getattr(self, "_breaks0", {})
