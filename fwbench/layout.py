@@ -16,6 +16,22 @@ Pure NumPy, so that each conversion is unit-tested without any framework. The ca
   first input's order; the builder reorders any other input whose order differs, :func:`reorder_index`),
   until it reaches the per-feature parameters that read it: batch-norm vectors and dense kernel rows.
   A dense layer's output, a global average pool and every spatial tensor are in canonical order.
+
+The sequence kinds keep Keras's ``[batch, time, features]`` order (``batch_first``), so their tensors need no
+permutation; their parameters are repacked (each converter below is a separate function, so that a test can
+break it and see the reference mismatch):
+
+- ``embedding`` / ``position_embedding`` tables are used as they are (``nn.Embedding.weight``, a parameter);
+- ``multi_head_attention``: Keras's separate ``query/key/value_kernel [d, heads, key_dim]`` and biases
+  ``[heads, key_dim]`` become one packed input projection ``nn.Linear(d, 3 * heads * key_dim)`` (nanoGPT's
+  ``c_attn``) whose output splits into q, k, v, each viewed as ``[heads, key_dim]`` head-major
+  (:func:`attention_in_projection`); ``output_kernel [heads, key_dim, d]`` becomes ``nn.Linear(heads *
+  key_dim, d)`` over the heads concatenated in the same order (:func:`attention_out_projection`);
+- ``lstm``: PyTorch's gate blocks i, f, g, o are Keras's i, f, c, o: ``weight_ih = kernel.T``,
+  ``weight_hh = recurrent_kernel.T``, ``bias_ih = bias``, ``bias_hh = 0`` (:func:`lstm_weights`);
+- ``gru``: PyTorch orders its blocks r, z, n, Keras z, r, h (:func:`gru_gates_to_torch`); Keras's
+  ``bias [2, 3u]`` is (input bias, recurrent bias) = (``bias_ih``, ``bias_hh``), both reordered; PyTorch's
+  ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))`` is ``reset_after=True`` (:func:`gru_weights`).
 """
 
 from __future__ import annotations
@@ -77,7 +93,8 @@ def feature_orders(spec: WorkloadSpec) -> list[Order]:
     for layer in spec.layers:
         ins = [orders[n] for n in layer.inputs]
         in_shape = shapes[layer.inputs[0]]
-        if len(shapes[layer.name]) != 1 or layer.kind in ("dense", "global_avgpool2d"):
+        if len(shapes[layer.name]) != 1 or layer.kind in ("dense", "global_avgpool2d", "lstm", "gru",
+                                                           "sequence_pool"):
             order = None
         elif layer.kind == "flatten":
             order = _or_none(chw_order(in_shape)) if len(in_shape) == 3 else ins[0]  # type: ignore[arg-type]
@@ -88,7 +105,7 @@ def feature_orders(spec: WorkloadSpec) -> list[Order]:
                 parts.append((np.arange(n) if o is None else o) + offset)
                 offset += n
             order = _or_none(np.concatenate(parts))
-        else:  # add (its first input's order), batchnorm, activation, dropout
+        else:  # add (its first input's order), batchnorm, layernorm, activation, dropout
             order = ins[0]
         orders[layer.name] = order
     return [orders[layer.name] for layer in spec.layers]
@@ -119,7 +136,8 @@ def to_canonical_order(values: np.ndarray, order: Order) -> np.ndarray:
 
 def to_channels_first(spec: WorkloadSpec, params: Params) -> Params:
     """Canonical parameters -> PyTorch's layout: OIHW convs (grouped and depthwise), ``[out, in]`` dense,
-    and every per-feature parameter (batch-norm vectors, dense kernel rows) in its input's feature order."""
+    every per-feature parameter (batch-norm and layer-norm vectors, dense kernel rows) in its input's feature
+    order, and the sequence kinds' parameters under the names of their PyTorch modules (module docstring)."""
     out: Params = []
     for layer, p, (order, *_) in zip(spec.layers, params, input_orders(spec)):
         q = dict(p)
@@ -127,10 +145,57 @@ def to_channels_first(spec: WorkloadSpec, params: Params) -> Params:
             q["kernel"] = conv_kernel_oihw(p["kernel"], layer.groups)
         elif layer.kind == "depthwise_conv2d":
             q["kernel"] = depthwise_kernel_oihw(p["kernel"])
-        elif layer.kind == "batchnorm" and order is not None:
+        elif layer.kind in ("batchnorm", "layernorm") and order is not None:
             q = {k: np.ascontiguousarray(v[order]) for k, v in p.items()}
         elif layer.kind == "dense":
             kernel = p["kernel"] if order is None else p["kernel"][order]
             q["kernel"] = np.ascontiguousarray(kernel.T)
+        elif layer.kind == "multi_head_attention":
+            in_w, in_b = attention_in_projection(p)
+            out_w, out_b = attention_out_projection(p)
+            q = {"in_weight": in_w, "in_bias": in_b, "out_weight": out_w, "out_bias": out_b}
+        elif layer.kind == "lstm":
+            q = lstm_weights(p)
+        elif layer.kind == "gru":
+            q = gru_weights(p)
         out.append(q)
     return out
+
+
+def attention_in_projection(p: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Keras's query/key/value kernels ``[d, h, k]`` and biases ``[h, k]`` -> the packed ``nn.Linear(d, 3hk)``
+    weight ``[3hk, d]`` and bias ``[3hk]``: rows q, then k, then v, each head-major (row ``head * k + j``)."""
+    kernels = [p[f"{n}_kernel"].reshape(p[f"{n}_kernel"].shape[0], -1) for n in ("query", "key", "value")]
+    weight = np.concatenate(kernels, axis=1).T
+    bias = np.concatenate([p[f"{n}_bias"].reshape(-1) for n in ("query", "key", "value")])
+    return np.ascontiguousarray(weight), np.ascontiguousarray(bias)
+
+
+def attention_out_projection(p: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Keras's ``output_kernel [h, k, d]`` and ``output_bias [d]`` -> ``nn.Linear(hk, d)``'s weight ``[d, hk]``
+    (input ``head * k + j``, the heads concatenated in order) and bias."""
+    h, k, d = p["output_kernel"].shape
+    return np.ascontiguousarray(p["output_kernel"].reshape(h * k, d).T), np.ascontiguousarray(p["output_bias"])
+
+
+def lstm_weights(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Keras LSTM (gates i, f, c, o; one bias) -> ``nn.LSTM``'s layer-0 parameters (gates i, f, g, o: the same
+    order; two biases, summed by PyTorch, so ``bias_hh = 0``)."""
+    return {"weight_ih_l0": np.ascontiguousarray(p["kernel"].T),
+            "weight_hh_l0": np.ascontiguousarray(p["recurrent_kernel"].T),
+            "bias_ih_l0": np.ascontiguousarray(p["bias"]), "bias_hh_l0": np.zeros_like(p["bias"])}
+
+
+def gru_gates_to_torch(a: np.ndarray) -> np.ndarray:
+    """Gate blocks on the last axis from Keras's z, r, h order to PyTorch's r, z, n."""
+    z, r, h = np.split(a, 3, axis=-1)
+    return np.concatenate([r, z, h], axis=-1)
+
+
+def gru_weights(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Keras ``GRU(reset_after=True)`` -> ``nn.GRU``'s layer-0 parameters: blocks reordered, kernels
+    transposed to ``[3u, in]``, ``bias[0]`` the input bias ``bias_ih``, ``bias[1]`` the recurrent ``bias_hh``."""
+    return {"weight_ih_l0": np.ascontiguousarray(gru_gates_to_torch(p["kernel"]).T),
+            "weight_hh_l0": np.ascontiguousarray(gru_gates_to_torch(p["recurrent_kernel"]).T),
+            "bias_ih_l0": np.ascontiguousarray(gru_gates_to_torch(p["bias"][0])),
+            "bias_hh_l0": np.ascontiguousarray(gru_gates_to_torch(p["bias"][1]))}

@@ -3,7 +3,7 @@
 torchrun provides ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``GROUP_RANK`` (the node), ``MASTER_ADDR`` and
 ``MASTER_PORT``; ``init_process_group`` reads them (``env://``). Backend: gloo on CPU, nccl on CUDA (one GPU
 per local rank). DDP averages gradients over ranks during ``backward()``, so a step's time includes its
-all-reduce. The model is the same ``nn.Sequential`` the ``torch`` runner builds from the shared weights.
+all-reduce. The model is the same ``torch.fx.GraphModule`` the ``torch`` runner builds from the shared weights.
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from fwbench.data import Batch
 from fwbench.distributed.rank import RankEngine
 from fwbench.errors import CellSkipped
 from fwbench.layout import nhwc_to_nchw
-from fwbench.runners.torch_runner import build_module, make_optimizer
+from fwbench.runners.torch_runner import build_module, cross_entropy, make_optimizer
 from fwbench.weights import Params
 from fwbench.workload_spec import WorkloadSpec
 
@@ -66,7 +65,7 @@ class TorchDDP(RankEngine):
     def train_step(self, batch: Any) -> Any:
         x, y = batch
         self.opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(self.model(x), y)
+        loss = cross_entropy(self.model(x), y)  # per-token logits: the mean over batch and time
         loss.backward()  # DDP all-reduces (averages) the gradients here
         self.opt.step()
         return loss.detach()

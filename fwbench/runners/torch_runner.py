@@ -12,6 +12,18 @@ average pooling uses ``count_include_pad=False`` (:class:`SameAvgPool2d` when un
 ``momentum = 1 - keras_momentum`` and updates its moving variance with the unbiased batch variance
 (:meth:`TorchSession.batchnorm_stats`); flat features come in CHW order (converted in :mod:`fwbench.layout`).
 
+Sequences stay ``[batch, time, features]`` (``batch_first``) and are built from PyTorch's own blocks, as
+nanoGPT and the PyTorch tutorials write them: ``nn.Embedding``; the learned position table a parameter
+whose first ``T`` rows are added (:class:`PositionEmbedding`, sliced to the batch's length, so one model takes
+any ``T <= max_length``); ``nn.LayerNorm(d, eps=epsilon)``; ``nn.Linear`` per token; self-attention as
+nanoGPT's ``CausalSelfAttention`` (:class:`SelfAttention`: one packed q/k/v ``nn.Linear``,
+``F.scaled_dot_product_attention(is_causal=)``, an output ``nn.Linear``); ``nn.LSTM`` / ``nn.GRU``
+(``batch_first=True``; the last step is ``output[:, -1]``); ``sequence_pool`` is ``x[:, -1]`` or
+``x.mean(1)``. Batch norm on a sequence normalises each feature over batch and time (``BatchNorm1d`` on the
+transposed tensor). The Keras -> PyTorch parameter repacking is :mod:`fwbench.layout`'s. Token ids stay int64
+(autocast leaves them alone); per-token logits ``[batch, time, classes]`` are flattened for
+``F.cross_entropy`` (:func:`cross_entropy`: the mean over batch and time).
+
 Precision (option ``precision``): ``fp32`` (parameters and math in float32; TF32 off unless the ``tf32``
 option is set), ``bf16`` / ``fp16`` (``torch.autocast`` of forward pass and loss, float32 parameters
 and optimizer; ``fp16`` adds a ``GradScaler`` with dynamic loss scaling). On ``tpu`` the model runs on
@@ -22,17 +34,20 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from fwbench.data import Batch
 from fwbench.errors import CellSkipped
-from fwbench.layers import MERGES, same_padding, window
+from fwbench.layers import MERGES, RECURRENT, same_padding, window
 from fwbench.layout import (feature_orders, input_orders, nhwc_to_nchw, reorder_index, to_canonical_order,
                             to_channels_first)
 from fwbench.runners.base import Session
@@ -40,10 +55,11 @@ from fwbench.weights import Params
 from fwbench.workload_graph import NETWORK_INPUT
 from fwbench.workload_spec import Layer, WorkloadSpec, layer_input_shapes
 
-_ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "gelu": nn.GELU, "swish": nn.SiLU,
-                "softmax": lambda: nn.Softmax(dim=1), "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+_ACTIVATIONS = {"relu": nn.ReLU, "relu6": nn.ReLU6, "gelu": nn.GELU, "swish": nn.SiLU, "softmax": nn.Softmax,
+                "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 """Keras activation -> PyTorch module (``nn.GELU()`` is the exact erf form; ``linear`` adds no module).
-Softmax runs over dim 1: the channels of NCHW, the features of a flat tensor (Keras's last axis)."""
+Softmax runs over Keras's last axis: dim 1 (the channels) of NCHW, dim -1 of flat and ``[batch, time, features]``
+tensors."""
 AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -80,6 +96,61 @@ class SameAvgPool2d(nn.AvgPool2d):
         return y[..., 1:, 1:] if self.crop else y
 
 
+class PositionEmbedding(nn.Module):
+    """A learned position table ``[max_length, d]`` (GPT's ``wpe``) whose first ``T`` rows are added to ``x``."""
+
+    def __init__(self, max_length: int, features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(max_length, features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.weight[: x.shape[1]]
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention as nanoGPT's ``CausalSelfAttention`` (without dropout): ``c_attn`` projects
+    every token to q, k and v at once, ``F.scaled_dot_product_attention`` runs the heads (scale
+    ``1/sqrt(key_dim)``, its default; ``is_causal`` masks later keys), ``c_proj`` mixes the heads back."""
+
+    def __init__(self, d: int, heads: int, key_dim: int, causal: bool):
+        super().__init__()
+        self.heads, self.key_dim, self.causal = heads, key_dim, causal
+        self.c_attn = nn.Linear(d, 3 * heads * key_dim)
+        self.c_proj = nn.Linear(heads * key_dim, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.c_attn(x).split(self.heads * self.key_dim, dim=-1)
+        # [batch, time, heads * key_dim] -> [batch, heads, time, key_dim]
+        q, k, v = (t.unflatten(-1, (self.heads, self.key_dim)).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        return self.c_proj(y.transpose(1, 2).flatten(2))
+
+
+class SequenceBatchNorm(nn.BatchNorm1d):
+    """Batch norm of ``[batch, time, features]``: each feature over batch and time (``BatchNorm1d`` on NCL)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
+@dataclass(frozen=True)
+class Call:
+    """A function node of the fx graph: ``fn(value, *args)`` (``operator.getitem`` for an RNN's output ...)."""
+
+    fn: Any
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+
+LAST_STEP = (slice(None), -1)  # x[:, -1]
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over every prediction: ``[n, C]`` with ``[n]``, or per-token ``[n, T, C]`` with
+    ``[n, T]`` flattened to ``[n * T, C]`` (the mean over batch and time, as the reference)."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+
 class Reorder(nn.Module):
     """Puts flat features in another order (an add of inputs whose features PyTorch orders differently)."""
 
@@ -104,7 +175,9 @@ def build_module(spec: WorkloadSpec, params: Params) -> fx.GraphModule:
     mods: dict[str, nn.Module] = {}
     nodes: dict[str, list[str]] = {}
 
-    def call(name: str, role: str, module: nn.Module, arg: fx.Node) -> fx.Node:
+    def call(name: str, role: str, module: nn.Module | Call, arg: fx.Node) -> fx.Node:
+        if isinstance(module, Call):
+            return graph.call_function(module.fn, (arg, *module.args), module.kwargs)
         target = _unique(f"{_ident(name)}_{role}", mods)
         mods[target] = module
         nodes.setdefault(name, []).append(target)
@@ -167,12 +240,17 @@ def _unique(name: str, taken: dict[str, Any]) -> str:
     return out
 
 
-def _activation(name: str) -> list[tuple[str, nn.Module]]:
+def _activation(name: str, ndim: int = 1) -> list[tuple[str, nn.Module]]:
+    """The activation's module for a ``ndim``-dimensional value (no batch): softmax over Keras's last axis."""
+    if name == "softmax":
+        return [(name, nn.Softmax(dim=1 if ndim == 3 else -1))]
     return [] if name == "linear" else [(name, _ACTIVATIONS[name]())]
 
 
-def _layer_modules(layer: Layer, p: dict[str, np.ndarray], in_shape: tuple[int, ...]) -> list[tuple[str, nn.Module]]:
-    """(role, module) pairs computing one single-input node on channels-first tensors."""
+def _layer_modules(layer: Layer, p: dict[str, np.ndarray],
+                   in_shape: tuple[int, ...]) -> list[tuple[str, nn.Module | Call]]:
+    """(role, module or function) pairs computing one single-input node on channels-first tensors (sequences
+    ``[batch, time, features]``); ``p`` is in PyTorch's layout (:func:`fwbench.layout.to_channels_first`)."""
     kind, k, s = layer.kind, window(layer), layer.strides
     # "same" padding that is symmetric goes to the module's own padding=; TF's uneven split gets a SamePad
     pads = [same_padding(n, k, s) for n in in_shape[:2]] if layer.padding == "same" else [(0, 0), (0, 0)]
@@ -184,7 +262,7 @@ def _layer_modules(layer: Layer, p: dict[str, np.ndarray], in_shape: tuple[int, 
         conv = nn.Conv2d(c, out, k, stride=s, padding=own, groups=groups, bias=layer.use_bias)
         _load(conv, weight=p["kernel"], **({"bias": p["bias"]} if layer.use_bias else {}))
         pad = [] if even else [("pad", SamePad(in_shape[:2], k, s))]
-        return [*pad, ("conv" if kind == "conv2d" else "dwconv", conv), *_activation(layer.activation)]
+        return [*pad, ("conv" if kind == "conv2d" else "dwconv", conv), *_activation(layer.activation, 3)]
     if kind == "maxpool2d":  # MaxPool2d's own padding never wins a max, as TF's -inf padding
         pad = [] if even else [("pad", SamePad(in_shape[:2], k, s, value=-math.inf))]
         return [*pad, ("maxpool", nn.MaxPool2d(k, stride=s, padding=own))]
@@ -201,17 +279,41 @@ def _layer_modules(layer: Layer, p: dict[str, np.ndarray], in_shape: tuple[int, 
     if kind == "dense":
         lin = nn.Linear(in_shape[-1], layer.units, bias=layer.use_bias)
         _load(lin, weight=p["kernel"], **({"bias": p["bias"]} if layer.use_bias else {}))
-        return [("linear", lin), *_activation(layer.activation)]
+        return [("linear", lin), *_activation(layer.activation, len(in_shape))]  # per token on a sequence
     if kind == "dropout":
         return [("dropout", nn.Dropout(layer.rate))]
     if kind == "batchnorm":
-        cls = nn.BatchNorm2d if len(in_shape) == 3 else nn.BatchNorm1d
+        cls = {3: nn.BatchNorm2d, 2: SequenceBatchNorm}.get(len(in_shape), nn.BatchNorm1d)
         # Keras momentum m (moving = m*moving + (1-m)*batch) is PyTorch momentum 1-m.
         bn = cls(in_shape[-1], eps=layer.epsilon, momentum=1.0 - layer.momentum)
         _load(bn, weight=p["gamma"], bias=p["beta"], running_mean=p["moving_mean"], running_var=p["moving_variance"])
         return [("bn", bn)]
     if kind == "activation":
-        return _activation(layer.activation) or [("linear", nn.Identity())]
+        return _activation(layer.activation, len(in_shape)) or [("linear", nn.Identity())]
+    if kind == "embedding":
+        emb = nn.Embedding(layer.input_dim, layer.output_dim)
+        _load(emb, weight=p["embeddings"])
+        return [("embedding", emb)]
+    if kind == "position_embedding":
+        pos = PositionEmbedding(layer.max_length, in_shape[-1])
+        _load(pos, weight=p["embeddings"])
+        return [("position", pos)]
+    if kind == "layernorm":
+        ln = nn.LayerNorm(in_shape[-1], eps=layer.epsilon)
+        _load(ln, weight=p["gamma"], bias=p["beta"])
+        return [("ln", ln)]
+    if kind == "multi_head_attention":
+        attn = SelfAttention(in_shape[-1], layer.heads, layer.key_dim, layer.causal)
+        _load(attn.c_attn, weight=p["in_weight"], bias=p["in_bias"])
+        _load(attn.c_proj, weight=p["out_weight"], bias=p["out_bias"])
+        return [("attention", attn)]
+    if kind in RECURRENT:
+        rnn = (nn.LSTM if kind == "lstm" else nn.GRU)(in_shape[-1], layer.units, batch_first=True)
+        _load(rnn, **p)
+        out = [(kind, rnn), ("output", Call(operator.getitem, (0,)))]  # (output, state) -> every step's h
+        return out if layer.return_sequences else [*out, ("last", Call(operator.getitem, (LAST_STEP,)))]
+    if kind == "sequence_pool":
+        return [("pool", Call(operator.getitem, (LAST_STEP,)) if layer.pool == "last" else Call(torch.mean, (1,)))]
     raise ValueError(f"unknown layer {kind}")
 
 
@@ -291,7 +393,7 @@ class TorchSession(Session):
         x, y = batch
         self.opt.zero_grad(set_to_none=True)
         with self._autocast():
-            loss = F.cross_entropy(self.forward(x), y)  # autocast computes cross-entropy in float32
+            loss = cross_entropy(self.forward(x), y)  # autocast computes cross-entropy in float32
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             self.scaler.step(self.opt)  # skipped (and the scale lowered) when the gradients overflowed
@@ -306,7 +408,7 @@ class TorchSession(Session):
     def infer_step(self, batch: Any) -> Any:
         x, y = batch
         with torch.no_grad(), self._autocast():
-            loss = F.cross_entropy(self.forward(x), y)
+            loss = cross_entropy(self.forward(x), y)
         if self.xla_sync is not None:
             self.xla_sync()
         return loss
@@ -347,7 +449,8 @@ class TorchSession(Session):
 
     def settings(self) -> dict[str, Any]:
         return {
-            "layout": "NHWC (channels_last)" if self.channels_last else "NCHW",
+            "layout": ("[batch, time, features]" if getattr(self, "spec", None) is not None and self.spec.tokens
+                       else "NHWC (channels_last)" if self.channels_last else "NCHW"),
             "intra_op_threads": torch.get_num_threads(),
             "inter_op_threads": torch.get_num_interop_threads(),
             "dtype": "float32",
@@ -358,30 +461,166 @@ class TorchSession(Session):
             "cudnn_tf32": torch.backends.cudnn.allow_tf32,
             "mkldnn": torch.backends.mkldnn.is_available(),
             "compiled": self.compiled,
+            **self.sequence_impls(),
         }
+
+    def sequence_impls(self) -> dict[str, str]:
+        """``lstm_impl`` / ``gru_impl`` / ``attention_impl`` for a workload with those kinds: the aten kernel each
+        module dispatches to, seen by running it once (outside timing) on a batch of the workload's length
+        under the session's precision, with a dispatch mode recording the ops (:class:`_OpNames`)."""
+        spec = getattr(self, "spec", None)
+        kinds = {layer.kind for layer in spec.layers} if spec is not None else set()
+        out: dict[str, str] = {}
+        for kind, cls in (("lstm", nn.LSTM), ("gru", nn.GRU), ("multi_head_attention", SelfAttention)):
+            if kind not in kinds:
+                continue
+            key = "attention_impl" if cls is SelfAttention else f"{kind}_impl"
+            module = next(m for m in self.model.modules() if isinstance(m, cls))
+            if self.xla_sync is not None:
+                out[key] = "lowered by XLA (torch_xla)"
+                continue
+            ops = self._ops_of(module, module.input_size if cls is not SelfAttention else module.c_attn.in_features)
+            out[key] = _attention_impl(ops, self.dev) if cls is SelfAttention else _rnn_impl(ops)
+            if self.compiled:
+                out[key] += ("; under torch.compile it runs eagerly: dynamo does not trace nn.LSTM/nn.GRU "
+                             "(torch._dynamo.config.allow_rnn = False)" if cls is not SelfAttention
+                             else "; under torch.compile the traced graph calls the same kernel")
+        return out
+
+    def _ops_of(self, module: nn.Module, features: int) -> set[str] | str:
+        """The aten ops one forward of ``module`` dispatches to (its error message if it fails)."""
+        x = torch.randn(min(2, self.spec.batch_size), self.spec.input_shape[0], features, device=self.dev,
+                        requires_grad=self.spec.mode == "train")
+        try:
+            with _OpNames() as seen, torch.set_grad_enabled(self.spec.mode == "train"), self._autocast():
+                module(x)
+        except Exception as exc:  # recorded, not raised: the cell itself already ran
+            return f"probe failed: {str(exc).splitlines()[0][:200]}"
+        return seen.names
 
 
 class TorchCompileSession(TorchSession):
-    """``torch.compile`` of the model (default mode, inductor backend); the first step pays compilation."""
+    """``torch.compile`` of the model (default mode, inductor backend, ``dynamic=None``: the first call compiles
+    for its shapes, a call with a new sequence length recompiles once with that dimension symbolic); the first
+    step pays compilation. Dynamo does not trace ``nn.LSTM`` / ``nn.GRU`` (``allow_rnn`` is off by default)
+    and cannot resume after that break, so in a recurrent network only the layers before the first recurrent
+    one are compiled (``compile_graph_breaks`` in :meth:`settings`)."""
 
     compiled = True
+    backend = "inductor"
 
     def _wrap(self, model: nn.Module) -> Any:
         import torch._dynamo
 
         torch._dynamo.reset()  # each build compiles afresh, so first-step time is the real compile cost
-        self._graphs0 = _unique_graphs()
-        return torch.compile(model)
+        self._frames_after_first: int | None = None
+        self._breaks0 = _graph_breaks()  # dynamo's counters outlive reset(): this session's are the increase
+        self._graphs0 = _dynamo_count("stats", "unique_graphs")
+        return torch.compile(model, backend=self.backend)
+
+    def train_step(self, batch: Any) -> Any:
+        loss = super().train_step(batch)
+        if self._frames_after_first is None:
+            self._frames_after_first = _compiled_frames()
+        return loss
+
+    def infer_step(self, batch: Any) -> Any:
+        loss = super().infer_step(batch)
+        if self._frames_after_first is None:
+            self._frames_after_first = _compiled_frames()
+        return loss
 
     def retraces(self) -> int | None:
-        # the first compile is expected; anything after it is a recompilation
-        return max(0, _unique_graphs() - self._graphs0 - 1)
+        """Frames compiled after the first step: each a recompilation (a new input shape, such as another
+        sequence length, or another guard that failed). The first step's compilations, one per frame dynamo
+        compiles (several when a graph break splits the model), are expected."""
+        first = getattr(self, "_frames_after_first", None)
+        return 0 if first is None else _compiled_frames() - first
 
     def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "compile_backend": "inductor", "compile_mode": "default"}
+        import torch._dynamo.config
+
+        automatic = torch._dynamo.config.automatic_dynamic_shapes
+        out = {**super().settings(), "compile_backend": self.backend, "compile_mode": "default",
+               "dynamic_shapes": ("torch.compile(dynamic=None): the first shapes compile static; a dimension that "
+                                  "changes (another sequence length) is made symbolic by one recompilation"
+                                  if automatic else "torch.compile(dynamic=None), automatic_dynamic_shapes off: "
+                                  "every new shape recompiles"),
+               # graphs dynamo captured (recompilations included): 0 means every step ran eagerly
+               "compile_graphs": _dynamo_count("stats", "unique_graphs") - getattr(self, "_graphs0", 0)}
+        before = getattr(self, "_breaks0", {})
+        breaks = {k: n - before.get(k, 0) for k, n in _graph_breaks().items() if n > before.get(k, 0)}
+        if breaks:
+            out["compile_graph_breaks"] = breaks
+        return out
 
 
-def _unique_graphs() -> int:
+def _dynamo_count(group: str, name: str) -> int:
     from torch._dynamo.utils import counters
 
-    return int(counters["stats"]["unique_graphs"])
+    return int(counters[group][name])
+
+
+def _compiled_frames() -> int:
+    return _dynamo_count("frames", "ok")
+
+
+def _graph_breaks() -> dict[str, int]:
+    """Dynamo's graph-break reasons since the last reset (the first line of each), with their counts."""
+    from torch._dynamo.utils import counters
+
+    out: dict[str, int] = {}
+    for reason, n in counters["unimplemented"].items():
+        line = str(reason).strip().splitlines()[0][:200]
+        out[line] = out.get(line, 0) + int(n)
+    return out
+
+
+class _OpNames(TorchDispatchMode):
+    """Records the names of the aten ops dispatched inside it (after composite ops such as ``aten::lstm`` or
+    ``scaled_dot_product_attention`` have chosen their kernels)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.names.add(func._schema.name)
+        return func(*args, **(kwargs or {}))
+
+
+_RNN_KERNELS = {"aten::_cudnn_rnn": "cuDNN (aten::_cudnn_rnn, fused over time)",
+                "aten::mkldnn_rnn_layer": "oneDNN (aten::mkldnn_rnn_layer, fused over time)",
+                "aten::miopen_rnn": "MIOpen (aten::miopen_rnn)",
+                "aten::_thnn_fused_lstm_cell": "aten fused cell per step (aten::_thnn_fused_lstm_cell)",
+                "aten::_thnn_fused_gru_cell": "aten fused cell per step (aten::_thnn_fused_gru_cell)"}
+_SDPA_KERNELS = {"aten::_scaled_dot_product_flash_attention_for_cpu": "flash-attention CPU kernel",
+                 "aten::_scaled_dot_product_flash_attention": "flash",
+                 "aten::_scaled_dot_product_efficient_attention": "memory-efficient",
+                 "aten::_scaled_dot_product_cudnn_attention": "cuDNN",
+                 "aten::_scaled_dot_product_fused_attention_overrideable": "overrideable (backend's own)"}
+
+
+def _rnn_impl(ops: set[str] | str) -> str:
+    if isinstance(ops, str):
+        return ops
+    for op, label in _RNN_KERNELS.items():
+        if op in ops:
+            return label
+    return "aten per-step cells (matmuls and pointwise ops each step)"
+
+
+def _attention_impl(ops: set[str] | str, dev: torch.device) -> str:
+    if isinstance(ops, str):
+        return f"F.scaled_dot_product_attention, {ops}"
+    found = [f"{label} ({op})" for op, label in _SDPA_KERNELS.items() if op in ops]
+    backend = found[0] if found else "math (matmul + softmax, no fused kernel)"
+    if dev.type == "cuda":
+        b = torch.backends.cuda
+        switches = (("flash", b.flash_sdp_enabled()), ("memory-efficient", b.mem_efficient_sdp_enabled()),
+                    ("cuDNN", b.cudnn_sdp_enabled()), ("math", b.math_sdp_enabled()))
+        enabled = [name for name, on in switches if on]
+        where = f"CUDA, backends enabled: {', '.join(enabled)}"
+    else:
+        where = f"{dev.type.upper()} (the torch.backends.cuda SDPA switches do not apply)"
+    return f"F.scaled_dot_product_attention, backend: {backend}; {where}"
