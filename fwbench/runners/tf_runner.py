@@ -1,9 +1,13 @@
 """TensorFlow runners: ``tf-eager``, ``tf-graph`` and ``tf-xla``: one training step, wrapped three ways.
 
-Imported only inside a worker. The network is plain TensorFlow (``tf.Variable`` + ``tf.nn`` ops, no
-Keras; :class:`fwbench.runners.tf_net.Net`), built from the workload's graph and loaded with the shared
+Imported only inside a worker. The network is plain TensorFlow (``tf.Variable`` + ``tf.nn`` ops;
+:class:`fwbench.runners.tf_net.Net`), built from the workload's graph and loaded with the shared
 initial weights, whose canonical layout (HWIO kernels, ``[in, out]`` dense, HWC flatten) *is*
-TensorFlow's: no conversion, data runs NHWC. This module holds the optimizer, the steps and the sessions.
+TensorFlow's: no conversion, data runs NHWC. The one exception is the recurrent kinds: ``lstm``/``gru``
+are ``keras.layers.LSTM``/``GRU`` called inside our own step, as TensorFlow users write them (TensorFlow
+has no recurrent layer of its own; see :mod:`fwbench.runners.tf_net`). Token ids are fed as int64, never
+cast by the precision modes; an embedding's ``IndexedSlices`` gradient is densified for the (dense) Keras
+update rules. This module holds the optimizer, the steps and the sessions.
 
 :func:`make_steps` writes the ``tf.GradientTape`` training step and the inference step once; the
 sessions differ only in how they wrap them: called as they are (eager), through ``tf.function``
@@ -89,7 +93,8 @@ class Optimizer(tf.Module):
 
 
 def loss_fn(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-    """Sparse categorical cross-entropy from logits, mean over the batch."""
+    """Sparse categorical cross-entropy from logits, mean over the batch (and over time for per-token
+    logits ``[b, T, C]`` with labels ``[b, T]``: every position counts alike, as the reference's)."""
     logits = tf.cast(logits, tf.float32)  # mixed precision: softmax and loss in float32
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
 
@@ -128,6 +133,8 @@ def make_steps(net: Net, opt: Optimizer, scaler: LossScale | None = None):
             loss = loss_fn(net(x, training=True), y)
             scaled = loss * scaler.scale if scaler is not None else loss
         grads = tape.gradient(scaled, net.trainable)
+        # an embedding's gradient is IndexedSlices (the rows the batch read); the Keras update rules are dense
+        grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
         if scaler is None:
             opt.apply(grads, net.trainable)
             return loss
@@ -204,7 +211,9 @@ class TFEagerSession(Session):
         scope = self.strategy.scope() if self.strategy is not None else tf.device(self.tf_device)
         with scope:
             tf.random.set_seed(spec.seed)
-            self.net = Net(spec, params, self.dtype, self.compute_dtype, xla_grouped_conv=self.device != "cuda")
+            # XLA cannot compile the cuDNN recurrent op: tf-xla runs Keras's generic loop (see tf_net)
+            self.net = Net(spec, params, self.dtype, self.compute_dtype, xla_grouped_conv=self.device != "cuda",
+                           use_cudnn=False if self.jit_compile else "auto")
             self.opt = Optimizer(spec, self.net.trainable, self.dtype)
             self.scaler = LossScale() if self.precision == "fp16" else None
         train, infer, forward = make_steps(self.net, self.opt, self.scaler)
@@ -224,10 +233,14 @@ class TFEagerSession(Session):
             return strategy.experimental_local_results(strategy.run(fn, args=args))[0]
         return run
 
+    def _input(self, x: np.ndarray) -> tf.Tensor:
+        """Features as the variables' dtype; token ids stay the integers they are (int64), for ``tf.gather``."""
+        return tf.constant(x) if self.spec.tokens else tf.constant(x, dtype=self.dtype)
+
     def put(self, batch: Batch) -> Any:
         x, y = batch
         with tf.device(self.tf_device):
-            return tf.constant(x, dtype=self.dtype), tf.constant(y)
+            return self._input(x), tf.constant(y)
 
     def train_step(self, batch: Any) -> Any:
         return self._train(*batch)
@@ -243,7 +256,7 @@ class TFEagerSession(Session):
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         with tf.device(self.tf_device):
-            return self._forward(tf.constant(x, dtype=self.dtype)).numpy().astype(np.float32)
+            return self._forward(self._input(x)).numpy().astype(np.float32)
 
     def peak_device_bytes(self) -> int | None:
         if self.device != "cuda":
@@ -265,9 +278,43 @@ class TFEagerSession(Session):
         return ("tf.nn.conv2d in a nested tf.function(jit_compile=True) (XLA), as Keras's TensorFlow backend runs "
                 "it: TensorFlow's CPU kernels have no grouped-convolution gradients")
 
+    def recurrent_impl(self, kind: str) -> str | None:
+        """How this session runs the workload's ``kind`` (lstm/gru) layers; None where it has none.
+
+        Graph modes: what the traced step graphs contain (the cuDNN op or the generic ``tf.while_loop``);
+        eager (nothing traced): Keras's own rule, cuDNN when a GPU is visible, as the layer decides per call.
+        """
+        spec = getattr(self, "spec", None)
+        if spec is None or not any(l.kind == kind for l in spec.layers):
+            return None
+        name = {"lstm": "keras.layers.LSTM", "gru": "keras.layers.GRU(reset_after=True)"}[kind]
+        cudnn = "cuDNN (CudnnRNNV3, fused)"
+        generic = "generic (tf.while_loop over the Keras cell)"
+        if self.jit_compile:
+            return f"{name}, use_cudnn=False: {generic}, compiled by XLA (XLA cannot compile the cuDNN op)"
+        seen = self.net.recurrent_impl.get(kind)
+        if seen:
+            ran = " and ".join(cudnn if s == "cuDNN" else generic if s == "generic" else s for s in sorted(seen))
+            return f"{name}, use_cudnn='auto': {ran} (read from the traced graph)"
+        if self.execution == "eager":
+            gpu = bool(tf.config.list_logical_devices("GPU"))
+            return f"{name}, use_cudnn='auto': " + (
+                cudnn if gpu else "generic (eager: tf.while_loop steps the Keras cell from Python)")
+        return f"{name}, use_cudnn='auto': not traced yet (cuDNN on a GPU, {generic} otherwise)"
+
+    def attention_impl(self) -> str | None:
+        spec = getattr(self, "spec", None)
+        if spec is None or not any(l.kind == "multi_head_attention" for l in spec.layers):
+            return None
+        return ("tf.einsum on Keras-layout tf.Variables (projections, scaled q.k^T, tf.linalg.band_part causal "
+                "mask, tf.nn.softmax, output projection)" + (", compiled by XLA" if self.jit_compile else ""))
+
     def settings(self) -> dict[str, Any]:
         from tensorflow.python.util import _pywrap_util_port  # private, but the only way to ask
 
+        sequence = {key: value for key, value in (("lstm_impl", self.recurrent_impl("lstm")),
+                                                  ("gru_impl", self.recurrent_impl("gru")),
+                                                  ("attention_impl", self.attention_impl())) if value}
         return {
             "layout": "NHWC",
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
@@ -289,6 +336,7 @@ class TFEagerSession(Session):
             "runtime_configured": self.runtime_configured,
             "optimizer_kernels": "ResourceApply* (Keras update rules)",
             "grouped_conv": self.grouped_conv(),
+            **sequence,
         }
 
 
