@@ -1,19 +1,23 @@
 """Harness overhead, TensorFlow: fwbench's ``tf-graph`` step vs a hand-written ``tf.function`` loop.
 
-Two workloads, each trained by both sides in this one process from the same shared initial weights on the
+Three workloads, each trained by both sides in this one process from the same shared initial weights on the
 same batches with the same fused optimizer kernel:
 
 - the CNN of ``fwbench/workloads/cnn.toml`` (Adam);
 - ResNet-20 of ``fwbench/workloads/resnet20.toml`` (a graph workload: batch norm, identity and projection
-  shortcuts; SGD with momentum through ``ResourceApplyKerasMomentum``).
+  shortcuts; SGD with momentum through ``ResourceApplyKerasMomentum``);
+- the GPT-style causal decoder of ``fwbench/workloads/transformer.toml`` (token ids, ``tf.gather`` embedding
+  plus a learned position table, einsum attention with a ``band_part`` causal mask, layer norm through
+  ``tf.nn.moments``, exact GELU, per-token cross-entropy; Adam 3e-3). Its hand-written side asserts that
+  its initial loss on the first batch matches ``fwbench.reference`` within 1e-4 relative.
 
 The fwbench side is exactly what a worker times: the session's ``train_step`` + ``value`` driven by
 :func:`fwbench.timing.measure`. The hand-written side is the loop a user would write: variables, one
 ``@tf.function`` step with a ``GradientTape``, ``loss.numpy()``. The two alternate in short blocks (rounds)
 so that load from other processes hits both alike.
 
-    python benchmarks/harness_tf.py [--workload cnn|resnet20|all] [--rounds 30] [--steps 10] [--threads 0]
-    python benchmarks/harness_tf.py --quick     # a smoke run: 2 rounds of 2 steps, ResNet-20 at batch 16
+    python benchmarks/harness_tf.py [--workload cnn|resnet20|transformer|all] [--rounds 30] [--steps 10] [--threads 0]
+    python benchmarks/harness_tf.py --quick     # a smoke run: 2 rounds of 2 steps, every workload at batch 16
 
 Prints, per workload, the median step time of each side, the ratio fwbench / hand-written (target
 1.00 ± 0.03) and the spread of the per-round ratios (quartiles and range).
@@ -115,7 +119,87 @@ def hand_written_resnet20(spec, params, batches):
     return lambda i: float(step(*data[i % len(data)]).numpy())
 
 
-HAND_WRITTEN = {"cnn": hand_written, "resnet20": hand_written_resnet20}
+def hand_written_transformer(spec, params, batches):
+    """The GPT-style decoder of transformer.toml written out by hand: variables in Keras's layout, ``tf.gather``
+    token embedding plus the position table, pre-LN blocks (layer norm through ``tf.nn.moments``, epsilon 1e-5;
+    einsum q/k/v and output projections, a ``band_part`` causal mask, ``tf.nn.softmax``; an MLP with exact
+    GELU), a final layer norm and the dense head; per-token cross-entropy; Keras-rule Adam (the fused kernel).
+    Asserts that its initial loss on the first batch matches fwbench's NumPy reference within 1e-4 relative."""
+    import math
+
+    import tensorflow as tf
+
+    from fwbench import reference
+
+    weights = iter([p for p in params if p])  # tok, pos; per block ln, attention, ln, dense, dense; ln, head
+
+    def var(p):
+        return {k: tf.Variable(v) for k, v in p.items()}
+
+    tok, pos = tf.Variable(next(weights)["embeddings"]), tf.Variable(next(weights)["embeddings"])
+    n_blocks = sum(layer.kind == "multi_head_attention" for layer in spec.layers)
+    blocks = [tuple(var(next(weights)) for _ in range(5)) for _ in range(n_blocks)]  # ln1, attn, ln2, fc1, fc2
+    ln_f, head = var(next(weights)), var(next(weights))
+    assert next(weights, None) is None
+    trainable = [tok, pos] + [v for blk in blocks for p in blk for v in p.values()] + list(ln_f.values()) \
+        + list(head.values())
+    key_dim = blocks[0][1]["query_kernel"].shape[2]
+    scale = tf.constant(1.0 / math.sqrt(key_dim), tf.float32)
+    slots = [(tf.Variable(tf.zeros_like(w)), tf.Variable(tf.zeros_like(w))) for w in trainable]
+    o = spec.optimizer
+    lr, b1, b2, eps = (tf.constant(v, tf.float32) for v in (o.learning_rate, o.beta_1, o.beta_2, o.epsilon))
+    b1p, b2p = tf.Variable(1.0), tf.Variable(1.0)
+
+    def layer_norm(x, p):
+        mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+        return (x - mean) * tf.math.rsqrt(variance + 1e-5) * p["gamma"] + p["beta"]
+
+    def dense(x, p):
+        return tf.einsum("btd,du->btu", x, p["kernel"]) + p["bias"]
+
+    def attention(x, p):
+        q = tf.einsum("btd,dhk->bthk", x, p["query_kernel"]) + p["query_bias"]
+        k = tf.einsum("btd,dhk->bthk", x, p["key_kernel"]) + p["key_bias"]
+        v = tf.einsum("btd,dhk->bthk", x, p["value_kernel"]) + p["value_bias"]
+        scores = tf.einsum("bqhk,bshk->bhqs", q, k) * scale
+        t = tf.shape(x)[1]
+        causal = tf.cast(tf.linalg.band_part(tf.ones([t, t]), -1, 0), tf.bool)  # key s <= query q
+        probs = tf.nn.softmax(tf.where(causal, scores, -1e9), axis=-1)
+        heads = tf.einsum("bhqs,bshk->bqhk", probs, v)
+        return tf.einsum("bthk,hkd->btd", heads, p["output_kernel"]) + p["output_bias"]
+
+    def forward(x):
+        h = tf.gather(tok, x) + pos[:tf.shape(x)[1]]
+        for ln1, attn, ln2, fc1, fc2 in blocks:
+            h = h + attention(layer_norm(h, ln1), attn)
+            h = h + dense(tf.nn.gelu(dense(layer_norm(h, ln2), fc1), approximate=False), fc2)
+        return dense(layer_norm(h, ln_f), head)
+
+    def loss_of(x, y):
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=forward(x)))
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_of(x, y)
+        grads = tape.gradient(loss, trainable)
+        p1, p2 = b1p.assign(b1p * b1), b2p.assign(b2p * b2)
+        for w, (m, v), g in zip(trainable, slots, grads):
+            tf.raw_ops.ResourceApplyAdam(var=w.handle, m=m.handle, v=v.handle, beta1_power=p1, beta2_power=p2,
+                                         lr=lr, beta1=b1, beta2=b2, epsilon=eps, grad=tf.convert_to_tensor(g))
+        return loss
+
+    data = [(tf.constant(x), tf.constant(y)) for x, y in batches]
+    # the layout written out by hand must reproduce fwbench's reference: the initial loss on the first batch
+    x0, y0 = batches[0]
+    mine, ref = float(loss_of(*data[0])), reference.cross_entropy(reference.forward(spec, params, x0), y0)
+    assert abs(mine - ref) <= 1e-4 * abs(ref), f"initial loss {mine} vs reference {ref}"
+    print(f"transformer hand-written initial loss {mine:.8f}, reference {ref:.8f} "
+          f"(relative difference {abs(mine - ref) / abs(ref):.1e})")
+    return lambda i: float(step(*data[i % len(data)]).numpy())
+
+
+HAND_WRITTEN = {"cnn": hand_written, "resnet20": hand_written_resnet20, "transformer": hand_written_transformer}
 
 
 def p10(xs: list[float]) -> float:
@@ -178,7 +262,7 @@ def compare(name: str, args: argparse.Namespace, threads: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workload", choices=["cnn", "resnet20", "all"], default="all")
+    ap.add_argument("--workload", choices=[*HAND_WRITTEN, "all"], default="all")
     ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--steps", type=int, default=10, help="timed steps per side per round (a block)")
     ap.add_argument("--threads", type=int, default=0, help="intra/inter-op threads (0 = all cores)")
@@ -191,7 +275,7 @@ def main() -> None:
     from fwbench.config import resolve_threads
 
     threads = resolve_threads(args.threads)
-    for name in (["cnn", "resnet20"] if args.workload == "all" else [args.workload]):
+    for name in (list(HAND_WRITTEN) if args.workload == "all" else [args.workload]):
         compare(name, args, threads)
 
 

@@ -1,6 +1,6 @@
 """Does the harness add anything? fwbench's torch runners vs plain hand-written PyTorch loops, same networks.
 
-Two models, and for each two pairs, each fwbench's own cell (``fwbench run``, one worker process, its
+Three models, and for each two pairs, each fwbench's own cell (``fwbench run``, one worker process, its
 session's step) against the loop a user would write around the same network:
 
 - ``cnn``: the bundled ``cnn.toml`` (Adam, batch 64) as an ``nn.Sequential``;
@@ -8,6 +8,13 @@ session's step) against the loop a user would write around the same network:
   (``BasicBlock`` / ``ResNet20`` classes as in torchvision, ``ReLU(inplace=True)``), loaded with the same
   shared weights (``fwbench.weights.init_params``, transposed by hand) and computing the same math
   (TensorFlow's ``same`` padding at stride 2: ``ZeroPad2d((0, 1, 0, 1))`` before the conv);
+- ``transformer``: the bundled ``transformer.toml`` (Adam 3e-3, batch 32 of 64 tokens) as a nanoGPT-style
+  ``nn.Module``: ``nn.Embedding`` plus a position ``nn.Parameter``, pre-LN blocks with one packed
+  ``Linear(d, 3d)`` for q/k/v, ``F.scaled_dot_product_attention(is_causal=True)``, an output ``Linear`` and a
+  ``Linear-GELU-Linear`` MLP; the shared weights converted by hand (Keras's ``[d, heads, key_dim]`` q/k/v
+  kernels flattened head-major, transposed and stacked), checked by an assertion that its initial loss on
+  the first batch matches ``fwbench.reference`` within 1e-4 relative; per-token cross-entropy, the
+  workload's ``markov`` batches;
 
 and the pairs:
 
@@ -26,6 +33,7 @@ load from other processes hit both alike. Per step: perf_counter around the step
     python benchmarks/harness_torch.py                          # everything: 5 rounds x 200 steps, 2 threads
     python benchmarks/harness_torch.py --model resnet20 --pair torch --steps 50
     python benchmarks/harness_torch.py --pair torch-compile     # only the torch.compile pairs
+    python benchmarks/harness_torch.py --model transformer --quick
     python benchmarks/harness_torch.py --quick                  # a smoke run: 2 rounds x 3 steps
 """
 
@@ -41,11 +49,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PAIRS = ("torch", "torch-compile")  # fwbench runner names; the hand loop compiles for "torch-compile"
-MODELS = ("cnn", "resnet20")
-WARMUP = {"cnn": 5, "resnet20": 3}  # the workloads' warm-up steps; the hand loops discard as many
+MODELS = ("cnn", "resnet20", "transformer")
+WARMUP = {"cnn": 5, "resnet20": 3, "transformer": 3}  # the workloads' warm-up steps; the hand loops discard as many
 # the bundled workload's timing, replaced by a fixed step count (min = max = steps, no time cap)
 TIMING = {"cnn": ("min_steps = 30", "max_steps = 2000", "max_seconds = 15.0", "warmup = 5"),
-          "resnet20": ("min_steps = 10", "max_steps = 500", "max_seconds = 20.0", "warmup = 3")}
+          "resnet20": ("min_steps = 10", "max_steps = 500", "max_seconds = 20.0", "warmup = 3"),
+          "transformer": ("min_steps = 10", "max_steps = 500", "max_seconds = 15.0", "warmup = 3")}
 
 HAND_WRITTEN = r"""
 import json, sys, time, torch
@@ -171,6 +180,126 @@ if __name__ == "__main__":
 """
 
 
+HAND_TRANSFORMER = r"""
+import json, sys, time
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class Block(nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.heads = heads
+        self.ln1 = nn.LayerNorm(d, eps=1e-5)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.ln2 = nn.LayerNorm(d, eps=1e-5)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+    def attention(self, x):
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).split(d, dim=2)
+        q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.proj(y.transpose(1, 2).reshape(b, t, d))
+
+    def forward(self, x):
+        x = x + self.attention(self.ln1(x))
+        return x + self.mlp(self.ln2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, vocab=256, context=64, d=128, heads=4, layers=2):
+        super().__init__()
+        self.tok = nn.Embedding(vocab, d)
+        self.pos = nn.Parameter(torch.zeros(context, d))
+        self.blocks = nn.Sequential(*[Block(d, heads) for _ in range(layers)])
+        self.ln_f = nn.LayerNorm(d, eps=1e-5)
+        self.head = nn.Linear(d, vocab)
+
+    def forward(self, idx):
+        x = self.tok(idx) + self.pos[:idx.shape[1]]
+        return self.head(self.ln_f(self.blocks(x)))
+
+
+def load_shared_weights(model, params):
+    # fwbench's shared weights, Keras layout: embedding, position table, then per block layernorm,
+    # multi-head attention, layernorm, dense, dense; the final layernorm and the head
+    p = iter([q for q in params if q])
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a))
+    with torch.no_grad():
+        model.tok.weight.copy_(t(next(p)["embeddings"]))
+        model.pos.copy_(t(next(p)["embeddings"]))
+
+        def layernorm(m, q):
+            m.weight.copy_(t(q["gamma"]))
+            m.bias.copy_(t(q["beta"]))
+
+        def linear(m, q):
+            m.weight.copy_(t(q["kernel"].T))
+            m.bias.copy_(t(q["bias"]))
+
+        for blk in model.blocks:
+            layernorm(blk.ln1, next(p))
+            a = next(p)
+            d, h, k = a["query_kernel"].shape
+            # [d, heads, key_dim] -> [d, heads*key_dim] (head-major, as view(b, t, heads, key_dim) splits it),
+            # transposed to Linear's [out, in]; q, k, v stacked on the output axis as split(d) reads them
+            blk.qkv.weight.copy_(t(np.concatenate([a[f"{n}_kernel"].reshape(d, h * k).T
+                                                   for n in ("query", "key", "value")])))
+            blk.qkv.bias.copy_(t(np.concatenate([a[f"{n}_bias"].reshape(h * k) for n in ("query", "key", "value")])))
+            blk.proj.weight.copy_(t(a["output_kernel"].reshape(h * k, d).T))
+            blk.proj.bias.copy_(t(a["output_bias"]))
+            layernorm(blk.ln2, next(p))
+            linear(blk.mlp[0], next(p))
+            linear(blk.mlp[2], next(p))
+        layernorm(model.ln_f, next(p))
+        linear(model.head, next(p))
+    assert next(p, None) is None
+
+
+if __name__ == "__main__":
+    from fwbench import reference
+    from fwbench.data import DataSource
+    from fwbench.weights import init_params
+    from fwbench.workload import load_file
+
+    toml, compiled = sys.argv[1], sys.argv[5] == "1"
+    steps, threads, warmup = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    spec = load_file(toml)
+    params = init_params(spec)
+    model = GPT()
+    load_shared_weights(model, params)
+    batches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in DataSource(spec).batches(8)]
+    # the conversion by hand must reproduce fwbench's reference: the initial loss on the first batch
+    x0, y0 = batches[0]
+    with torch.no_grad():
+        mine = F.cross_entropy(model(x0).reshape(-1, 256), y0.reshape(-1)).item()
+    ref = reference.cross_entropy(reference.forward(spec, params, x0.numpy()), y0.numpy())
+    assert abs(mine - ref) <= 1e-4 * abs(ref), f"initial loss {mine} vs reference {ref}"
+    print(f"initial loss {mine:.8f} reference {ref:.8f} rel {abs(mine - ref) / abs(ref):.1e}", file=sys.stderr)
+    if compiled:
+        model = torch.compile(model)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3, eps=1e-7)
+    times = []
+    for i in range(steps + warmup):
+        x, y = batches[i % 8]
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x).reshape(-1, 256), y.reshape(-1))
+        loss.backward()
+        opt.step()
+        loss.item()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    print(json.dumps(times))
+"""
+
+
 @dataclass
 class PairTimes:
     """Raw per-step seconds of both sides of one pair, kept per round."""
@@ -212,8 +341,9 @@ def run(cmd: list[str]) -> subprocess.CompletedProcess:
 
 
 def fwbench_steps(runner: str, workload: Path, threads: int, out: Path) -> list[float]:
+    # --no-target: a workload with a [target] (transformer) would otherwise train to it after the timing
     cmd = [sys.executable, "-m", "fwbench", "run", "-r", runner, "-w", str(workload), "--threads", str(threads),
-           "--out", str(out)]
+           "--no-target", "--out", str(out)]
     run(cmd)
     cell = json.loads(out.read_text())["cells"][0]
     assert cell["status"] == "ok", cell.get("reason")
@@ -225,7 +355,8 @@ def hand_steps(model: str, runner: str, workload: Path, steps: int, threads: int
     if model == "cnn":
         cmd = [sys.executable, "-c", HAND_WRITTEN, str(steps), str(threads), str(WARMUP[model]), compiled]
     else:
-        cmd = [sys.executable, "-c", HAND_RESNET, str(workload), str(steps), str(threads), str(WARMUP[model]), compiled]
+        script = HAND_RESNET if model == "resnet20" else HAND_TRANSFORMER
+        cmd = [sys.executable, "-c", script, str(workload), str(steps), str(threads), str(WARMUP[model]), compiled]
     p = run(cmd)
     return [float(s) for s in json.loads(p.stdout.strip().splitlines()[-1])]
 
@@ -250,7 +381,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 1)[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=(*MODELS, "all"), default="all",
-                    help="which network: cnn, resnet20, or all (default)")
+                    help="which network: cnn, resnet20, transformer, or all (default)")
     ap.add_argument("--pair", choices=(*PAIRS, "all"), default="all",
                     help="which pair to run: torch (eager), torch-compile, or all (default)")
     ap.add_argument("--rounds", type=int, default=None, help="rounds; each runs every side of every pair once (5)")
