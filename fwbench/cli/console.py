@@ -81,10 +81,12 @@ def print_run_tables(doc: dict[str, Any], console: Console | None = None) -> Non
             table.add_row(*(text(row[c]) for c in TTA_COLUMNS), style="green" if row["reached"] == "yes" else "red")
         print_table(console, table)
     parity = doc.get("parity") or {}
+    # each (workload, device) group's reference: torch where it ran, else the group's first runner
+    refs = ", ".join(sorted({str(g.get("reference")) for g in parity.get("groups") or []})) or parity.get("reference")
     if parity.get("mismatches"):
         line = Text("Parity check FAILED", style="bold red")
         line.append(text(f" for {', '.join(map(str, parity['mismatches']))}: these runners did not compute the "
-                         f"same losses as the reference ({parity.get('reference')}); their timings are not "
+                         f"same losses as the reference ({refs}); their timings are not "
                          "comparable."))
         console.print(line)
         for cell in doc["cells"]:
@@ -92,5 +94,5 @@ def print_run_tables(doc: dict[str, Any], console: Console | None = None) -> Non
             if detail:
                 console.print(text(f"  {cell['id']}: {detail}"), highlight=False)
     elif parity.get("groups"):
-        console.print(text(f"Parity: every runner matched the reference ({parity.get('reference')}) "
+        console.print(text(f"Parity: every runner matched the reference ({refs}) "
                            "on the initial and K-step losses."), highlight=False)

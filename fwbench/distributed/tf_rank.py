@@ -78,6 +78,7 @@ class TFMultiWorker(RankEngine):
         return self.strategy.experimental_local_results(value)[0]
 
     def build(self, spec: WorkloadSpec, params: Params) -> None:
+        self.tokens = spec.tokens
         with tf.device(self.tf_device):
             tf.random.set_seed(spec.seed)
             net = tf_runner.Net(spec, params, tf.float32)
@@ -91,6 +92,8 @@ class TFMultiWorker(RankEngine):
             with tf.GradientTape() as tape:
                 loss = tf_runner.loss_fn(net(x, training=True), y)  # mean over this rank's batch
             grads = tape.gradient(loss, net.trainable)
+            # an embedding's gradient is IndexedSlices; densify it for the all-reduce and the dense update rules
+            grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
             grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, grads)
             opt.apply(grads, net.trainable)
             return loss
@@ -102,8 +105,8 @@ class TFMultiWorker(RankEngine):
 
     def put(self, batch: Batch) -> Any:
         x, y = batch
-        with tf.device(self.tf_device):
-            return tf.constant(x, tf.float32), tf.constant(y)
+        with tf.device(self.tf_device):  # token ids stay integers
+            return tf.constant(x) if self.tokens else tf.constant(x, tf.float32), tf.constant(y)
 
     def train_step(self, batch: Any) -> Any:
         return self._step(*batch)
@@ -165,8 +168,9 @@ class KerasMultiWorker(TFMultiWorker):
 
     def put(self, batch: Batch) -> Any:
         x, y = batch
-        with tf.device(self.tf_device):
-            return tf.constant(x, tf.float32), tf.constant(y.astype(np.int32))
+        with tf.device(self.tf_device):  # token ids stay integers
+            x = tf.constant(x.astype(np.int32)) if x.dtype.kind == "i" else tf.constant(x, tf.float32)
+            return x, tf.constant(y.astype(np.int32))
 
     def train_step(self, batch: Any) -> Any:
         try:
