@@ -25,6 +25,23 @@ Which Keras API is measured:
   by op; ``"auto"`` also means ``True`` there), ``False`` on torch (``True`` would be ``torch.compile``,
   which Keras calls experimental). ``options.keras_jit_compile`` overrides it. Recorded in settings.
 
+Sequences: token ids go to the device as int32 (the model's ``Input(shape=(None,), dtype="int32")``, never
+cast by the dtype policy); per-token labels are ``[batch, time]`` and ``SparseCategoricalCrossentropy``'s
+``sum_over_batch_size`` reduction divides by every element, i.e. the mean over batch and time, the
+reference's. The model takes any length, and Keras's default tracing is kept: the tensorflow back end's
+``tf.function(reduce_retracing=True)`` retraces once on a second length and then generalises the time axis;
+jax's ``jit`` compiles once per distinct length. :meth:`KerasSession.retraces` counts them (the Python body
+of the model's ``train_step`` / ``test_step`` runs only while being traced); the torch back end runs eagerly
+(``None``). :meth:`KerasSession.settings` records which implementation Keras 3.15 picks for LSTM, GRU and
+attention on this back end and device (:func:`sequence_impls`).
+
+A finding (Keras 3.15, tensorflow back end; kept, not worked around): an ``Embedding``'s gradient is a
+``tf.IndexedSlices`` with one slice per token occurrence, and ``Adam``'s ``ops.square`` maps over the slices
+before ``scatter_add`` sums them, so a token repeated in a batch gets ``sum(g_i^2)`` into Adam's second
+moment instead of ``(sum g_i)^2``: the jax and torch back ends (and a densified gradient) compute dense Adam.
+On the bundled transformer this moves keras's 5-step parity loss by 4e-3 (over the K-step tolerance); see
+``tests/test_seq_keras.py`` (``SPARSE_ADAM_REASON``). Recorded in settings as ``embedding_update``.
+
 Precision (``options.precision``): Keras's global dtype policy, ``float32``, ``mixed_bfloat16`` or
 ``mixed_float16`` (float32 variables, reduced-precision compute, the loss in float32; ``compile`` wraps the
 optimizer in a ``LossScaleOptimizer`` for ``mixed_float16``). TPU: the tensorflow backend builds and
@@ -41,6 +58,7 @@ import numpy as np
 
 from fwbench.data import Batch
 from fwbench.errors import CellSkipped
+from fwbench.layers import SEQUENCE
 from fwbench.runners.base import Session
 from fwbench.runners.keras_model import KerasGraph, batchnorm_stats, build_graph
 from fwbench.weights import Params
@@ -135,9 +153,36 @@ class KerasSession(Session):
     def _build(self, spec: WorkloadSpec, params: Params) -> None:
         keras = self.keras
         self.spec = spec
-        keras.utils.set_random_seed(spec.seed)  # dropout masks, reproducible per build
+        set_random_seed(keras, self.backend, spec.seed)  # dropout masks, reproducible per build
         self.graph = compiled_graph(keras, spec, params, self.jit_compile)
         self.model = self.graph.model
+        self._bodies = {"train": 0, "test": 0}  # Python runs of the step bodies: traces where compiled
+        self.traces = {"train": 0, "test": 0}  # calls that traced
+        for kind in self.traces:  # the compiled train/test functions pick these up (make_train_function)
+            setattr(self.model, f"{kind}_step", self._counted(getattr(self.model, f"{kind}_step"), kind))
+
+    def _counted(self, step: Any, kind: str) -> Any:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self._bodies[kind] += 1  # under tf.function / jax.jit, Python runs only while tracing
+            return step(*args, **kwargs)
+
+        return counted
+
+    def _call(self, kind: str, fn: Any, batch: Any) -> Any:
+        before = self._bodies[kind]
+        out = fn(*batch)
+        # A call that traced counts once: on tensorflow the first call traces twice (Keras creates the
+        # optimizer's variables inside the first trace, and tf.function then traces again without them).
+        self.traces[kind] += self._bodies[kind] != before
+        return out
+
+    def retraces(self) -> int | None:
+        """Calls of the train and test functions that traced, after each one's first (None where Keras runs
+        eagerly: the torch back end, or jax without jit)."""
+        traced = self.backend == "tensorflow" or (self.backend == "jax" and self.model.jit_compile)
+        if self.model.run_eagerly or not traced:  # torch: eager (torch.compile would replay the count)
+            return None
+        return sum(max(0, n - 1) for n in self.traces.values())
 
     def node_layer(self, index: int) -> Any:
         """The Keras layer of node ``index`` of ``spec.layers`` (``model.layers[0]`` is the InputLayer)."""
@@ -147,17 +192,20 @@ class KerasSession(Session):
         return batchnorm_stats(self.keras, self.graph, self.spec)
 
     # ------------------------------------------------------------------------------------------ steps
+    def _inputs(self, x: np.ndarray) -> np.ndarray:
+        return x.astype(np.int32) if self.spec.tokens else x  # token ids: the model's int32 input
+
     def put(self, batch: Batch) -> Any:
         x, y = batch
         ops = self.keras.ops
         # backend tensors on the device up front, so no host-to-device copy is timed
-        return ops.convert_to_tensor(x), ops.convert_to_tensor(y.astype(np.int32))
+        return ops.convert_to_tensor(self._inputs(x)), ops.convert_to_tensor(y.astype(np.int32))
 
     def train_step(self, batch: Any) -> Any:
-        return self.model.train_on_batch(*batch)  # the batch's loss, computed before the update
+        return self._call("train", self.model.train_on_batch, batch)  # the loss computed before the update
 
     def infer_step(self, batch: Any) -> Any:
-        return self.model.test_on_batch(*batch)
+        return self._call("test", self.model.test_on_batch, batch)
 
     def value(self, loss: Any) -> float:
         if self.device == "cuda":  # the loss is on the host, but the update queued after it may still run
@@ -173,7 +221,7 @@ class KerasSession(Session):
         return float(loss)  # Keras already returned a host number, i.e. waited for the device
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict_on_batch(x), dtype=np.float32)
+        return np.asarray(self.model.predict_on_batch(self._inputs(x)), dtype=np.float32)
 
     def peak_device_bytes(self) -> int | None:
         if self.device != "cuda":
@@ -192,11 +240,22 @@ class KerasSession(Session):
         return stats.get("peak_bytes_in_use")
 
     def settings(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"layout": "NHWC", "dtype": "float32", "keras_backend": self.backend,
+        spec = getattr(self, "spec", None)
+        sequence = spec is not None and len(spec.input_shape) < 3 and any(n.kind in SEQUENCE for n in spec.layers)
+        out: dict[str, Any] = {"layout": "NTC" if sequence else "NHWC", "dtype": "float32",
+                               "keras_backend": self.backend,
                                "keras_api": "train_on_batch / test_on_batch", "jit_compile": self.jit_compile,
                                "tf32": self.tf32, "precision": self.precision,
                                "dtype_policy": self.keras.config.dtype_policy().name,
                                "loss_scaling": type(self.model.optimizer).__name__ if self.precision == "fp16" else None}
+        model = getattr(self, "model", None)
+        if model is not None and model.jit_compile != self.jit_compile:  # Keras refused XLA (a cuDNN RNN on TF)
+            out["jit_compile_effective"] = model.jit_compile
+        if spec is not None:
+            out.update(sequence_impls(self.keras, self.backend, spec, self.device))
+            if self.backend == "tensorflow" and any(n.kind == "embedding" for n in spec.layers):
+                out["embedding_update"] = ("sparse: tf.IndexedSlices gradient, scatter updates of the rows seen; "
+                                           "Adam squares each occurrence's gradient before summing repeats")
         if self.strategy is not None:
             out["distribution"] = f"{type(self.strategy).__name__}, {self.strategy.num_replicas_in_sync} replica(s)"
         if self.backend == "tensorflow":
@@ -222,6 +281,122 @@ class KerasSession(Session):
                        XLA_FLAGS=os.environ.get("XLA_FLAGS", ""), jax_platform=jax.devices()[0].platform,
                        jax_default_matmul_precision=jax.config.jax_default_matmul_precision)
         return out
+
+
+def set_random_seed(keras: Any, backend: str, seed: int) -> None:
+    """``keras.utils.set_random_seed(seed)`` without importing tensorflow on the other back ends.
+
+    Keras 3.15's ``set_random_seed`` also calls ``tf.random.set_seed`` whenever tensorflow is installed, so a
+    keras-jax or keras-torch worker would import all of tensorflow (tens of seconds on a small CPU, and its
+    thread pools) just to seed a library it does not run; off the tensorflow back end this does the rest of
+    what it does: the global seed Keras's own ``SeedGenerator`` (dropout) draws from, Python's, NumPy's and
+    torch's."""
+    if backend == "tensorflow":
+        keras.utils.set_random_seed(seed)
+        return
+    import random
+
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
+    if backend == "torch":
+        import torch
+
+        torch.manual_seed(seed)
+
+
+def _rnn_impl(keras: Any, backend: str, kind: str, device: str) -> str:
+    """Which loop Keras 3.15 runs a default ``LSTM`` / ``GRU(reset_after=True)`` through (``use_cudnn="auto"``,
+    tanh/sigmoid, no mask, no unroll), read from its back-end code:
+
+    - tensorflow: ``backend.lstm/gru`` call the CudnnRNNV3 kernel when a GPU is visible (``cudnn_ok``), and the
+      layer then marks itself not XLA-compatible; otherwise ``NotImplementedError`` and the generic
+      ``backend.rnn``, a ``tf.while_loop`` over the cell;
+    - torch: on a CUDA device ``torch._VF.lstm/gru`` (cuDNN); on the CPU ``_fallback_lstm/_fallback_gru``, a
+      Python loop over the steps with the input projections precomputed in one matmul;
+    - jax: the LSTM calls ``jax.experimental.rnn.lstm`` (cuDNN) when ``jax.default_backend() == "gpu"``, else the
+      generic ``backend.rnn``, a ``lax.scan`` over the cell; the GRU always runs the jax back end's own
+      ``lax.scan`` over precomputed input projections (jax has no cuDNN GRU).
+    """
+    from keras.src import activations
+    from keras.src.backend import cudnn_ok  # the back end's own test (device and arguments)
+
+    layer = "keras.layers.LSTM" if kind == "lstm" else "keras.layers.GRU(reset_after=True)"
+    args = (activations.tanh, activations.sigmoid, False, True)
+    if backend == "tensorflow":
+        fast = cudnn_ok(*args, **({"reset_after": True} if kind == "gru" else {}))
+        how = "CudnnRNNV3 (tf)" if fast else "generic keras backend.rnn (tf.while_loop)"
+    elif backend == "torch":
+        fast = device == "cuda" and cudnn_ok(*args)
+        how = f"torch._VF.{kind} (cuDNN)" if fast else f"keras _fallback_{kind}: a Python loop of torch steps"
+    elif kind == "gru":
+        fast, how = False, "keras jax backend gru: lax.scan over precomputed input projections"
+    else:
+        fast = cudnn_ok(*args)
+        how = "jax.experimental.rnn.lstm (cuDNN)" if fast else "generic keras backend.rnn (lax.scan)"
+    return f"{layer} (cuDNN: {'yes' if fast else 'no'}, {device.upper() if device != 'cpu' else 'CPU'}): {how}"
+
+
+def _attention_impl(keras: Any, backend: str, spec: WorkloadSpec, device: str) -> str:
+    """What ``MultiHeadAttention`` (no dropout, no scores returned) runs in Keras 3.15: ``ops.dot_product_attention``
+    with ``flash_attention=None`` (decided per call), on the first attention node's shapes ``[batch, T, heads,
+    key_dim]``: tensorflow has no fused kernel (einsum, mask, softmax, einsum: ``_dot_product_attention_xla``);
+    torch calls ``F.scaled_dot_product_attention``, inside ``sdpa_kernel(FLASH_ATTENTION)`` where
+    ``can_use_flash_attention`` says yes, else letting torch choose (recorded: ``torch._fused_sdp_choice``);
+    jax calls ``jax.nn.dot_product_attention(implementation="cudnn")`` where its cuDNN flash check passes, else
+    ``implementation="xla"`` (on a TPU: the Pallas splash kernel)."""
+    node = next(n for n in spec.layers if n.kind == "multi_head_attention")
+    dtype = keras.config.dtype_policy().compute_dtype
+    shape = (spec.batch_size, spec.input_shape[0], node.heads, node.key_dim)  # BTNH, as Keras passes them
+    causal = "causal" if node.causal else "not causal"
+    head = "keras.layers.MultiHeadAttention -> keras.ops.dot_product_attention"
+    if backend == "tensorflow":
+        return f"{head} (tensorflow: einsum + softmax, no flash kernel; {causal})"
+    if backend == "torch":
+        import torch
+        from keras.src.backend.torch.nn import _can_use_flash_attention
+
+        dev = "cuda" if device == "cuda" else "cpu"
+        q = torch.zeros(shape, dtype=getattr(torch, dtype), device=dev).transpose(1, 2)  # BNTH for torch
+        flash = bool(_can_use_flash_attention(q, q, q, None, node.causal))
+        if flash:
+            how = "sdpa_kernel(FLASH_ATTENTION)"
+        else:
+            try:
+                from torch.nn.attention import SDPBackend
+
+                choice = SDPBackend(torch._fused_sdp_choice(q, q, q, None, 0.0, node.causal)).name
+                how = f"torch's choice: {choice.lower()}"
+            except Exception:  # a private API: the choice is then not knowable
+                how = "torch's choice"
+        return f"{head} -> F.scaled_dot_product_attention ({how}; {causal})"
+    import jax.numpy as jnp
+    from keras.src.backend.jax.nn import _can_use_flash_attention
+
+    q = jnp.zeros(shape, dtype=dtype)
+    try:
+        flash = bool(_can_use_flash_attention(q, q, q, None))
+    except Exception:
+        flash = False
+    if flash and device == "tpu":
+        how = "Pallas splash attention (TPU flash)"
+    else:
+        how = 'implementation="cudnn" (flash)' if flash else 'implementation="xla"'
+    return f"{head} -> jax.nn.dot_product_attention ({how}; {causal})"
+
+
+def sequence_impls(keras: Any, backend: str, spec: WorkloadSpec, device: str) -> dict[str, str]:
+    """``lstm_impl`` / ``gru_impl`` / ``attention_impl`` for the kinds the workload has."""
+    kinds = {n.kind for n in spec.layers}
+    out = {f"{k}_impl": _rnn_impl(keras, backend, k, device) for k in ("lstm", "gru") if k in kinds}
+    if "multi_head_attention" in kinds:
+        out["attention_impl"] = _attention_impl(keras, backend, spec, device)
+    return out
 
 
 def compiled_graph(keras: Any, spec: WorkloadSpec, params: Params, jit_compile: bool) -> KerasGraph:
