@@ -35,12 +35,14 @@ of the model's ``train_step`` / ``test_step`` runs only while being traced); the
 (``None``). :meth:`KerasSession.settings` records which implementation Keras 3.15 picks for LSTM, GRU and
 attention on this back end and device (:func:`sequence_impls`).
 
-A finding (Keras 3.15, tensorflow back end; kept, not worked around): an ``Embedding``'s gradient is a
-``tf.IndexedSlices`` with one slice per token occurrence, and ``Adam``'s ``ops.square`` maps over the slices
-before ``scatter_add`` sums them, so a token repeated in a batch gets ``sum(g_i^2)`` into Adam's second
-moment instead of ``(sum g_i)^2``: the jax and torch back ends (and a densified gradient) compute dense Adam.
-On the bundled transformer this moves keras's 5-step parity loss by 4e-3 (over the K-step tolerance); see
-``tests/test_seq_keras.py`` (``SPARSE_ADAM_REASON``). Recorded in settings as ``embedding_update``.
+A finding (Keras 3.15, tensorflow back end): an ``Embedding``'s gradient is a ``tf.IndexedSlices`` with one
+slice per token occurrence, and ``Adam``'s ``ops.square`` maps over the slices before ``scatter_add`` sums
+them, so a token repeated in a batch gets ``sum(g_i^2)`` into Adam's second moment instead of
+``(sum g_i)^2``: the jax and torch back ends (and a densified gradient) compute dense Adam. Plain Adam moves
+keras's 5-step parity loss on the bundled transformer by 4e-3 (over the K-step tolerance; see
+``tests/test_seq_keras.py``, ``SPARSE_ADAM_REASON``), so on this back end the runner trains a model with an
+embedding with :func:`dense_gradient_adam`, which densifies that gradient first, as the raw TensorFlow
+runners do. Recorded in settings as ``embedding_update``.
 
 Precision (``options.precision``): Keras's global dtype policy, ``float32``, ``mixed_bfloat16`` or
 ``mixed_float16`` (float32 variables, reduced-precision compute, the loss in float32; ``compile`` wraps the
@@ -254,8 +256,10 @@ class KerasSession(Session):
         if spec is not None:
             out.update(sequence_impls(self.keras, self.backend, spec, self.device))
             if self.backend == "tensorflow" and any(n.kind == "embedding" for n in spec.layers):
-                out["embedding_update"] = ("sparse: tf.IndexedSlices gradient, scatter updates of the rows seen; "
-                                           "Adam squares each occurrence's gradient before summing repeats")
+                out["embedding_update"] = ("dense: the Embedding's tf.IndexedSlices gradient is summed into a dense "
+                                           "one before Adam (Keras 3.15's Adam on tensorflow squares each "
+                                           "occurrence of a repeated row before summing)") if spec.optimizer.name == "adam" \
+                    else "sparse: tf.IndexedSlices gradient, scatter updates of the rows seen"
         if self.strategy is not None:
             out["distribution"] = f"{type(self.strategy).__name__}, {self.strategy.num_replicas_in_sync} replica(s)"
         if self.backend == "tensorflow":
@@ -399,6 +403,26 @@ def sequence_impls(keras: Any, backend: str, spec: WorkloadSpec, device: str) ->
     return out
 
 
+def dense_gradient_adam(keras: Any) -> Any:
+    """``keras.optimizers.Adam`` that first sums an Embedding's ``tf.IndexedSlices`` gradient into a dense one.
+
+    Keras 3.15's Adam on the tensorflow back end squares each slice of a sparse gradient before the
+    ``scatter_add`` sums repeated rows, so a token seen k times in a batch gets ``sum(g_i^2)`` instead of
+    ``(sum g_i)^2`` in its second moment: not Adam, and not what the jax and torch back ends (or the raw
+    TensorFlow runners, which densify too) compute. The workload defines Adam, so the runner trains with it;
+    the cost is a dense update of the embedding table (its gradient is scattered into a zero table). The
+    finding itself stays tested against plain ``keras.optimizers.Adam`` (``tests/test_seq_keras.py``).
+    """
+    import tensorflow as tf
+
+    class DenseGradientAdam(keras.optimizers.Adam):
+        def apply(self, grads: Any, trainable_variables: Any = None) -> Any:
+            grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+            return super().apply(grads, trainable_variables)
+
+    return DenseGradientAdam
+
+
 def compiled_graph(keras: Any, spec: WorkloadSpec, params: Params, jit_compile: bool) -> KerasGraph:
     """The workload as a compiled functional model (:mod:`fwbench.runners.keras_model`), loaded with the
     shared initial ``params``, with its node -> layer mapping.
@@ -409,8 +433,10 @@ def compiled_graph(keras: Any, spec: WorkloadSpec, params: Params, jit_compile: 
     graph = build_graph(keras, spec, params)
     o = spec.optimizer
     if o.name == "adam":
-        opt = keras.optimizers.Adam(learning_rate=o.learning_rate, beta_1=o.beta_1, beta_2=o.beta_2,
-                                    epsilon=o.epsilon)
+        adam = keras.optimizers.Adam
+        if keras.backend.backend() == "tensorflow" and any(n.kind == "embedding" for n in spec.layers):
+            adam = dense_gradient_adam(keras)
+        opt = adam(learning_rate=o.learning_rate, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.epsilon)
     else:
         opt = keras.optimizers.SGD(learning_rate=o.learning_rate, momentum=o.momentum)
     graph.model.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
