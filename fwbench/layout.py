@@ -180,7 +180,8 @@ def attention_out_projection(p: dict[str, np.ndarray]) -> tuple[np.ndarray, np.n
 
 def lstm_weights(p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Keras LSTM (gates i, f, c, o; one bias) -> ``nn.LSTM``'s layer-0 parameters (gates i, f, g, o: the same
-    order; two biases, summed by PyTorch, so ``bias_hh = 0``)."""
+    order; two biases, summed by PyTorch, so ``bias_hh = 0``, and the runner freezes it so that training moves
+    one bias, as Keras does)."""
     return {"weight_ih_l0": np.ascontiguousarray(p["kernel"].T),
             "weight_hh_l0": np.ascontiguousarray(p["recurrent_kernel"].T),
             "bias_ih_l0": np.ascontiguousarray(p["bias"]), "bias_hh_l0": np.zeros_like(p["bias"])}

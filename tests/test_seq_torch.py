@@ -425,3 +425,71 @@ def test_compile_recompiles_as_the_seq_length_probe_counts_them():
         per_length.append(s.retraces() - before)
         before = s.retraces()
     assert per_length == [0, 1, 0]
+
+
+ONE_LSTM = """
+name = "onelstm"
+input_shape = [7]
+vocabulary = 6
+classes = 3
+batch_size = 8
+seed = 5
+layers = [{ type = "embedding", input_dim = 6, output_dim = 4 }, { type = "lstm", units = 5 },
+          { type = "dense", units = 3 }]
+"""
+
+
+def _keras_lstm_training(spec, params, batches, lr):
+    """Keras's LSTM trained by Adam, written out in float64 torch autograd: ONE bias vector per LSTM."""
+    e, (w, u, b), (wd, bd) = (torch.tensor(params[0]["embeddings"], dtype=torch.float64),
+                              [torch.tensor(params[1][k], dtype=torch.float64) for k in ("kernel", "recurrent_kernel", "bias")],
+                              [torch.tensor(params[2][k], dtype=torch.float64) for k in ("kernel", "bias")])
+    weights = [t.requires_grad_() for t in (e, w, u, b, wd, bd)]
+    o = spec.optimizer
+    opt = torch.optim.Adam(weights, lr=lr, betas=(o.beta_1, o.beta_2), eps=o.epsilon)
+    losses = []
+    for x, y in batches:
+        h = c = torch.zeros(len(x), 5, dtype=torch.float64)
+        seq = e[torch.from_numpy(x)]
+        for t in range(seq.shape[1]):
+            i, f, g, og = (seq[:, t] @ w + h @ u + b).chunk(4, dim=1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(og) * torch.tanh(c)
+        loss = torch.nn.functional.cross_entropy(h @ wd + bd, torch.from_numpy(y))
+        losses.append(loss.item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return losses
+
+
+def _runner_training(spec, params, batches, lr, freeze=True):
+    model = torch_runner.build_module(spec, params).double()
+    if not freeze:  # the broken conversion: PyTorch's second LSTM bias left trainable
+        for name, p in model.named_parameters():
+            if "bias_hh" in name:
+                p.requires_grad_(True)
+    o = spec.optimizer
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, betas=(o.beta_1, o.beta_2),
+                           eps=o.epsilon)
+    losses = []
+    for x, y in batches:
+        loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y))
+        losses.append(loss.item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return losses
+
+
+def test_lstm_trains_one_bias_as_keras_does_and_a_trainable_second_bias_is_caught():
+    """PyTorch's LSTM sums bias_ih and bias_hh; loaded as (bias, 0) the forward pass is Keras's, but if both
+    trained, Adam would move their sum twice as far. The runner freezes bias_hh: its training steps equal
+    Keras's one-bias LSTM written out in float64; with bias_hh trainable they drift apart at once."""
+    spec = parse_workload(tomllib.loads(ONE_LSTM))
+    params = init_params(spec)
+    batches = DataSource(spec).batches(4)
+    want = _keras_lstm_training(spec, params, batches, lr=0.01)
+    np.testing.assert_allclose(_runner_training(spec, params, batches, lr=0.01), want, rtol=1e-10)
+    broken = _runner_training(spec, params, batches, lr=0.01, freeze=False)
+    assert broken[0] == pytest.approx(want[0], rel=1e-12) and abs(broken[-1] - want[-1]) > 1e-3
