@@ -6,6 +6,7 @@ recompiles counted by torch-compile; and the torch runner end to end on TINY_LM.
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 
 import numpy as np
@@ -493,3 +494,30 @@ def test_lstm_trains_one_bias_as_keras_does_and_a_trainable_second_bias_is_caugh
     np.testing.assert_allclose(_runner_training(spec, params, batches, lr=0.01), want, rtol=1e-10)
     broken = _runner_training(spec, params, batches, lr=0.01, freeze=False)
     assert broken[0] == pytest.approx(want[0], rel=1e-12) and abs(broken[-1] - want[-1]) > 1e-3
+
+
+def _keras_adam_replay(param, grads, lr, b1, b2, eps):
+    """Keras's Adam update rule written out (epsilon added to sqrt(v) before the bias correction)."""
+    m = v = np.zeros_like(param)
+    for t, g in enumerate(grads, start=1):
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        param = param - lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m / (np.sqrt(v) + eps)
+    return param
+
+
+def test_the_torch_runners_adam_puts_epsilon_where_keras_does():
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=50)
+    grads = [rng.normal(size=50) * 10.0 ** rng.uniform(-9, -3, size=50) for _ in range(6)]  # tiny ones: eps matters
+    want = _keras_adam_replay(start, grads, 3e-3, 0.9, 0.999, 1e-7)
+
+    def run(cls):
+        p = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+        opt = cls([p], lr=3e-3, betas=(0.9, 0.999), eps=1e-7)
+        for g in grads:
+            p.grad = torch.tensor(g)
+            opt.step()
+        return p.detach().numpy()
+
+    np.testing.assert_allclose(run(torch_runner.KerasAdam), want, rtol=1e-12, atol=1e-15)
+    assert np.max(np.abs(run(torch.optim.Adam) - want)) > 1e-4  # PyTorch's own placement is another optimizer

@@ -328,10 +328,32 @@ def _load(module: nn.Module, **tensors: np.ndarray) -> None:
             getattr(module, name).copy_(torch.from_numpy(np.asarray(value)))
 
 
+class KerasAdam(torch.optim.Adam):
+    """``torch.optim.Adam`` with the epsilon where Keras and TensorFlow put it.
+
+    Both compute ``m_hat / (sqrt(v_hat) + eps)``, but PyTorch bias-corrects ``sqrt(v)`` before adding eps and
+    Keras after (``lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)``, the Adam paper's "epsilon hat"),
+    so the same ``epsilon = 1e-7`` is a different optimizer. PyTorch's eps ``eps / sqrt(1 - b2^t)`` at step t
+    is exactly Keras's; it is set before each step (a Python float per parameter group, no extra kernel).
+    Measured on the bundled transformer: plain ``Adam(eps=1e-7)`` ends the 4 parity steps 2.8e-4 away from
+    every TensorFlow and Keras runner (float64 replays: 2.43067 vs 2.43095); this one matches them.
+    """
+
+    def __init__(self, params: Any, lr: float, betas: tuple[float, float], eps: float):
+        super().__init__(params, lr=lr, betas=betas, eps=eps)
+        self.keras_epsilon, self.keras_steps = eps, 0
+
+    def step(self, closure: Any = None) -> Any:
+        self.keras_steps += 1
+        for group in self.param_groups:
+            group["eps"] = self.keras_epsilon / math.sqrt(1.0 - group["betas"][1] ** self.keras_steps)
+        return super().step(closure)
+
+
 def make_optimizer(spec: WorkloadSpec, params: Any) -> torch.optim.Optimizer:
     o = spec.optimizer
     if o.name == "adam":
-        return torch.optim.Adam(params, lr=o.learning_rate, betas=(o.beta_1, o.beta_2), eps=o.epsilon)
+        return KerasAdam(params, lr=o.learning_rate, betas=(o.beta_1, o.beta_2), eps=o.epsilon)
     return torch.optim.SGD(params, lr=o.learning_rate, momentum=o.momentum)
 
 
@@ -466,6 +488,8 @@ class TorchSession(Session):
             "cudnn_tf32": torch.backends.cudnn.allow_tf32,
             "mkldnn": torch.backends.mkldnn.is_available(),
             "compiled": self.compiled,
+            "optimizer": ("KerasAdam: torch.optim.Adam with eps / sqrt(1 - beta_2^t), Keras's epsilon placement"
+                          if isinstance(getattr(self, "opt", None), KerasAdam) else type(getattr(self, "opt", None)).__name__),
             **self.sequence_impls(),
         }
 
