@@ -108,7 +108,7 @@ def test_flops_of_attention_and_recurrent_nodes():
     assert mha.input_grad == proj + 2 * 2 * attn + 3 * proj  # its input depends on the embeddings
     assert by_kind["dense"].forward == 2 * t * d * 4 * d  # per token
     lstm = {lf.kind: lf for lf in flops.layer_flops(load_workload("lstm"))}["lstm"]
-    w, r = 2 * 32 * 64 * 4 * 128, 2 * 32 * 128 * 4 * 128
+    w, r = 2 * 16 * 64 * 4 * 128, 2 * 16 * 128 * 4 * 128
     assert (lstm.forward, lstm.weight_grad, lstm.input_grad) == (w + r, w + r, r + w)
 
 
