@@ -175,3 +175,22 @@ def test_shape_error_input_of_a_token_workload() -> None:
     bad, case = bad_input(clf, np.zeros((2, 16), np.int64))
     assert bad.shape == (2, 16) and bad[0, 0] == 32 and "vocabulary 32" in case
     assert mismatch(clf, bad.shape[1:]) == (0, 32, 33)
+
+
+@pytest.mark.slow
+def test_seq_length_probe_through_the_cli_counts_tf_graph_retraces(cli, workload_dir: Path, tmp_path: Path) -> None:
+    """`fwbench probe -p seq-length` on a token workload: tf.function retraces for a new length (counted),
+    eager torch has no graph (0, not counted); the report's flexibility row cites the probe."""
+    out = tmp_path / "p.json"
+    r = invoke(cli, "probe", "-p", "seq-length", "-r", "tf-graph", "-r", "torch", "-w", "tinylm", "--threads", "1",
+               "-o", str(out))
+    assert r.exit_code == 0, r.output
+    p = _probes(out)
+    graph, eager = p["seq-length/tf-graph"]["findings"], p["seq-length/torch"]["findings"]
+    assert [l["length"] for l in graph["lengths"]] == [3, 4, 6]
+    assert graph["counted"] and graph["lengths"][0]["retraces"] == 0 and graph["retraces_total"] >= 1
+    assert not eager["counted"] and eager["retraces_total"] == 0
+    rep = invoke(cli, "report", str(out), "--out-dir", str(tmp_path / "rep"), "--no-plots")
+    assert rep.exit_code == 0, rep.output
+    md = (tmp_path / "rep" / "report.md").read_text(encoding="utf-8")
+    assert "sequence lengths 3 → 4 → 6 in one session" in md
