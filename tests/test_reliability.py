@@ -291,7 +291,7 @@ GOOD = TINY_MLP
 BAD_WORKLOADS = {
     "wrong type": (GOOD.replace("batch_size = 4", 'batch_size = "four"'), "batch_size", "integer"),
     "bool for int": (GOOD.replace("classes = 3", "classes = true"), "classes", "integer"),
-    "unknown layer": (GOOD.replace('type = "dense"\nunits = 5', 'type = "lstm"\nunits = 5'), "layers[0].type",
+    "unknown layer": (GOOD.replace('type = "dense"\nunits = 5', 'type = "capsule"\nunits = 5'), "layers[0].type",
                       "allowed: conv2d"),
     "layer type not a string": (GOOD.replace('type = "dense"\nunits = 5', 'type = ["dense"]\nunits = 5'),
                                 "layers[0].type", "allowed:"),

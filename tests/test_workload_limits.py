@@ -133,7 +133,7 @@ def stored(**changes) -> dict:
     ({"layers__5__units": 50_000_000}, "layers[5].units", "from 1 to 8192"),
     ({"batch_size": 10**9}, "batch_size", "from 1"),
     ({"batch_size": "64"}, "batch_size", "integer"),
-    ({"layers__0__kind": "lstm"}, "layers[0].kind", "unknown layer"),
+    ({"layers__0__kind": "capsule"}, "layers[0].kind", "unknown layer"),
     ({"layers__0__bias": True}, "layers[0].bias", "unknown key"),
     ({"layers__4__filters": 3}, "layers[4].filters", "not used by flatten"),
     ({"layers__5__padding": "same"}, "layers[5].padding", "not used by dense"),
@@ -144,7 +144,7 @@ def stored(**changes) -> dict:
     ({"parity_steps": 0}, "parity_steps", "from 1"),
     ({"data": "imagenet"}, "data", "synthetic, digits"),
     ({"test_fraction": 2.0}, "test_fraction", "(0, 1)"),
-    ({"target": {"max_steps": 5}}, "target.accuracy", "missing"),
+    ({"target": {"max_steps": 5}}, "target.accuracy", "exactly one of accuracy and excess_loss"),
     ({"distributed": {"workers": 100_000}}, "distributed.workers", "from 1 to"),
     ({"description": "\x1b[2J"}, "description", "printable"),
     ({"name": KeyError}, "name", "missing"),
@@ -203,5 +203,5 @@ def test_from_dict_and_with_timing_keep_quick_and_long_budgets_valid():
 
 
 def test_every_bundled_file_is_in_the_package_folder():
-    assert sorted(p.stem for p in (REPO / "fwbench" / "workloads").glob("*.toml")) == ["cnn", "ddp", "digits", "mlp", "mobilenet", "resnet20", "resnet20-digits"]
+    assert sorted(p.stem for p in (REPO / "fwbench" / "workloads").glob("*.toml")) == ["cnn", "ddp", "digits", "lstm", "mlp", "mobilenet", "resnet20", "resnet20-digits", "transformer"]
     assert not (REPO / "workloads").exists() or not any(Path(REPO / "workloads").glob("*.toml"))
