@@ -14,6 +14,16 @@ from fwbench.probes.context import ProbeContext
 STEADY_STEPS = 3
 
 
+def _step_times(session: Any, batches: list[Any]) -> list[float]:
+    """Seconds of one training step on each of ``batches`` (already put), waiting for each loss."""
+    times = []
+    for b in batches:
+        t0 = time.perf_counter()
+        session.value(session.train_step(b))
+        times.append(time.perf_counter() - t0)
+    return times
+
+
 def shape_change(ctx: ProbeContext) -> dict[str, Any]:
     """Train on batch size B, then B+1, then B+2: per shape, the first call's time, the steady step time
     and the retraces / recompiles the runner counted during that shape's steps.
@@ -28,12 +38,7 @@ def shape_change(ctx: ProbeContext) -> dict[str, Any]:
     before = session.retraces() or 0
     for extra in (0, 1, 2):
         spec = dataclasses.replace(ctx.spec, batch_size=ctx.spec.batch_size + extra)
-        batches = [session.put(b) for b in DataSource(spec).batches(STEADY_STEPS + 1)]
-        times = []
-        for b in batches:
-            t0 = time.perf_counter()
-            session.value(session.train_step(b))
-            times.append(time.perf_counter() - t0)
+        times = _step_times(session, [session.put(b) for b in DataSource(spec).batches(STEADY_STEPS + 1)])
         now = session.retraces() or 0
         # the first shape's first call is the initial trace/compile, not a retrace
         shapes.append({"batch": spec.batch_size, "first_call_s": times[0], "steady_s": statistics.median(times[1:]),
@@ -67,12 +72,8 @@ def sequence_length(ctx: ProbeContext) -> dict[str, Any]:
     full = [DataSource(spec).batch(i) for i in range(STEADY_STEPS + 1)]
     lengths, before = [], session.retraces() or 0
     for length in sequence_lengths(spec.input_shape[0]):
-        batches = [session.put((x[:, :length], y[:, :length] if spec.per_token else y)) for x, y in full]
-        times = []
-        for b in batches:
-            t0 = time.perf_counter()
-            session.value(session.train_step(b))
-            times.append(time.perf_counter() - t0)
+        times = _step_times(session, [session.put((x[:, :length], y[:, :length] if spec.per_token else y))
+                                      for x, y in full])
         now = session.retraces() or 0
         lengths.append({"length": length, "first_call_s": times[0], "steady_s": statistics.median(times[1:]),
                         "retraces": (now - before) if counts else 0})
