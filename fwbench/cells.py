@@ -176,6 +176,7 @@ CELL = obj({
     "flops_per_step": OPT_NUM, "achieved_flops": OPT_NUM, "mfu": OPT_NUM, "peak_flops": OPT_NUM,
     "peak_flops_published": OPT_NUM, "calibration": OPT_OBJ, "sync_check": optional(SYNC_CHECK),
     "distributed": optional(DISTRIBUTED), "worker_s": OPT_NUM, "duration_s": OPT_NUM,
+    "side": one_of("A", "B"),  # fwbench ab: which environment ran the cell (see SIDES)
 }, required=("id", "workload", "runner", "device", "status"))
 
 # Findings of the capability probes (fwbench.probes), by key wherever it appears in a probe's findings.
@@ -213,6 +214,11 @@ WORKLOAD = obj({"name": string, "batch_size": OPT_INT, "mode": OPT_STR, "descrip
                 "layers": list_of(dict_of(anything)), "input_shape": list_of(integer), "classes": OPT_INT,
                 "optimizer": OPT_OBJ, "timing": OPT_OBJ, "distributed": OPT_OBJ}, required=("name",))
 WORKLOADS = dict_of(WORKLOAD)
+# ``fwbench ab``: each side's interpreter, extra environment variables and the environment it captured
+SIDE = obj({"label": string, "python": string, "env": dict_of(string), "environment": ENVIRONMENT,
+            "fwbench_path": OPT_STR, "runners": optional(dict_of(OPT_OBJ))},
+           required=("label", "python", "env", "environment"))
+AB = obj({"rounds": integer, "order": OPT_STR, "sides": dict_of(SIDE)}, required=("rounds", "sides"))
 
 
 # ---- the typed records ---------------------------------------------------------------------------------

@@ -28,6 +28,10 @@ Verdicts (``ratio`` = current / baseline, > 1 is slower; ``thr`` = threshold):
   would flag with 80% probability at alpha) exceeds thr, or the ratio is beyond the threshold without
   being significant. The MDC is reported, so the user knows how many more steps or repeats to give.
 * ``no change``: neither slower nor faster, and a change of thr would have been detected.
+* A cell whose worker process was flagged ``noisy`` on either side (other processes used a large share of
+  its cores while it was timed, see :mod:`fwbench.interference`) is ``inconclusive`` whatever its numbers
+  say: its ratio is shown, but it takes no part in the Benjamini–Hochberg family and is never slower or
+  faster.
 * ``missing``: the cell is on one side only, or has no successful samples on one side (the reason says).
 * ``incomparable``: the keys above differ (unless ``allow_mismatch``; then the cell is compared and the
   differences are kept in ``detail``).
@@ -50,6 +54,7 @@ if TYPE_CHECKING:  # numpy and SciPy load only when a comparison runs: `fwbench 
 # tests/test_gate_simulation.py; docs/ci.md gives the measured figures.
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_ALPHA = 0.01
+DEFAULT_ESTIMATOR = "median"
 MDC_POWER = 0.8
 
 VERDICTS = ("slower", "faster", "no change", "inconclusive", "missing", "incomparable")
@@ -92,12 +97,17 @@ class CellVerdict:
 
 @dataclass(frozen=True)
 class Comparison:
-    """All cells' verdicts, and the settings that produced them."""
+    """All cells' verdicts, and the settings that produced them. ``estimator``: what summarises each process
+    (:data:`fwbench.stats.ESTIMATORS`); ``paired``: an A/B comparison of rounds (:mod:`fwbench.ab`), whose
+    ``variance`` holds each cell's noise decomposition (:class:`fwbench.stats.VarianceParts`)."""
 
     cells: list[CellVerdict]
     threshold: float
     alpha: float
     notes: list[str] = field(default_factory=list)
+    estimator: str = "median"
+    paired: bool = False
+    variance: dict[Key, Any] = field(default_factory=dict)
 
     def count(self, verdict: str) -> int:
         return sum(c.verdict == verdict for c in self.cells)
@@ -118,8 +128,12 @@ class Comparison:
         return 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"threshold": self.threshold, "alpha": self.alpha, "counts": self.counts, "notes": self.notes,
-                "cells": [_rounded(c.to_dict()) for c in self.cells]}
+        out = {"threshold": self.threshold, "alpha": self.alpha, "estimator": self.estimator, "paired": self.paired,
+               "counts": self.counts, "notes": self.notes, "cells": [_rounded(c.to_dict()) for c in self.cells]}
+        if self.variance:
+            out["variance"] = [{"workload": w, "runner": r, "device": d, **_rounded(v.to_dict())}
+                               for (w, r, d), v in self.variance.items()]
+        return out
 
 
 def _rounded(d: dict[str, Any]) -> dict[str, Any]:
@@ -127,17 +141,26 @@ def _rounded(d: dict[str, Any]) -> dict[str, Any]:
     return {k: float(f"{v:.6g}") if isinstance(v, float) and math.isfinite(v) else v for k, v in d.items()}
 
 
-def compare(baseline: dict[str, Any], current: dict[str, Any], threshold: float = DEFAULT_THRESHOLD,
-            alpha: float = DEFAULT_ALPHA, allow_mismatch: bool = False) -> Comparison:
-    """Verdicts for every cell of either document (checked results documents, see :mod:`fwbench.results`)."""
-    import numpy as np
-
-    from fwbench import stats
+def check_settings(threshold: float, alpha: float, estimator: str) -> None:
+    from fwbench.stats import ESTIMATORS
 
     if not 0 < threshold < 1:
         raise ValueError("threshold must be between 0 and 1 (0.05 = 5%)")
     if not 0 < alpha < 1:
         raise ValueError("alpha must be between 0 and 1")
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator must be one of {', '.join(ESTIMATORS)}")
+
+
+def compare(baseline: dict[str, Any], current: dict[str, Any], threshold: float = DEFAULT_THRESHOLD,
+            alpha: float = DEFAULT_ALPHA, allow_mismatch: bool = False, estimator: str = DEFAULT_ESTIMATOR
+            ) -> Comparison:
+    """Verdicts for every cell of either document (checked results documents, see :mod:`fwbench.results`)."""
+    import numpy as np
+
+    from fwbench import stats
+
+    check_settings(threshold, alpha, estimator)
     base_groups, cur_groups = group_cells(baseline), group_cells(current)
     keys = list(base_groups) + [k for k in cur_groups if k not in base_groups]
     pending: list[tuple[Key, Any, str, float, float]] = []
@@ -161,8 +184,20 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], threshold: float 
         if diffs and not allow_mismatch:
             verdicts[key] = CellVerdict(w, r, d, "incomparable", "; ".join(diffs))
             continue
-        test = stats.compare_processes(b_samples, c_samples, confidence=1.0 - alpha)
-        pending.append((key, test, "; ".join(diffs), _centre(b_samples, test.method), _centre(c_samples, test.method)))
+        try:
+            test = stats.compare_processes(b_samples, c_samples, confidence=1.0 - alpha, estimator=estimator)
+        except ValueError as exc:  # the minimum of pooled steps: no sound CI
+            verdicts[key] = CellVerdict(w, r, d, "inconclusive", str(exc), n_base=len(b_samples),
+                                        n_current=len(c_samples))
+            continue
+        busy = busy_note(base_groups[key], cur_groups[key])
+        note = "; ".join(diffs + ([busy] if busy else []))
+        b_centre, c_centre = centre(b_samples, test.method, estimator), centre(c_samples, test.method, estimator)
+        if busy:  # shown, but neither judged nor counted in the family
+            verdicts[key] = CellVerdict(w, r, d, "inconclusive", note, test.ratio, test.ci_low, test.ci_high, test.p,
+                                        None, None, test.method, test.n_base, test.n_current, b_centre, c_centre)
+            continue
+        pending.append((key, test, note, b_centre, c_centre))
     qs = stats.benjamini_hochberg(np.array([t.p for _, t, *_ in pending])) if pending else []
     for (key, test, note, bm, cm), q in zip(pending, qs):
         mdc = float(stats.min_detectable_change(test.se_log, alpha, MDC_POWER, test.df))
@@ -175,7 +210,20 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], threshold: float 
         notes.append(f"{pooled} of {len(pending)} compared cell(s) had fewer than 3 successful processes on a side: "
                      "only within-process noise was measured there; use --repeats 3 or more for a gate that "
                      "accounts for process-to-process variation")
-    return Comparison([verdicts[k] for k in keys], threshold, alpha, notes)
+    return Comparison([verdicts[k] for k in keys], threshold, alpha, notes, estimator)
+
+
+def noisy(cell: Cell) -> bool:
+    """Whether other processes used a large share of this cell's cores while it was timed."""
+    record = cell.get("interference")
+    return bool(isinstance(record, dict) and record.get("noisy"))
+
+
+def busy_note(base: list[Cell], current: list[Cell]) -> str:
+    """Why a cell cannot be judged because the machine was busy, or ``""``."""
+    parts = [f"{sum(map(noisy, group))} of {len(group)} {name} process(es)" for name, group in
+             (("baseline", base), ("current", current)) if any(map(noisy, group))]
+    return "machine busy while timing " + " and ".join(parts) + " (flagged noisy): not judged" if parts else ""
 
 
 def decide(ratio: float, q: float, mdc: float, threshold: float, alpha: float) -> str:
@@ -191,13 +239,16 @@ def decide(ratio: float, q: float, mdc: float, threshold: float, alpha: float) -
     return "no change"
 
 
-def _centre(samples: list["np.ndarray"], method: str) -> float:
-    """The typical step time the ratio is made of: geometric mean of process medians, or pooled median."""
+def centre(samples: list["np.ndarray"], method: str, estimator: str = "median") -> float:
+    """The typical step time the ratio is made of: geometric mean of the process estimates (medians by
+    default), or the estimate of the pooled steps."""
     import numpy as np
 
-    if method == "processes":
-        return float(np.exp(np.mean(np.log([np.median(s) for s in samples]))))
-    return float(np.median(np.concatenate(samples)))
+    from fwbench.stats import process_estimate
+
+    if method in ("processes", "paired"):
+        return float(np.exp(np.mean(np.log([process_estimate(s, estimator) for s in samples]))))
+    return float(process_estimate(np.concatenate(samples), estimator))
 
 
 def group_cells(doc: dict[str, Any]) -> dict[Key, list[Cell]]:

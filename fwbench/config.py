@@ -23,7 +23,7 @@ from fwbench.errors import UsageError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICE_CHOICES = ("cpu", "cuda", "tpu", "auto")
-COMMANDS = ("run", "probe")
+COMMANDS = ("run", "probe", "ab")
 PHASES = ("timing", "parity", "target")
 
 # Sane bounds (issue 13): a run plans at most MAX_CELLS cells and MAX_REPEATS processes per cell; a cell

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fwbench.compare import DEFAULT_ALPHA, DEFAULT_THRESHOLD, Comparison
+from fwbench.compare import DEFAULT_ALPHA, DEFAULT_ESTIMATOR, DEFAULT_THRESHOLD, Comparison
 from fwbench.errors import UsageError
 
 FORMATS = ("table", "markdown", "json")
@@ -49,23 +49,31 @@ def exit_code(result: Comparison, fail_on_inconclusive: bool = False, fail_on_mi
 def gate(base_doc: dict[str, Any], cur_doc: dict[str, Any], threshold: float = DEFAULT_THRESHOLD,
          alpha: float = DEFAULT_ALPHA, fmt: str = "table", fail_on_inconclusive: bool = False,
          fail_on_missing: bool = False, allow_mismatch: bool = False,
-         names: tuple[str, str] = ("baseline", "current")) -> int:
+         names: tuple[str, str] = ("baseline", "current"), estimator: str = DEFAULT_ESTIMATOR) -> int:
     """Compare, print in ``fmt`` on stdout, append markdown to ``$GITHUB_STEP_SUMMARY``; return the exit code."""
     from fwbench.compare import compare, group_cells
-    from fwbench.report import compare_render as render
 
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
     if not set(group_cells(base_doc)) & set(group_cells(cur_doc)):
         raise UsageError(f"nothing to compare: no (workload, runner, device) cell of {names[1]} "
                          f"is in {names[0]}")
-    result = compare(base_doc, cur_doc, threshold, alpha, allow_mismatch)
+    result = compare(base_doc, cur_doc, threshold, alpha, allow_mismatch, estimator)
+    return emit(result, names, fmt, fail_on_inconclusive, fail_on_missing)
+
+
+def emit(result: Comparison, names: tuple[str, str], fmt: str = "table", fail_on_inconclusive: bool = False,
+         fail_on_missing: bool = False, title: str = "fwbench compare") -> int:
+    """Print a comparison in ``fmt`` on stdout and append its markdown to ``$GITHUB_STEP_SUMMARY``; return
+    the exit code (shared by ``compare``, ``run --baseline`` and ``ab``)."""
+    from fwbench.report import compare_render as render
+
     code = exit_code(result, fail_on_inconclusive, fail_on_missing)
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_file:  # before printing: a reader that closes stdout early must not cost the summary
         try:
             with open(summary_file, "a", encoding="utf-8") as f:
-                f.write(render.markdown(result, names, code) + "\n")
+                f.write(render.markdown(result, names, code, title) + "\n")
         except OSError as exc:  # the gate's verdict matters more than the summary: warn, do not fail
             print(f"warning: cannot append to $GITHUB_STEP_SUMMARY ({summary_file}): {exc.strerror or exc}",
                   file=sys.stderr)
@@ -73,7 +81,7 @@ def gate(base_doc: dict[str, Any], cur_doc: dict[str, Any], threshold: float = D
         if fmt == "json":
             print(render.to_json(result, names, code))
         elif fmt == "markdown":
-            print(render.markdown(result, names, code))
+            print(render.markdown(result, names, code, title))
         else:
             from rich.table import Table
 
@@ -101,7 +109,7 @@ def prepare_baseline(path: Path | None, threshold: str) -> tuple[dict[str, Any] 
 
     if path is None:
         return None, DEFAULT_THRESHOLD
-    return results.read(path), parse_threshold(threshold)
+    return results.read_side(path, None), parse_threshold(threshold)
 
 
 def gate_after_run(base_doc: dict[str, Any], doc: dict[str, Any], threshold: float, names: tuple[str, str],

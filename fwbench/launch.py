@@ -144,11 +144,13 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 
 def run_cell(job: Job, workdir: Path, timeout: float, memory_limit: int | None = None,
-             extra_env: dict[str, str] | None = None, module: str = "fwbench.worker") -> dict[str, Any]:
+             extra_env: dict[str, str] | None = None, module: str = "fwbench.worker",
+             python: str | None = None) -> dict[str, Any]:
     """Run one job in a fresh worker process and return the cell's measured fields (never raises for worker faults).
 
     ``KeyboardInterrupt`` (and the CLI's SIGTERM handler) still propagate, after the worker group is killed.
-    ``module`` is the worker entry point run as ``python -m MODULE JOB RESULT`` (probes use their own).
+    ``module`` is the worker entry point run as ``python -m MODULE JOB RESULT`` (probes use their own);
+    ``python`` the interpreter (default: this one; ``fwbench ab`` gives each side its own).
     """
     stem = cell_stem(job.cell_id)
     job_path, result_path, log_path = (workdir / f"{stem}.{ext}" for ext in ("job.json", "result.json", "log"))
@@ -160,7 +162,7 @@ def run_cell(job: Job, workdir: Path, timeout: float, memory_limit: int | None =
         try:  # Popen inside the try: an interrupt right after the fork must still kill the new worker
             try:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", module, str(job_path), str(result_path)],  # module: the entry point
+                    [python or sys.executable, "-m", module, str(job_path), str(result_path)],  # module: the entry point
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=worker_env(job, extra_env),
                     start_new_session=True, preexec_fn=child_setup(memory_limit),
                 )

@@ -7,6 +7,10 @@ Document (``schema_version`` 2)::
      "workloads": {name: WorkloadSpec.to_dict()}, "parity": {...see fwbench.parity...},
      "cells": [cell, ...], "probes": [probe, ...]}   # probes: optional, see fwbench.probes
 
+An A/B document (``fwbench ab``) also holds ``"ab": {"rounds", "order", "sides": {"A": side, "B": side}}``
+(each side's interpreter, extra environment variables and captured environment) and a ``side`` in every
+cell; :func:`side_view` turns one side into a plain document, which every reader understands.
+
 Readers get typed records: :func:`cells` and :func:`probes` (see :mod:`fwbench.cells`, which documents and
 checks every field a reader uses). :func:`read` upgrades an older document (:func:`upgrade`,
 :data:`SCHEMA_HISTORY`) and refuses anything that does not validate with one line (:class:`ResultsError`).
@@ -31,7 +35,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from fwbench import __version__
-from fwbench.cells import CONFIG, ENVIRONMENT, RUN_PARITY, WORKLOADS, Cell, Invalid, Probe
+from fwbench.cells import AB, CONFIG, ENVIRONMENT, RUN_PARITY, WORKLOADS, Cell, Invalid, Probe
 from fwbench.errors import ResultsError, UsageError
 from fwbench.jsonio import FlagError, decode_finite, dumps, encode_finite, kind_of, real_target, umask, \
     write_json_atomic
@@ -79,6 +83,44 @@ def _records(doc: Any, key: str, typ: Any, where: str, required: bool) -> list[A
         return [typ.from_dict(r, f"{key}[{i}]") for i, r in enumerate(raw)]
     except Invalid as exc:
         raise ResultsError(where, str(exc)) from None
+
+
+def is_ab(doc: dict[str, Any]) -> bool:
+    """Whether ``doc`` holds the two sides of an ``fwbench ab`` job."""
+    return isinstance(doc.get("ab"), dict)
+
+
+def side_view(doc: dict[str, Any], side: str) -> dict[str, Any]:
+    """One side of an A/B document as a plain results document: that side's cells (ids without the side
+    prefix) and its captured environment; every reader of results files understands it."""
+    if not is_ab(doc):
+        return doc
+    sides = doc["ab"]["sides"]
+    if side not in sides:
+        raise ResultsError(doc.get("run_id", "<results>"), f"has no side {side!r} (sides: {', '.join(sides)})")
+    out = {k: v for k, v in doc.items() if k != "ab"}
+    out["environment"] = sides[side]["environment"]
+    out["cells"] = [{**{k: v for k, v in c.items() if k != "side"}, "id": c["id"].partition(":")[2] or c["id"]}
+                    for c in doc["cells"] if c.get("side") == side]
+    out["run_id"] = f"{doc.get('run_id')}:{side}"
+    return out
+
+
+SIDE_CHOICES = ("A", "B")
+
+
+def read_side(path: Path | str, side: str | None, flag: str = "--side") -> dict[str, Any]:
+    """:func:`read`, then one side of an A/B document (``side``), which a plain document ignores. An A/B
+    document without a side is refused: its two sides' cells must not be mixed."""
+    doc = read(path)
+    if side is not None and side not in SIDE_CHOICES:
+        raise UsageError(f"{flag} {side!r}: choose A or B")
+    if not is_ab(doc):
+        return doc
+    if side is None:
+        raise ResultsError(str(path), f"holds both sides of an `fwbench ab` job: choose one with {flag} A or "
+                                      f"{flag} B (or give it alone to `fwbench compare` to judge B against A)")
+    return side_view(doc, side)
 
 
 # ---- reading -------------------------------------------------------------------------------------------
@@ -133,6 +175,8 @@ def check(doc: Any, where: str = "<results>") -> dict[str, Any]:
         ENVIRONMENT(doc["environment"], "environment")
         WORKLOADS(doc.get("workloads", {}), "workloads")
         RUN_PARITY(doc.get("parity", {}), "parity")
+        if "ab" in doc:
+            AB(doc["ab"], "ab")
         if not isinstance(doc.get("fwbench_version", ""), str) or not isinstance(doc.get("created", ""), str):
             raise Invalid("fwbench_version", "and 'created' must be strings")
     except (Invalid, FlagError) as exc:

@@ -234,9 +234,131 @@ class RatioTest:
 
 MIN_PROCESSES = 3  # from this many worker processes per side, compare between-process variation
 
+# What one worker process's step times are summarised by before processes are compared. Chen & Revels
+# (2016) argue that interference on a shared machine only ever *adds* time, so a low quantile or the
+# minimum moves less under load than the median does. ``p10`` is the order statistic ceil(0.1 n) (the
+# inverted-CDF definition), so that its bootstrap below is exact.
+ESTIMATORS = ("median", "p10", "min")
+
+
+def process_estimate(x: np.ndarray, estimator: str = "median") -> np.ndarray:
+    """One process's typical step time under ``estimator`` (over the last axis)."""
+    x = np.asarray(x, dtype=float)
+    if estimator == "median":
+        return np.median(x, axis=-1)
+    if estimator == "min":
+        return np.min(x, axis=-1)
+    if estimator == "p10":
+        return np.quantile(x, 0.1, axis=-1, method="inverted_cdf")
+    raise ValueError(f"unknown estimator {estimator!r}; choose from: {', '.join(ESTIMATORS)}")
+
+
+def bootstrap_order_stat(x: np.ndarray, k: int, n_boot: int = DEFAULT_BOOT,
+                         seed: int | np.random.Generator | None = None) -> np.ndarray:
+    """The ``k``-th smallest (1-based) value of ``n_boot`` bootstrap resamples of ``x`` (last axis), exactly:
+    the k-th of n resampled values is ``sorted(x)[floor(n U)]`` with ``U ~ Beta(k, n-k+1)`` (see
+    :func:`bootstrap_medians`)."""
+    rng = _rng(seed)
+    xs = np.sort(np.asarray(x, dtype=float), axis=-1)
+    n = xs.shape[-1]
+    if not 1 <= k <= n:
+        raise ValueError("order statistic out of range")
+    u = rng.beta(k, n - k + 1, size=xs.shape[:-1] + (n_boot,))
+    return np.take_along_axis(xs, np.minimum((n * u).astype(np.intp), n - 1), axis=-1)
+
+
+def bootstrap_estimates(x: np.ndarray, estimator: str, n_boot: int = DEFAULT_BOOT,
+                        seed: int | np.random.Generator | None = None) -> np.ndarray:
+    """Bootstrap replicates of :func:`process_estimate`. The minimum has none that mean anything (the
+    bootstrap minimum equals the sample minimum with probability about 1 - 1/e): :class:`ValueError`."""
+    if estimator == "median":
+        return bootstrap_medians(x, n_boot, seed)
+    if estimator == "p10":
+        n = np.shape(x)[-1]
+        return bootstrap_order_stat(x, max(1, math.ceil(0.1 * n)), n_boot, seed)
+    if estimator == "min":
+        raise ValueError("the bootstrap of a minimum is not a sound basis for a CI: compare the minimum "
+                         f"between >= {MIN_PROCESSES} processes per side")
+    raise ValueError(f"unknown estimator {estimator!r}; choose from: {', '.join(ESTIMATORS)}")
+
+
+def paired_log_ratio(base: np.ndarray, current: np.ndarray, confidence: float = 0.95
+                     ) -> tuple[float, float, float, float, float, float]:
+    """Paired t-test on the logarithms of matched pairs (one pair per A/B round, see :mod:`fwbench.ab`).
+
+    ``base[i]`` and ``current[i]`` were measured back to back in round ``i``, so whatever the machine did
+    during that round (frequency, neighbours, thermal state) is common to both and cancels in
+    ``d_i = log current_i - log base_i``. Returns ``(ratio, low, high, p, se_log, df)``: ratio = exp(mean d),
+    its t-interval, the two-sided p-value, the standard error of mean d and ``df = n - 1``.
+    """
+    from scipy.stats import t as student_t
+
+    d = np.log(np.asarray(current, dtype=float)) - np.log(np.asarray(base, dtype=float))
+    n = d.shape[-1]
+    if n < 2:
+        raise ValueError("need at least two pairs")
+    df = n - 1
+    mean = float(d.mean())
+    se = float(d.std(ddof=1) / math.sqrt(n))
+    half = float(student_t.ppf(0.5 + confidence / 2.0, df)) * se
+    if se > 0:
+        p = float(2.0 * student_t.sf(abs(mean) / se, df))
+    else:
+        p = 1.0 if mean == 0 else 0.0
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half), p, se, float(df)
+
+
+@dataclass(frozen=True)
+class VarianceParts:
+    """Where the noise of one A/B cell comes from, as relative standard deviations (0.02 = 2%) on the log
+    scale, estimated by the method of moments from R rounds of one process per side (see
+    :func:`variance_parts`). ``None`` where it cannot be estimated."""
+
+    step: float | None  # step-to-step jitter inside a process (robust: 1.4826 MAD of log step times)
+    within: float | None  # what that jitter leaves in one process's estimate (bootstrap standard error)
+    between_processes: float | None  # process-to-process beyond ``within``, in the same round
+    between_rounds: float | None  # round-to-round drift common to both sides (cancelled by pairing)
+    rounds: int
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return asdict(self)
+
+
+def variance_parts(a_steps: list[np.ndarray], b_steps: list[np.ndarray], estimator: str = "median",
+                   n_boot: int = 500) -> VarianceParts:
+    """Decompose the noise of paired per-round processes (``a_steps[i]``, ``b_steps[i]``: round i's steps).
+
+    With ``e`` the log of a process's estimate and ``d_i = e_Bi - e_Ai``, ``m_i = (e_Ai + e_Bi) / 2``:
+    ``Var(d) = 2 (s_proc^2 + s_within^2)`` and ``Var(m) = s_round^2 + (s_proc^2 + s_within^2) / 2``, so
+    ``s_proc^2 = Var(d)/2 - s_within^2`` and ``s_round^2 = Var(m) - Var(d)/4`` (negative estimates, which
+    sampling noise produces when a component is small, are reported as 0). A real A/B difference shifts
+    every ``d_i`` alike and leaves these variances unchanged.
+    """
+    a = [np.asarray(x, dtype=float) for x in a_steps]
+    b = [np.asarray(x, dtype=float) for x in b_steps]
+    if len(a) != len(b):
+        raise ValueError("need the same number of rounds on both sides")
+    r = len(a)
+    logs = [np.log(x) for x in a + b if len(x)]
+    step = float(np.median([1.4826 * np.median(np.abs(lx - np.median(lx))) for lx in logs])) if logs else None
+    within = None
+    if estimator != "min" and all(len(x) >= 2 for x in a + b) and r:
+        ses = [float(np.std(np.log(bootstrap_estimates(x, estimator, n_boot, seed=i)), ddof=1))
+               for i, x in enumerate(a + b)]
+        within = float(np.sqrt(np.mean(np.square(ses))))
+    if r < 2:
+        return VarianceParts(step, within, None, None, r)
+    ea = np.log([float(process_estimate(x, estimator)) for x in a])
+    eb = np.log([float(process_estimate(x, estimator)) for x in b])
+    var_d, var_m = float(np.var(eb - ea, ddof=1)), float(np.var((ea + eb) / 2.0, ddof=1))
+    proc = max(0.0, var_d / 2.0 - (within or 0.0) ** 2)
+    rounds = max(0.0, var_m - var_d / 4.0)
+    return VarianceParts(step, within, math.sqrt(proc), math.sqrt(rounds), r)
+
 
 def compare_processes(base: list[np.ndarray], current: list[np.ndarray], confidence: float = 0.95,
-                      n_boot: int = DEFAULT_BOOT, seed: int | np.random.Generator | None = None) -> RatioTest:
+                      n_boot: int = DEFAULT_BOOT, seed: int | np.random.Generator | None = None,
+                      estimator: str = "median") -> RatioTest:
     """Compare two cells given each one's step samples per worker process.
 
     With >= :data:`MIN_PROCESSES` processes on both sides the unit of replication is the process: each
@@ -244,16 +366,33 @@ def compare_processes(base: list[np.ndarray], current: list[np.ndarray], confide
     memory placement, a noisy neighbour) counts once instead of as hundreds of agreeing steps. With fewer
     processes the steps are pooled: Mann–Whitney on the steps, bootstrap CI of the ratio of medians; this
     cannot see between-process variation, which is why the CI gate recommends ``--repeats 3`` or more.
+
+    ``estimator`` (:data:`ESTIMATORS`) summarises each process (or the pooled steps). Pooled steps with
+    ``p10``: bootstrap CI of the ratio and a bootstrap p-value (twice the smaller tail of the log ratio's
+    replicates around 0); with ``min``: :class:`ValueError` (no sound CI for a pooled minimum).
     """
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {estimator!r}; choose from: {', '.join(ESTIMATORS)}")
     base = [np.asarray(b, dtype=float) for b in base if len(b)]
     current = [np.asarray(c, dtype=float) for c in current if len(c)]
     if not base or not current:
         raise ValueError("need samples on both sides")
     if len(base) >= MIN_PROCESSES and len(current) >= MIN_PROCESSES:
-        mb, mc = np.array([np.median(b) for b in base]), np.array([np.median(c) for c in current])
+        mb = np.array([process_estimate(b, estimator) for b in base])
+        mc = np.array([process_estimate(c, estimator) for c in current])
         r, lo, hi, p, se, df = t_log_ratio(mb, mc, confidence)
         return RatioTest(float(r), float(lo), float(hi), float(p), float(se), "processes", len(mb), len(mc), float(df))
     xb, xc = np.concatenate(base), np.concatenate(current)
+    if estimator != "median":
+        rng = _rng(seed)
+        log_ratio = (np.log(bootstrap_estimates(xc, estimator, n_boot, rng))
+                     - np.log(bootstrap_estimates(xb, estimator, n_boot, rng)))
+        tail = (1.0 - confidence) / 2.0
+        lo, hi = np.quantile(log_ratio, [tail, 1.0 - tail])
+        p = min(1.0, 2.0 * min(float(np.mean(log_ratio <= 0)), float(np.mean(log_ratio >= 0))))
+        r = float(process_estimate(xc, estimator) / process_estimate(xb, estimator))
+        return RatioTest(r, float(np.exp(lo)), float(np.exp(hi)), max(p, 1.0 / n_boot), float(log_ratio.std(ddof=1)),
+                         "steps", len(xb), len(xc))
     r, lo, hi, se = ratio_of_medians_ci(xb, xc, confidence, n_boot, seed)
     p = mann_whitney_p(xb, xc)
     return RatioTest(float(r), float(lo), float(hi), float(p), float(se), "steps", len(xb), len(xc))

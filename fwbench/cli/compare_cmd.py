@@ -10,11 +10,12 @@ that variable is set, whatever ``--format`` prints. Rendering lives in :mod:`fwb
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
-from fwbench.compare import DEFAULT_ALPHA, DEFAULT_THRESHOLD
-from fwbench.gate import FORMATS, gate, parse_threshold
+from fwbench.compare import DEFAULT_ALPHA, DEFAULT_ESTIMATOR, DEFAULT_THRESHOLD
+from fwbench.gate import FORMATS, emit, gate, parse_threshold
 
 
 def register(app: typer.Typer) -> None:
@@ -26,7 +27,9 @@ def register(app: typer.Typer) -> None:
 def compare_cmd(
     baseline: Path = typer.Argument(..., metavar="BASELINE",
                                     help="Results file of the reference run (e.g. from the main branch)."),
-    current: Path = typer.Argument(..., metavar="CURRENT", help="Results file of the run under test."),
+    current: Optional[Path] = typer.Argument(None, metavar="CURRENT",
+                                            help="Results file of the run under test. Omitted when BASELINE is "
+                                                 "an `fwbench ab` file: its side B is judged against side A."),
     threshold: str = typer.Option(f"{DEFAULT_THRESHOLD:.0%}", "--threshold", "-t", metavar="PCT",
                                   help="Smallest slowdown that counts as a regression, e.g. 5% or 0.05."),
     alpha: float = typer.Option(DEFAULT_ALPHA, "--alpha", min=1e-6, max=0.5, metavar="P",
@@ -39,15 +42,38 @@ def compare_cmd(
                                          help="Exit 1 when a baseline cell is absent or failed in CURRENT."),
     allow_mismatch: bool = typer.Option(False, "--allow-mismatch",
                                         help="Compare cells even when CPU/GPU model, versions or settings differ."),
+    estimator: str = typer.Option(DEFAULT_ESTIMATOR, "--estimator", metavar="median|p10|min",
+                                  help="What summarises one worker process's step times."),
+    side: Optional[str] = typer.Option(None, "--side", metavar="A|B",
+                                       help="With two files: the side of any `fwbench ab` file among them."),
 ) -> None:
     """Compare two results files cell by cell; exit 1 only on a statistically real slowdown."""
     from fwbench import results
     from fwbench.errors import UsageError
 
+    from fwbench.stats import ESTIMATORS
+
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
+    if estimator not in ESTIMATORS:
+        raise UsageError(f"--estimator {estimator!r}: choose from {', '.join(ESTIMATORS)}")
     thr = parse_threshold(threshold)
-    base_doc, cur_doc = results.read(baseline), results.read(current)
+    if current is None:
+        doc = results.read(baseline)
+        if not results.is_ab(doc):
+            raise UsageError(f"give CURRENT too: {baseline} is a plain results file (only an `fwbench ab` file "
+                             "is compared on its own, side B against side A)")
+        if side is not None:
+            raise UsageError("--side picks a side to compare with another file; with one A/B file, B is judged "
+                             "against A")
+        from fwbench.ab import compare_sides, describe_side
+
+        sides = doc["ab"]["sides"]
+        result = compare_sides(doc, thr, alpha, estimator)
+        code = emit(result, (describe_side(sides["A"]), describe_side(sides["B"])), fmt, fail_on_inconclusive,
+                    fail_on_missing, title="fwbench ab")
+        raise typer.Exit(code)
+    base_doc, cur_doc = results.read_side(baseline, side), results.read_side(current, side)
     code = gate(base_doc, cur_doc, thr, alpha, fmt, fail_on_inconclusive, fail_on_missing, allow_mismatch,
-                names=(str(baseline), str(current)))
+                names=(str(baseline), str(current)), estimator=estimator)
     raise typer.Exit(code)

@@ -22,6 +22,8 @@ def export(
     fmt: str = typer.Option("github-action-benchmark", "--format", metavar="FORMAT",
                             help="github-action-benchmark (customSmallerIsBetter JSON) or csv."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", metavar="FILE", help="Write here instead of stdout."),
+    side: Optional[str] = typer.Option(None, "--side", metavar="A|B", help="Of an `fwbench ab` results file: "
+                                                                          "the side to export."),
 ) -> None:
     """Export median step times (ms, with 95% CI) per workload/runner/device cell."""
     from fwbench import export as exporter
@@ -29,7 +31,7 @@ def export(
 
     if fmt not in exporter.FORMATS:
         raise UsageError(f"--format {fmt!r}: choose from {', '.join(exporter.FORMATS)}")
-    text = exporter.render(results.read(results_file), fmt)
+    text = exporter.render(results.read_side(results_file, side), fmt)
     if out is None:
         try:
             sys.stdout.write(text)

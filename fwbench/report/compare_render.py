@@ -19,9 +19,30 @@ from fwbench.textsafe import md_code, md_text
 MARKS = {"slower": "✗", "faster": "✓", "no change": "✓", "inconclusive": "?", "missing": "–", "incomparable": "≠"}
 COLUMNS = ("", "workload", "runner", "device", "baseline", "current", "change", "CI", "q", "verdict")
 STYLES = {"slower": "red", "faster": "green", "no change": "", "inconclusive": "yellow"}
-FOOTNOTE = ("baseline / current: typical step time (geometric mean of the process medians with 3+ processes, "
-            "else the median step); change = current / baseline − 1 (positive = slower); q = Benjamini–Hochberg "
-            "adjusted p-value. Slower needs q < alpha and a change beyond the threshold.")
+ESTIMATOR_WORDS = {"median": "medians", "p10": "10th percentiles", "min": "minima"}
+
+
+def footnote(result: Comparison) -> str:
+    """What the columns mean, for this comparison's method and estimator."""
+    words = ESTIMATOR_WORDS.get(result.estimator, result.estimator)
+    if result.paired:
+        return (f"A / B: typical step time of each side (geometric mean over the clean rounds of each process's "
+                f"step-time {words[:-1] if words.endswith('s') else words}); change = B / A − 1 (positive = B is "
+                "slower), from a paired t-test over rounds; q = Benjamini–Hochberg adjusted p-value. Slower needs "
+                "q < alpha and a change beyond the threshold.")
+    single = {"median": "the median step", "p10": "the 10th percentile of the steps", "min": "the fastest step"}
+    return (f"baseline / current: typical step time (geometric mean of the process {words} with 3+ processes, "
+            f"else {single.get(result.estimator, result.estimator)}); change = current / baseline − 1 (positive = "
+            "slower); q = Benjamini–Hochberg adjusted p-value. Slower needs q < alpha and a change beyond the "
+            "threshold.")
+
+
+VARIANCE_COLUMNS = ("workload", "runner", "device", "rounds", "step jitter", "within process",
+                    "between processes", "between rounds")
+VARIANCE_NOTE = ("Noise, as relative standard deviations: step jitter = spread of step times inside a process; "
+                 "within process = what that jitter leaves in one process's estimate; between processes = "
+                 "difference of two processes of the same round beyond that; between rounds = drift shared by "
+                 "both sides of a round, which pairing cancels.")
 
 
 def pct(x: float | None, signed: bool = True) -> str:
@@ -80,19 +101,45 @@ def headline(result: Comparison, code: int) -> str:
 
 def settings(result: Comparison) -> str:
     return (f"threshold {result.threshold * 100:.3g}%, alpha {result.alpha:g} after Benjamini–Hochberg; "
-            f"CI {100 * (1 - result.alpha):.3g}%")
+            f"CI {100 * (1 - result.alpha):.3g}%; estimator {result.estimator}")
 
 
-def markdown(result: Comparison, names: tuple[str, str], code: int) -> str:
+def sd(x: float | None) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{x * 100:.1f}%"
+
+
+def variance_rows(result: Comparison) -> list[dict[str, str]]:
+    """Plain text per column of :data:`VARIANCE_COLUMNS`, one row per cell with a decomposition."""
+    return [{"workload": w, "runner": r, "device": d, "rounds": str(v.rounds), "step jitter": sd(v.step),
+             "within process": sd(v.within), "between processes": sd(v.between_processes),
+             "between rounds": sd(v.between_rounds)} for (w, r, d), v in result.variance.items()]
+
+
+def headers(result: Comparison, names: tuple[str, str]) -> tuple[str, ...]:
+    """:data:`COLUMNS`, with ``A``/``B`` for the two sides of a paired comparison."""
+    if not result.paired:
+        return COLUMNS
+    return tuple({"baseline": "A", "current": "B"}.get(c, c) for c in COLUMNS)
+
+
+def markdown(result: Comparison, names: tuple[str, str], code: int, title: str = "fwbench compare") -> str:
     """GitHub-flavoured markdown: a headline, the settings, a table, the notes. Every name, detail and
     note is escaped, so the text renders inert in a pull-request comment or ``$GITHUB_STEP_SUMMARY``."""
-    lines = [f"### fwbench compare: {md_text(headline(result, code))}", "",
-             f"baseline {md_code(names[0])} → current {md_code(names[1])}; {md_text(settings(result))}", "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "|".join(":-:" if not c else "---" for c in COLUMNS) + "|"]
+    heads = headers(result, names)
+    sides = (f"A {md_code(names[0])} → B {md_code(names[1])}" if result.paired
+             else f"baseline {md_code(names[0])} → current {md_code(names[1])}")
+    lines = [f"### {md_text(title)}: {md_text(headline(result, code))}", "",
+             f"{sides}; {md_text(settings(result))}", "",
+             "| " + " | ".join(heads) + " |", "|" + "|".join(":-:" if not c else "---" for c in heads) + "|"]
     for c in result.cells:
         r = row(c, result.threshold)
         lines.append("| " + " | ".join(md_text(r[col], in_table=True) for col in COLUMNS) + " |")
-    lines += ["", md_text(FOOTNOTE)]
+    lines += ["", md_text(footnote(result))]
+    if result.variance:
+        lines += ["", "| " + " | ".join(VARIANCE_COLUMNS) + " |", "|" + "|".join("---" for _ in VARIANCE_COLUMNS) + "|"]
+        lines += ["| " + " | ".join(md_text(v[col], in_table=True) for col in VARIANCE_COLUMNS) + " |"
+                  for v in variance_rows(result)]
+        lines += ["", md_text(VARIANCE_NOTE)]
     lines += [f"\n> note: {md_text(note)}" for note in result.notes]
     return "\n".join(lines)
 
@@ -112,7 +159,8 @@ def table(result: Comparison, names: tuple[str, str], code: int) -> list[Any]:
     from fwbench.report.terminal import text
 
     t = Table(title=text(headline(result, code)), title_justify="left")
-    cols = ("", "cell", "baseline", "current", "change", f"{100 * (1 - result.alpha):.3g}% CI", "q", "verdict")
+    base, cur = ("A", "B") if result.paired else ("baseline", "current")
+    cols = ("", "cell", base, cur, "change", f"{100 * (1 - result.alpha):.3g}% CI", "q", "verdict")
     for col in cols:
         wraps = col in ("cell", "verdict")
         t.add_column(col, overflow="fold", no_wrap=not wraps,
@@ -130,7 +178,15 @@ def table(result: Comparison, names: tuple[str, str], code: int) -> list[Any]:
                   style=STYLES.get(c.verdict, "dim"))
     out: list[Any] = [t]
     out += [text(f"[{i}] {note}") for i, note in enumerate(notes, 1)]
-    out.append(text(f"baseline {names[0]} → current {names[1]}; {settings(result)}"))
+    if result.variance:
+        v = Table(title=text("where the noise is (relative standard deviations)"), title_justify="left")
+        for col in ("cell",) + VARIANCE_COLUMNS[3:]:
+            v.add_column(col, overflow="fold", no_wrap=col != "cell", justify="left" if col == "cell" else "right")
+        for r in variance_rows(result):
+            v.add_row(text(f"{r['workload']}/{r['runner']}/{r['device']}"), *(text(r[c]) for c in VARIANCE_COLUMNS[3:]))
+        out += [v, text(VARIANCE_NOTE)]
+    sides = f"A {names[0]} → B {names[1]}" if result.paired else f"baseline {names[0]} → current {names[1]}"
+    out.append(text(f"{sides}; {settings(result)}"))
     out += [text(f"note: {note}") for note in result.notes]
     return out
 

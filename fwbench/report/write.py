@@ -46,7 +46,12 @@ def write_report(paths: list[Path], out_dir: Path, fmt: str = "markdown", lang: 
         raise UsageError(f"unknown language {lang!r}; choose from: en, zh")
     if not paths:
         raise UsageError("give at least one results file")
-    docs = [(label, results.read(p)) for label, p in zip(labels_for(paths), paths)]
+    docs = []
+    for label, p in zip(labels_for(paths), paths):
+        doc = results.read(p)
+        # an `fwbench ab` file is two runs: each side reads as a results file of its own
+        docs += [(f"{label} [{s}]", results.side_view(doc, s)) for s in doc["ab"]["sides"]] if results.is_ab(doc) \
+            else [(label, doc)]
     report = build_report(docs, reference=pick_reference(docs, reference), lang=lang)
     where = machines(docs)
     if warn and len(set(where.values())) > 1:

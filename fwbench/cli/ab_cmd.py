@@ -1,0 +1,135 @@
+"""``fwbench ab``: an interleaved A/B of two environments in one job, judged by a paired analysis.
+
+Exit codes are those of ``fwbench compare`` (0 no regression of B against A; 1 a cell of B is slower, or
+no cell could be judged because side B failed everywhere; 2 usage or input error; 3 with
+``--fail-on-inconclusive``); the markdown summary is appended to ``$GITHUB_STEP_SUMMARY`` whenever it is
+set. See :mod:`fwbench.ab_run` (schedule, interpreters) and :mod:`fwbench.ab` (statistics).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from fwbench.cli import common
+from fwbench.compare import DEFAULT_ALPHA, DEFAULT_THRESHOLD
+
+MAX_ROUNDS = 100
+
+
+def register(app: typer.Typer) -> None:
+    from fwbench.cli.common import guarded
+    from fwbench.cli.run_cmd import interruptible
+
+    app.command("ab")(guarded(interruptible(ab)))
+
+
+def ab(
+    framework: common.Framework = [],
+    runner: common.Runner = [],
+    workload: common.Workload = [],
+    device: common.Device = ["cpu"],
+    a_python: Optional[str] = typer.Option(None, "--a-python", metavar="PATH",
+                                           help="Interpreter of side A, e.g. a venv's bin/python [default: this one]."),
+    b_python: Optional[str] = typer.Option(None, "--b-python", metavar="PATH",
+                                           help="Interpreter of side B [default: this one]."),
+    a_env: list[str] = typer.Option([], "--a-env", metavar="KEY=VALUE", help="Variable set on side A (repeatable)."),
+    b_env: list[str] = typer.Option([], "--b-env", metavar="KEY=VALUE", help="Variable set on side B (repeatable)."),
+    rounds: int = typer.Option(5, "--rounds", min=3, max=MAX_ROUNDS, metavar="R",
+                               help="Rounds; each runs every cell on A and on B in fresh processes."),
+    estimator: str = typer.Option("median", "--estimator", metavar="median|p10|min",
+                                  help="What summarises one process's step times."),
+    threshold: str = typer.Option(f"{DEFAULT_THRESHOLD:.0%}", "--threshold", "-t", metavar="PCT",
+                                  help="Smallest slowdown of B that counts as a regression."),
+    alpha: float = typer.Option(DEFAULT_ALPHA, "--alpha", min=1e-6, max=0.5, metavar="P",
+                                help="Significance level after Benjamini–Hochberg across cells."),
+    fmt: str = typer.Option("table", "--format", metavar="FORMAT", help="table, markdown or json (to stdout)."),
+    fail_on_inconclusive: bool = typer.Option(False, "--fail-on-inconclusive",
+                                              help="Exit 3 when a cell is inconclusive."),
+    out: common.Out = None,
+    force: common.Force = False,
+    results_dir: Path = typer.Option(Path("results"), "--results-dir", metavar="DIR",
+                                     help="Folder for results when --out is not given."),
+    timeout: float = common.timeout_option(600.0, "cell"),
+    quick: bool = typer.Option(False, "--quick", help="Smoke run: 2 warm-up and at most 20 timed steps or 2 s per cell."),
+    threads: common.Threads = 0,
+    memory_limit: common.MemoryLimit = None,
+) -> None:
+    """Measure two environments in one job, interleaved (A B, B A, ...), and judge B against A."""
+    from fwbench import ab as abmod
+    from fwbench import ab_run, results
+    from fwbench import env as envmod
+    from fwbench.cli.run_cmd import new_run
+    from fwbench.config import MAX_CELLS, RunConfig, RunnerOptions
+    from fwbench.distributed.config import DistOptions
+    from fwbench.errors import UsageError
+    from fwbench.gate import FORMATS, emit, parse_threshold
+    from fwbench.pipeline import plan
+    from fwbench.stats import ESTIMATORS
+    from fwbench.textsafe import term_plain
+
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
+    if estimator not in ESTIMATORS:
+        raise UsageError(f"--estimator {estimator!r}: choose from {', '.join(ESTIMATORS)}")
+    thr = parse_threshold(threshold)
+    sides = {"A": ab_run.Side("A", ab_run.resolve_python(a_python, "--a-python"), ab_run.parse_env(a_env, "--a-env")),
+             "B": ab_run.Side("B", ab_run.resolve_python(b_python, "--b-python"), ab_run.parse_env(b_env, "--b-env"))}
+    config, specs = new_run(
+        RunConfig(command="ab", frameworks=framework, runners=runner, workloads=workload or ["cnn"], devices=device,
+                  resolved_devices=common.resolve_devices(device), timeout=timeout, quick=quick, repeats=rounds,
+                  target=False, memory_limit=memory_limit,
+                  options=RunnerOptions(threads=common.threads(threads)), argv=sys.argv[1:]),
+        DistOptions())
+    if any(s.distributed for s in specs):
+        raise UsageError("fwbench ab does not run data-parallel workloads; compare those with two `fwbench run`s")
+    chosen = common.select_runners(list(config.frameworks), list(config.runners))
+    jobs = plan(specs, chosen, list(config.resolved_devices), RunConfig(**{**config.__dict__, "repeats": 1}))
+    schedule = ab_run.schedule(jobs, rounds)
+    if len(schedule) > MAX_CELLS:
+        raise UsageError(f"this A/B plans {len(schedule)} worker processes (cells × 2 sides × rounds); the limit "
+                         f"is {MAX_CELLS}: split it")
+    err = _stderr()
+    with contextlib.ExitStack() as held, tempfile.TemporaryDirectory(prefix="fwbench-ab-path-") as tmp:
+        shim = ab_run.make_shim(Path(tmp))
+        records = {}
+        for label, side in sides.items():
+            err(f"checking side {label}: {side.python}")
+            records[label] = ab_run.preflight(side, [r.name for r in chosen], config.options.threads, shim)
+        doc = results.new_document(config.to_dict(), envmod.capture(config.options.threads))
+        doc["ab"] = {"rounds": rounds, "order": "A B, then B A, alternating by round", "sides": records}
+        path = common.claim_output(held, out, results_dir / f"{doc['run_id']}.json", force, "ab")
+        for label in sides:
+            err(f"side {label}: {abmod.describe_side(records[label])}")
+        interrupted = _execute(doc, schedule, sides, shim, path, config)
+        err(f"Results: {path}")
+        if interrupted is not None:
+            err(f"Interrupted: {len(doc['cells'])} finished cells are saved in {path}; an A/B job cannot be "
+                "resumed (its rounds must interleave): run it again")
+            raise typer.Exit(interrupted)
+        result = abmod.compare_sides(doc, thr, alpha, estimator)
+        code = emit(result, (abmod.describe_side(records["A"]), abmod.describe_side(records["B"])), fmt,
+                    fail_on_inconclusive, title="fwbench ab")
+        raise typer.Exit(code)
+
+
+def _stderr():  # type: ignore[no-untyped-def]
+    from fwbench.textsafe import term_plain
+
+    return lambda line: print(term_plain(line), file=sys.stderr, flush=True)
+
+
+def _execute(doc, schedule, sides, shim, path, config):  # type: ignore[no-untyped-def]
+    from fwbench import ab_run, results
+    from fwbench.cli.progress import run_with_progress
+    from fwbench.report.terminal import make_console
+
+    err = make_console(stderr=True)
+    return run_with_progress(len(schedule), "process",
+                             lambda on_event: ab_run.execute(doc, schedule, sides, shim, path, config, on_event),
+                             lambda: results.save_or_fallback(path, doc), err)
