@@ -64,8 +64,8 @@ def load(root: Path, cpus: int, threshold: float = DEFAULT_THRESHOLD) -> Finding
         return Finding("load", "not readable", "unknown", "no /proc/loadavg: cannot tell whether the machine is busy")
     value = f"{one:.2f} {five:.2f} {fifteen:.2f} (1, 5, 15 min) on {cpus} CPU{'s' if cpus != 1 else ''}"
     if one > threshold * cpus:
-        return Finding("load", value, "warn", f"busy: above {threshold:g} per CPU; other processes will slow the "
-                                              "cells, which fwbench run then flags noisy; wait or stop them")
+        return Finding("load", value, "warn", f"busy (above {threshold:g} per CPU): cells will be slower and "
+                                              "flagged noisy; wait, or stop what runs")
     return Finding("load", value, "ok", "quiet")
 
 
@@ -76,8 +76,7 @@ def cpus_vs_affinity(root: Path, affinity: list[int]) -> Finding:
         return Finding("cpus", mine, "unknown", "the online CPUs are not readable")
     value = f"{len(online)} online, {mine}"
     if set(online) <= set(affinity):
-        return Finding("cpus", value, "ok", "not pinned: fine alone; on a shared machine pin runs to CPUs nothing "
-                                           "else uses (taskset -c LIST fwbench run ...)")
+        return Finding("cpus", value, "ok", "not pinned; on a shared machine: taskset -c LIST fwbench run ...")
     return Finding("cpus", value, "ok", "pinned to a subset: --threads 0 uses exactly these CPUs")
 
 
@@ -133,7 +132,7 @@ def isolated(root: Path) -> Finding:
     if text is None:
         return Finding("isolated", "not readable", "unknown", "no /sys/devices/system/cpu/isolated")
     if not text:
-        return Finding("isolated", "none", "ok", "no CPU is reserved for benchmarks (isolcpus=); fine on a quiet machine")
+        return Finding("isolated", "none", "ok", "no CPU reserved for benchmarks (isolcpus=); fine on a quiet machine")
     return Finding("isolated", text, "ok", f"pin runs there: taskset -c {text} fwbench run ...")
 
 
