@@ -174,6 +174,18 @@ def test_report_marks_the_noisy_cell_and_explains(lang: str) -> None:
     assert "⚠" not in render(build_report([("run.json", results.read(GOLDEN / "tiny_all.json"))], lang=lang))
 
 
+def test_run_tables_note_the_busy_machine_under_the_table() -> None:
+    from fwbench.cli.console import print_run_tables
+
+    doc = copy.deepcopy(results.read(GOLDEN / "tiny_all.json"))
+    doc["cells"][0]["interference"] = record(True)
+    buf = io.StringIO()
+    print_run_tables(doc, Console(file=buf, width=300))
+    notes = [line.strip() for line in buf.getvalue().splitlines() if "machine busy" in line]
+    assert notes == ["torch: ok: machine busy: other processes used 0.93 of the cores given (threshold 0.25); "
+                     "times not trustworthy"]
+
+
 def test_run_refuses_a_bad_threshold_before_any_work(cli, workload_dir, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("FWBENCH_NOISY_SHARE", "lots")
     r = invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "-o", str(tmp_path / "r.json"))
