@@ -164,6 +164,11 @@ DISTRIBUTED = obj({"world_size": integer, "nnodes": OPT_INT, "workers_per_node":
                                                    "max_rel_diff": OPT_NUM, "first_bad_step": OPT_INT,
                                                    "losses_n": list_of(OPT_NUM), "losses_1": list_of(OPT_NUM)}))},
                   required=("world_size",))
+INTERFERENCE = obj({"other_cpu_s": nonneg, "own_cpu_s": nonneg, "wall_s": nonneg, "cores": integer, "cpus": OPT_INT,
+                    "other_share": nonneg, "resolution": optional(nonneg), "load_start": OPT_NUM, "load_end": OPT_NUM,
+                    "steal_s": optional(nonneg), "freq_mhz_start": OPT_NUM, "freq_mhz_end": OPT_NUM,
+                    "freq_changed": OPT_BOOL, "noisy": boolean, "threshold": nonneg, "source": OPT_STR},
+                   required=("other_cpu_s", "own_cpu_s", "wall_s", "cores", "other_share", "noisy", "threshold"))
 CELL = obj({
     "id": string, "workload": string, "runner": string, "device": string, "status": one_of(*STATUSES),
     "family": OPT_STR, "repeat": integer, "mode": OPT_STR, "batch_size": OPT_INT, "threads": OPT_INT,
@@ -176,7 +181,8 @@ CELL = obj({
     "flops_per_step": OPT_NUM, "achieved_flops": OPT_NUM, "mfu": OPT_NUM, "peak_flops": OPT_NUM,
     "peak_flops_published": OPT_NUM, "calibration": OPT_OBJ, "sync_check": optional(SYNC_CHECK),
     "distributed": optional(DISTRIBUTED), "worker_s": OPT_NUM, "duration_s": OPT_NUM,
-    "side": one_of("A", "B"),  # fwbench ab: which environment ran the cell (see SIDES)
+    "interference": optional(INTERFERENCE),
+    "side": one_of("A", "B"),  # fwbench ab: which environment ran the cell (see SIDE)
 }, required=("id", "workload", "runner", "device", "status"))
 
 # Findings of the capability probes (fwbench.probes), by key wherever it appears in a probe's findings.
@@ -290,6 +296,12 @@ class Cell(_Record):
     peak_device_bytes: int | None = None
     parity: CellParity | None = None
     data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def noisy(self) -> bool:
+        """Other processes used more than the threshold's share of the cores this cell was given while its
+        timed steps ran (``interference.noisy``, see :mod:`fwbench.interference`); False without the record."""
+        return bool((self.data.get("interference") or {}).get("noisy"))
 
     @classmethod
     def from_dict(cls, d: Any, path: str = "") -> "Cell":

@@ -215,8 +215,7 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], threshold: float 
 
 def noisy(cell: Cell) -> bool:
     """Whether other processes used a large share of this cell's cores while it was timed."""
-    record = cell.get("interference")
-    return bool(isinstance(record, dict) and record.get("noisy"))
+    return cell.noisy
 
 
 def busy_note(base: list[Cell], current: list[Cell]) -> str:

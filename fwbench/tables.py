@@ -22,6 +22,10 @@ def run_rows(doc: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
         sync = cell.get("sync_check") or {}
         if sync.get("verdict") == "unsynchronised" and not cell.reason:
             status += f": timing self-check: {sync.get('note') or 'timings look unsynchronised'}"
+        if cell.noisy and not cell.reason:  # other processes took CPU during the timed steps (fwbench.interference)
+            busy = cell["interference"]
+            status += (f": machine busy: other processes used {busy['other_share']:.2f} of the cores given "
+                       f"(threshold {busy['threshold']:g}); times not trustworthy")
         runner = cell.runner + (f" #{cell.repeat}" if cell.repeat else "")
         out.setdefault(cell.workload, []).append({
             "runner": runner,

@@ -10,12 +10,20 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 from fwbench.stats import summarize
 from fwbench.workload_spec import Timing
 
 StepFn = Callable[[int], float]
+
+
+class Window(Protocol):
+    """Told when the timed steps begin and end (e.g. :class:`fwbench.interference.Watch`)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -30,12 +38,13 @@ class TimingResult:
 
 
 def measure(step: StepFn, policy: Timing, clock: Callable[[], float] = time.perf_counter,
-            check_every: int = 5) -> TimingResult:
+            check_every: int = 5, window: Window | None = None) -> TimingResult:
     """Run ``policy.warmup`` timed warm-up steps, then timed steps until the median is precise enough.
 
     Stops after at least ``min_steps`` steps and ``min_seconds`` once the 95% CI half-width of the median
     is within ``target_ci`` of it; or at ``max_steps`` / ``max_seconds`` (whichever comes first); or at
-    the first non-finite loss (``diverged_step`` records the global step index).
+    the first non-finite loss (``diverged_step`` records the global step index). ``window`` is started
+    just before the first timed step and stopped just after the last (warm-up excluded).
     """
     res = TimingResult()
     i = 0
@@ -48,6 +57,19 @@ def measure(step: StepFn, policy: Timing, clock: Callable[[], float] = time.perf
             res.diverged_step, res.stop_reason = i, "diverged"
             return res
         i += 1
+    if window is not None:
+        window.start()
+    try:
+        _timed(step, policy, clock, check_every, res, i)
+    finally:
+        if window is not None:
+            window.stop()
+    return res
+
+
+def _timed(step: StepFn, policy: Timing, clock: Callable[[], float], check_every: int, res: TimingResult,
+           i: int) -> None:
+    """The timed steps of :func:`measure`, from step index ``i``, into ``res``."""
     start = clock()
     while True:
         t0 = clock()
@@ -57,16 +79,16 @@ def measure(step: StepFn, policy: Timing, clock: Callable[[], float] = time.perf
         res.losses.append(loss)
         if not math.isfinite(loss):
             res.diverged_step, res.stop_reason = i, "diverged"
-            return res
+            return
         i += 1
         n, elapsed = len(res.step_s), t1 - start
         if n >= policy.max_steps:
             res.stop_reason = "max_steps"
-            return res
+            return
         if elapsed >= policy.max_seconds and n >= 3:
             res.stop_reason = "max_seconds"
-            return res
+            return
         if n >= policy.min_steps and elapsed >= policy.min_seconds and n % check_every == 0:
             if summarize(res.step_s).rel_half_width <= policy.target_ci:
                 res.stop_reason = "ci_target"
-                return res
+                return

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import os
 import resource
 import sys
 import time
@@ -18,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fwbench import calibrate, devices, flops, peaks, synccheck
+from fwbench import calibrate, devices, flops, interference, peaks, synccheck
 from fwbench.data import DataSource
 from fwbench.errors import CellSkipped, brief
 from fwbench.job import Job
@@ -99,10 +100,13 @@ def timing_phase(session: Session, spec: WorkloadSpec, params, data: DataSource)
     session.build(spec, params)
     pool = [session.put(b) for b in data.batches(BATCH_POOL)]
     fn = _step_fn(session, spec)
-    t = measure(lambda i: session.value(fn(pool[i % len(pool)])), spec.timing)
+    watch = interference.Watch(session.job.options.threads, noisy_threshold())
+    t = measure(lambda i: session.value(fn(pool[i % len(pool)])), spec.timing, window=watch)
     out: dict[str, Any] = {"warmup_s": t.warmup_s, "step_s": t.step_s, "stop_reason": t.stop_reason,
                            "first_step_s": t.warmup_s[0] if t.warmup_s else None,
                            "final_loss": t.losses[-1] if t.losses else None, "retraces": session.retraces()}
+    if watch.result is not None:  # what other processes did during the timed steps (fwbench.interference)
+        out["interference"] = watch.result.to_dict()
     if t.diverged_step is not None:
         out.update(status="diverged", diverged_step=t.diverged_step,
                    reason=f"loss became {t.losses[-1]} at step {t.diverged_step}")
@@ -114,6 +118,14 @@ def timing_phase(session: Session, spec: WorkloadSpec, params, data: DataSource)
         out["samples_per_s"] = spec.batch_size / s.median
         out["samples_per_s_ci"] = [spec.batch_size / s.ci_high, spec.batch_size / s.ci_low]
     return out
+
+
+def noisy_threshold() -> float:
+    """``$FWBENCH_NOISY_SHARE`` (checked by ``fwbench run`` before any work), else the default."""
+    try:
+        return interference.threshold_from(os.environ)
+    except ValueError:
+        return interference.DEFAULT_THRESHOLD
 
 
 def sync_check(session: Session, pool: list, fn) -> dict[str, Any]:

@@ -115,7 +115,8 @@ def ab_cell(side: str, rnd: int, factor: float = 1.0, workload: str = "w", runne
          "repeat": rnd, "status": status, "reason": "" if status == "ok" else "boom", "step_s": steps, "side": side,
          "mode": "train", "batch_size": 8, "threads": 2, "options": {}, "versions": {}}
     if noisy:
-        c["interference"] = {"noisy": True, "other_share": 0.9, "threshold": 0.25}
+        c["interference"] = {"noisy": True, "other_share": 0.9, "threshold": 0.25, "other_cpu_s": 0.9,
+                             "own_cpu_s": 1.0, "wall_s": 1.0, "cores": 1}
     return c
 
 
@@ -269,3 +270,22 @@ def test_ab_job_end_to_end(cli, workload_dir, tmp_path, monkeypatch) -> None:
     assert invoke(cli, "compare", str(out)).exit_code == 1  # the file alone gives the same verdict
     r = invoke(cli, "report", str(out), "--out-dir", str(tmp_path / "rep"), "--no-plots")
     assert r.exit_code == 0 and "ab.json [B]" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_compare_never_judges_a_cell_measured_on_a_busy_machine() -> None:
+    from fwbench.compare import compare
+
+    def plain(factor: float, k: int, noisy: bool = False) -> dict:
+        c = ab_cell("A", k, factor, seed=k + int(factor * 10), noisy=noisy)
+        c.pop("side")
+        c["id"] = f"w/fake/cpu/{k}"
+        return c
+
+    base = ab_doc([plain(1.0, k) for k in range(3)])
+    del base["ab"]
+    slow = dict(base, cells=[plain(1.5, 0, noisy=True), plain(1.5, 1), plain(1.5, 2)])
+    (v,) = compare(results.check(base), results.check(slow)).cells
+    assert v.verdict == "inconclusive" and v.q is None and v.ratio > 1.4
+    assert "machine busy while timing 1 of 3 current process(es)" in v.detail
+    clean = dict(base, cells=[plain(1.5, k) for k in range(3)])
+    assert compare(results.check(base), results.check(clean)).cells[0].verdict == "slower"

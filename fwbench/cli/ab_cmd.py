@@ -64,7 +64,7 @@ def ab(
     from fwbench import ab as abmod
     from fwbench import ab_run, results
     from fwbench import env as envmod
-    from fwbench.cli.run_cmd import new_run
+    from fwbench.cli.run_cmd import new_run, noisy_share_setting
     from fwbench.config import MAX_CELLS, RunConfig, RunnerOptions
     from fwbench.distributed.config import DistOptions
     from fwbench.errors import UsageError
@@ -78,6 +78,7 @@ def ab(
     if estimator not in ESTIMATORS:
         raise UsageError(f"--estimator {estimator!r}: choose from {', '.join(ESTIMATORS)}")
     thr = parse_threshold(threshold)
+    noisy_share_setting()
     sides = {"A": ab_run.Side("A", ab_run.resolve_python(a_python, "--a-python"), ab_run.parse_env(a_env, "--a-env")),
              "B": ab_run.Side("B", ab_run.resolve_python(b_python, "--b-python"), ab_run.parse_env(b_env, "--b-env"))}
     config, specs = new_run(
@@ -127,9 +128,10 @@ def _stderr():  # type: ignore[no-untyped-def]
 def _execute(doc, schedule, sides, shim, path, config):  # type: ignore[no-untyped-def]
     from fwbench import ab_run, results
     from fwbench.cli.progress import run_with_progress
+    from fwbench.interference import warning
     from fwbench.report.terminal import make_console
 
     err = make_console(stderr=True)
     return run_with_progress(len(schedule), "process",
                              lambda on_event: ab_run.execute(doc, schedule, sides, shim, path, config, on_event),
-                             lambda: results.save_or_fallback(path, doc), err)
+                             lambda: results.save_or_fallback(path, doc), err, warn=warning)

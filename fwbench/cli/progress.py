@@ -42,11 +42,13 @@ def signals_interrupt() -> Iterator[None]:
 
 
 def run_with_progress(n: int, noun: str, body: Callable[[Callable[..., None]], Any], save: Callable[[], None],
-                      err: Console, describe: Callable[[dict[str, Any]], str | None] = lambda r: None) -> int | None:
+                      err: Console, describe: Callable[[dict[str, Any]], str | None] = lambda r: None,
+                      warn: Callable[[dict[str, Any]], str | None] = lambda r: None) -> int | None:
     """Run ``body(on_event)`` with a progress bar; returns the exit code of a signal that stopped it, or ``None``.
 
     ``save`` is called after an interruption (the signal may land between recording a job and saving it);
-    ``describe`` adds an indented line under a finished job (e.g. a data-parallel summary).
+    ``describe`` adds an indented line under a finished job (e.g. a data-parallel summary); ``warn`` a
+    warning line (e.g. a cell measured on a busy machine).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -66,6 +68,9 @@ def run_with_progress(n: int, noun: str, body: Callable[[Callable[..., None]], A
         extra = describe(record)
         if extra:
             err.print("  " + term_plain(extra), highlight=False, markup=False)
+        alarm = warn(record)
+        if alarm:
+            err.print(term_plain(alarm), highlight=False, markup=False)
 
     before = {s: signal.getsignal(s) for s in EXIT_SIGNALS}
     try:

@@ -100,6 +100,7 @@ def run(
     from fwbench.gate import prepare_baseline
 
     base_doc, thr = prepare_baseline(baseline, threshold)  # a bad baseline fails before any work (exit 2)
+    noisy_share_setting()
     from fwbench import env as envmod
     from fwbench import results
     from fwbench.pipeline import plan
@@ -227,6 +228,18 @@ def stored_workloads(doc: dict[str, Any], path: Path) -> list[Any]:
     return specs
 
 
+def noisy_share_setting() -> float:
+    """``$FWBENCH_NOISY_SHARE``, checked before any work: a bad value exits 2 (workers read it again)."""
+    import os
+
+    from fwbench.interference import threshold_from
+
+    try:
+        return threshold_from(os.environ)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def execute_with_progress(doc: dict[str, Any], jobs: list, out: Path, config: RunConfig, strict: bool) -> int:
     from fwbench import results
     from fwbench.cli.console import print_run_tables
@@ -243,8 +256,10 @@ def execute_with_progress(doc: dict[str, Any], jobs: list, out: Path, config: Ru
 
         return summary_line(cell)
 
+    from fwbench.interference import warning
+
     interrupted = run_with_progress(len(jobs), "cell", lambda on_event: execute(doc, jobs, out, config, on_event),
-                                    lambda: results.save_or_fallback(out, doc), err, describe)
+                                    lambda: results.save_or_fallback(out, doc), err, describe, warning)
     print_run_tables(doc, console)
     err.print(term_plain(f"Results: {out}"), highlight=False, markup=False)
     if interrupted is not None:

@@ -7,7 +7,7 @@ from typing import Any
 from fwbench.report.corpus import Corpus, source
 from fwbench.report.labels import LANGS, phrase
 from fwbench.report.model import ProbeRow, Report
-from fwbench.report.perf import perf_tables, reason
+from fwbench.report.perf import noisy_note, perf_tables, reason
 from fwbench.report.seed import describe_probe, seed_tables
 from fwbench.report.utilisation import utilisation_rows
 
@@ -21,6 +21,9 @@ def build_report(docs: list[tuple[str, dict[str, Any]]], reference: str = "torch
     where = machines(docs)
     if len(set(where.values())) > 1:
         notes.append(machines_warning(where, lang))
+    busy = noisy_note(corpus, lang)
+    if busy:
+        notes.append(busy)
     return Report(lang=lang, reference=reference, environment=[environment_line(l, d) for l, d in docs],
                   notes=notes, parity=parity_lines(docs, lang),
                   performance=perf_tables(corpus, reference, lang, where if len(set(where.values())) > 1 else None),

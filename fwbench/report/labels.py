@@ -174,6 +174,11 @@ PHRASES: dict[str, dict[str, str]] = {
         "col_probe": "probe", "col_status": "status", "col_result": "result",
         "throughput_plot": "throughput per runner",
         "steps_plot": "step-time distribution per runner",
+        "busy": "busy machine",
+        "busy_note": ("{mark} busy machine: while the timed steps of {n} cell(s) ran, other processes used more than "
+                      "the threshold's share of the cores each was given (interference.other_share above "
+                      "interference.threshold): {cells}. Their times are not trustworthy; compare treats them "
+                      "as inconclusive. Rerun them on a quiet machine."),
     },
     "zh": {
         "title": "fwbench 报告",
@@ -238,6 +243,10 @@ PHRASES: dict[str, dict[str, str]] = {
         "col_probe": "探测", "col_status": "状态", "col_result": "结果",
         "throughput_plot": "各运行器吞吐量",
         "steps_plot": "各运行器每步时间分布",
+        "busy": "机器繁忙",
+        "busy_note": ("{mark} 机器繁忙:{n} 个单元的计时步运行期间,其他进程占用的 CPU 超过了给该单元的核心数的阈值比例"
+                      "(interference.other_share 超过 interference.threshold):{cells}。其计时不可信;"
+                      "compare 将其视为无法判定。请在空闲的机器上重新运行。"),
     },
 }
 

@@ -13,6 +13,7 @@ PERF_COLUMNS = ("runner", "step", "rate", "speedup", "first", "mem", "parity", "
 PERF_HEADERS = {"runner": "col_runner", "step": "col_step", "rate": "col_rate", "speedup": "col_speedup",
                 "first": "col_first", "mem": "col_mem", "parity": "col_parity", "status": "col_status",
                 "source": "col_source"}
+BUSY_MARK = "⚠"
 PARITY_MARKS = {"ok": "✓", "reference": "ref", "mismatch": "✗ MISMATCH", "n/a": "-"}
 
 
@@ -32,6 +33,21 @@ def reason(rec: Record, limit: int = 160) -> str:
     text = " ".join(str(rec.get("reason") or "").split())
     text = text if len(text) <= limit else text[: limit - 1] + "…"
     return rec["status"] + (f": {text}" if text else "")
+
+
+def noisy(rec: Record) -> bool:
+    """The cell was measured on a busy machine (``interference.noisy``; see :mod:`fwbench.interference`)."""
+    return bool((rec.get("interference") or {}).get("noisy"))
+
+
+def noisy_note(corpus: Corpus, lang: str) -> str | None:
+    """The note under the title when some cell was measured on a busy machine, naming those cells."""
+    busy = [r for r in corpus.cells if noisy(r)]
+    if not busy:
+        return None
+    cells = ", ".join(f"{source(r)} ({r['interference']['other_share']:.2f} > {r['interference']['threshold']:g})"
+                      for r in busy)
+    return phrase(lang, "busy_note", mark=BUSY_MARK, n=len(busy), cells=cells)
 
 
 def perf_tables(corpus: Corpus, reference: str, lang: str,
@@ -76,7 +92,7 @@ def _row(rec: Record, ref_median: float | None, lang: str) -> PerfRow:
         "first": units.seconds(rec.get("first_step_s")) if rec.ok else "-",
         "mem": mem,
         "parity": PARITY_MARKS.get(parity, parity),
-        "status": reason(rec),
+        "status": reason(rec) + (f" {BUSY_MARK} {phrase(lang, 'busy')}" if noisy(rec) else ""),
         "source": source(rec),
     }
     values: dict[str, Any] = {
