@@ -46,9 +46,9 @@ def _plain_argument_help() -> None:
 
 
 def _register() -> None:
-    from fwbench.cli import compare_cmd, env_cmd, export_cmd, list_cmd, probe_cmd, report_cmd, run_cmd
+    from fwbench.cli import compare_cmd, env_cmd, export_cmd, history_cmd, list_cmd, probe_cmd, report_cmd, run_cmd
 
-    for module in (run_cmd, list_cmd, env_cmd, compare_cmd, export_cmd, report_cmd, probe_cmd):
+    for module in (run_cmd, list_cmd, env_cmd, compare_cmd, export_cmd, report_cmd, probe_cmd, history_cmd):
         module.register(app)
 
 
