@@ -117,10 +117,11 @@ def _steps_list(c: CellCheck) -> list[str]:
             for s in c.detection.steps]
 
 
-def _where(res: Check) -> str:
+def _where(res: Check) -> list[str]:
     n = res.newest
-    return (f"history {res.folder}: {_span(res.commits)}; newest commit {n.commit[:12]} ({_when(n.date)}). "
-            f"Judged: does the newest commit start a slowdown step > +{res.threshold:.0%}? Method: {method_text()}.")
+    return [f"history {res.folder}: {_span(res.commits)}; newest commit {n.commit[:12]} ({_when(n.date)})",
+            f"judged: does the newest commit start a slowdown step > +{res.threshold:.0%}? (exit 1 if so)",
+            f"method: {method_text()}"]
 
 
 def _verdict(res: Check) -> str:
@@ -130,7 +131,7 @@ def _verdict(res: Check) -> str:
 
 
 def check_text(res: Check) -> str:
-    out = [term_plain(_where(res)), ""]
+    out = [*map(term_plain, _where(res)), ""]
     for c in res.cells:
         d = c.detection
         noise = f"noise σ {d.sigma:.1%}, penalty {d.penalty:.1f}" if d.judged else "not judged"
@@ -143,7 +144,7 @@ def check_text(res: Check) -> str:
 
 
 def check_markdown(res: Check) -> str:
-    out = [f"### fwbench history check: {_verdict(res)}", "", md_text(_where(res)), "",
+    out = [f"### fwbench history check: {_verdict(res)}", "", *("- " + md_text(w) for w in _where(res)), "",
            "| cell | commits | noise σ | steps (first commit: size) | newest commit |", "|---|---|---|---|---|"]
     for c in res.cells:
         d = c.detection
