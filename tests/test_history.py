@@ -242,3 +242,19 @@ def test_real_fake_runner_series(cli, tmp_path, monkeypatch) -> None:
     assert s["index"] == 5 and 1.12 < s["ratio"] < 1.28 and c["verdict"] == "no step"
     first = json.loads(files[5].read_text())["environment"]["git_commit"]
     assert s["commit"] == first
+
+
+def test_points_are_per_commit_pooled_and_use_processes_from_three(tmp_path) -> None:
+    from fwbench.history.series import build, commits
+
+    folder = tmp_path / "h"
+    store.add(folder, doc([cell(seed=s, repeat=s) for s in range(3)], "r1", commit="a", created="2025-01-02"), "x")
+    store.add(folder, doc([cell(seed=9)], "r2", commit="b", created="2025-01-01"), "x")
+    store.add(folder, doc([cell(seed=8, factor=0.0)], "r3", commit="c", created="2025-01-03"), "x")  # zero steps
+    runs = store.read_runs(folder)
+    assert [c.commit for c in commits(runs)] == ["b", "a", "c"]  # date order, not insertion order
+    (s,) = build(runs)
+    assert [p.commit for p in s.points] == ["b", "a"]  # a zero step time has no logarithm: left out
+    b, a = s.points
+    assert (b.method, b.processes, a.method, a.processes) == ("steps", 1, "processes", 3)
+    assert a.ci_low < a.centre < a.ci_high and b.ci_low <= b.centre <= b.ci_high

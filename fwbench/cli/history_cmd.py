@@ -56,7 +56,8 @@ def add_cmd(
                          f"{f', side {e.side}' if e.side else ''} in {where}"))
 
 
-def _load(folder: Optional[Path]):
+def _load(folder: Optional[Path]) -> tuple[Path, list, list, list]:
+    """The folder, its stored runs, its commits (date order) and the per-cell series; exit 2 when empty."""
     from fwbench.errors import UsageError
     from fwbench.history import series, store
 

@@ -8,11 +8,13 @@ worker processes of the commit's ``ok`` cells with samples are the replicates:
 * fewer: the median of the pooled steps with its distribution-free CI (:func:`fwbench.stats.summarize`),
   ``method="steps"``.
 
-Points are ordered by the commit's date (its earliest stored run), ties by the order of the index.
+Points are ordered by the commit's date (its earliest stored run), ties by the order of the index. A point
+whose centre is not > 0 (a timer too coarse for the step) is left out: a step is a ratio.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,9 +86,9 @@ def build(runs: list[tuple[Entry, dict[str, Any]]]) -> list[Series]:
                     threads.setdefault((key, entry.commit), set()).add(c.threads)
     out = []
     for key in sorted(samples):
-        pts = tuple(_point(k.commit, k.date, samples[key][k.commit], threads.get((key, k.commit), set()))
-                    for k in order if samples[key].get(k.commit))
-        out.append(Series(*key, pts))
+        pts = (_point(k.commit, k.date, samples[key][k.commit], threads.get((key, k.commit), set()))
+               for k in order if samples[key].get(k.commit))
+        out.append(Series(*key, tuple(p for p in pts if p.centre > 0 and math.isfinite(p.centre))))
     return out
 
 
@@ -96,10 +98,11 @@ def _point(commit: str, date: str, processes: list[tuple[float, ...]], threads: 
     from fwbench.stats import MIN_PROCESSES, geometric_mean_ci, summarize
 
     steps = sum(len(p) for p in processes)
-    if len(processes) >= MIN_PROCESSES:
-        medians = np.array([np.median(p) for p in processes])
+    medians = np.array([np.median(p) for p in processes])
+    if (medians > 0).sum() >= MIN_PROCESSES:  # a zero median (a timer too coarse) has no logarithm
+        medians = medians[medians > 0]
         centre, lo, hi = geometric_mean_ci(medians)
-        return Point(commit, date, float(centre), float(lo), float(hi), "processes", len(processes), steps,
+        return Point(commit, date, float(centre), float(lo), float(hi), "processes", len(medians), steps,
                      tuple(sorted(threads)))
     s = summarize(np.concatenate([np.asarray(p, dtype=float) for p in processes]))
     return Point(commit, date, s.median, s.ci_low, s.ci_high, "steps", len(processes), steps, tuple(sorted(threads)))
