@@ -9,10 +9,11 @@ set. See :mod:`fwbench.ab_run` (schedule, interpreters) and :mod:`fwbench.ab` (s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -90,12 +91,14 @@ def ab(
     if any(s.distributed for s in specs):
         raise UsageError("fwbench ab does not run data-parallel workloads; compare those with two `fwbench run`s")
     chosen = common.select_runners(list(config.frameworks), list(config.runners))
-    jobs = plan(specs, chosen, list(config.resolved_devices), RunConfig(**{**config.__dict__, "repeats": 1}))
+    jobs = plan(specs, chosen, list(config.resolved_devices), dataclasses.replace(config, repeats=1))
     schedule = ab_run.schedule(jobs, rounds)
     if len(schedule) > MAX_CELLS:
         raise UsageError(f"this A/B plans {len(schedule)} worker processes (cells × 2 sides × rounds); the limit "
                          f"is {MAX_CELLS}: split it")
-    err = _stderr()
+    def err(line: str) -> None:
+        print(term_plain(line), file=sys.stderr, flush=True)
+
     with contextlib.ExitStack() as held, tempfile.TemporaryDirectory(prefix="fwbench-ab-path-") as tmp:
         shim = ab_run.make_shim(Path(tmp))
         records = {}
@@ -119,13 +122,9 @@ def ab(
         raise typer.Exit(code)
 
 
-def _stderr():  # type: ignore[no-untyped-def]
-    from fwbench.textsafe import term_plain
-
-    return lambda line: print(term_plain(line), file=sys.stderr, flush=True)
-
-
-def _execute(doc, schedule, sides, shim, path, config):  # type: ignore[no-untyped-def]
+def _execute(doc: dict[str, Any], schedule: list[Any], sides: dict[str, Any], shim: Path, path: Path,
+             config: Any) -> int | None:
+    """Run the schedule with a progress bar; the exit code of a signal that stopped it, or ``None``."""
     from fwbench import ab_run, results
     from fwbench.cli.progress import run_with_progress
     from fwbench.interference import warning
