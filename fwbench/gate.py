@@ -109,7 +109,11 @@ def prepare_baseline(path: Path | None, threshold: str) -> tuple[dict[str, Any] 
 
     if path is None:
         return None, DEFAULT_THRESHOLD
-    return results.read_side(path, None), parse_threshold(threshold)
+    doc = results.read(path)
+    if results.is_ab(doc):
+        raise UsageError(f"--baseline {path}: an `fwbench ab` file holds two environments; run without "
+                         f"--baseline, then `fwbench compare {path} CURRENT --side A` (or B)")
+    return doc, parse_threshold(threshold)
 
 
 def gate_after_run(base_doc: dict[str, Any], doc: dict[str, Any], threshold: float, names: tuple[str, str],

@@ -289,3 +289,10 @@ def test_compare_never_judges_a_cell_measured_on_a_busy_machine() -> None:
     assert "machine busy while timing 1 of 3 current process(es)" in v.detail
     clean = dict(base, cells=[plain(1.5, k) for k in range(3)])
     assert compare(results.check(base), results.check(clean)).cells[0].verdict == "slower"
+
+
+def test_an_ab_file_is_not_a_baseline_for_run(cli, tmp_path) -> None:
+    path = tmp_path / "ab.json"
+    results.save(path, results.check(ab_doc(sides(1.0, rounds=3))))
+    r = invoke(cli, "run", "-r", "fake", "--baseline", str(path), "-o", str(tmp_path / "x.json"))
+    assert r.exit_code == 2 and "two environments" in r.output and not (tmp_path / "x.json").exists()
