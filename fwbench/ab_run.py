@@ -33,9 +33,10 @@ from fwbench import parity, results
 from fwbench.config import RunConfig, tpu_precision_problem
 from fwbench.errors import UsageError
 from fwbench.job import Job
-from fwbench.launch import child_setup, run_cell
+from fwbench.launch import THREAD_VARS, child_setup, run_cell
 from fwbench.pipeline import REFERENCE_RUNNER, base_cell
 from fwbench.runners.registry import RUNNERS
+from fwbench.textsafe import term_plain
 
 ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PREFLIGHT_TIMEOUT_S = 120.0
@@ -55,13 +56,29 @@ class Side:
         return dict(self.env)
 
 
+def controlled_variables() -> dict[str, str]:
+    """Variables fwbench sets in every worker, which a side may not change, and why."""
+    out = {v: "the thread count comes from --threads, the same on both sides (the runners also set it in the "
+              "framework); to compare thread counts, run one job per --threads" for v in THREAD_VARS}
+    for info in RUNNERS.values():
+        for key, _ in info.env:
+            out[key] = f"the runner sets it (e.g. {info.name} runs with {key}={dict(info.env)[key]}); choose runners instead"
+    out["FWBENCH_NOISY_SHARE"] = "busy-machine detection must judge both sides alike; set it for the whole job"
+    for key in ("PYTHONUNBUFFERED", "PYTHONFAULTHANDLER"):
+        out[key] = "fwbench's workers need it as fwbench sets it"
+    return out
+
+
 def parse_env(items: list[str], flag: str) -> tuple[tuple[str, str], ...]:
-    """``["KEY=VAL", ...]`` checked: a valid variable name, an ``=``, each key once."""
+    """``["KEY=VAL", ...]`` checked: a valid variable name, an ``=``, each key once, not one fwbench controls."""
     out: dict[str, str] = {}
+    controlled = controlled_variables()
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not ENV_KEY.fullmatch(key):
             raise UsageError(f"{flag} {item!r}: give KEY=VALUE with a variable name such as TF_ENABLE_ONEDNN_OPTS")
+        if key in controlled:
+            raise UsageError(f"{flag} {key}: fwbench sets this variable in every worker ({controlled[key]})")
         if key in out:
             raise UsageError(f"{flag}: {key} is given twice")
         if "\0" in value:
@@ -142,7 +159,7 @@ def preflight(side: Side, runners: list[str], threads: int, shim: Path) -> dict[
     ok = next((line[len("PREFLIGHT-OK "):] for line in lines if line.startswith("PREFLIGHT-OK ")), None)
     if error or ok is None:
         last = error or (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-        raise UsageError(f"{flag} {side.python}: cannot run fwbench's workers there ({last[:300]})")
+        raise UsageError(f"{flag} {side.python}: cannot run fwbench's workers there ({term_plain(last)[:300]})")
     info = json.loads(ok)
     expected = (shim / "fwbench").resolve()
     if Path(info["fwbench_path"]).resolve().parent != expected:  # something put another fwbench first

@@ -36,11 +36,14 @@ KILL_GRACE_S = 3.0
 IDENTITY_FIELDS = ("id", "workload", "runner", "family", "device", "repeat")
 
 
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
+
+
 def worker_env(job: Job, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The worker's environment: explicit thread counts and the runner's own variables (e.g. KERAS_BACKEND)."""
     env = dict(os.environ)
     threads = str(job.options.threads)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+    for var in THREAD_VARS:
         env[var] = threads
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONFAULTHANDLER"] = "1"  # a worker killed by a fatal signal leaves its Python stack in the log

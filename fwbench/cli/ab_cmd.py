@@ -1,8 +1,8 @@
 """``fwbench ab``: an interleaved A/B of two environments in one job, judged by a paired analysis.
 
-Exit codes are those of ``fwbench compare`` (0 no regression of B against A; 1 a cell of B is slower, or
-no cell could be judged because side B failed everywhere; 2 usage or input error; 3 with
-``--fail-on-inconclusive``); the markdown summary is appended to ``$GITHUB_STEP_SUMMARY`` whenever it is
+Exit codes are those of ``fwbench compare --fail-on-missing`` (0 no regression of B against A; 1 a cell of
+B is slower, or a cell failed in every round of side B; 2 usage or input error; 3 with
+``--fail-on-inconclusive``), as for ``fwbench run --baseline``: a side that breaks a cell fails the job; the markdown summary is appended to ``$GITHUB_STEP_SUMMARY`` whenever it is
 set. See :mod:`fwbench.ab_run` (schedule, interpreters) and :mod:`fwbench.ab` (statistics).
 """
 
@@ -118,7 +118,7 @@ def ab(
             raise typer.Exit(interrupted)
         result = abmod.compare_sides(doc, thr, alpha, estimator)
         code = emit(result, (abmod.describe_side(records["A"]), abmod.describe_side(records["B"])), fmt,
-                    fail_on_inconclusive, title="fwbench ab")
+                    fail_on_inconclusive, fail_on_missing=True, title="fwbench ab")
         raise typer.Exit(code)
 
 

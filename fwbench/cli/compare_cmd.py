@@ -71,7 +71,7 @@ def compare_cmd(
         sides = doc["ab"]["sides"]
         result = compare_sides(doc, thr, alpha, estimator)
         code = emit(result, (describe_side(sides["A"]), describe_side(sides["B"])), fmt, fail_on_inconclusive,
-                    fail_on_missing, title="fwbench ab")
+                    True, title="fwbench ab")  # as `fwbench ab`: a cell side B lost fails the gate
         raise typer.Exit(code)
     base_doc, cur_doc = results.read_side(baseline, side), results.read_side(current, side)
     code = gate(base_doc, cur_doc, thr, alpha, fmt, fail_on_inconclusive, fail_on_missing, allow_mismatch,

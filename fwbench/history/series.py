@@ -80,7 +80,7 @@ def build(runs: list[tuple[Entry, dict[str, Any]]]) -> list[Series]:
         for c in cells(doc, entry.file):
             key = (c.workload, c.runner, c.device)
             per_commit = samples.setdefault(key, {})
-            if c.ok and c.step_s:
+            if c.ok and c.step_s and not c.noisy:  # measured on a busy machine: not evidence of a step
                 per_commit.setdefault(entry.commit, []).append(c.step_s)
                 if c.threads is not None:
                     threads.setdefault((key, entry.commit), set()).add(c.threads)

@@ -86,10 +86,13 @@ def judged(result: Comparison) -> int:
 
 def headline(result: Comparison, code: int) -> str:
     counts = ", ".join(f"{n} {v}" for v, n in result.counts.items() if n)
+    lost = [c for c in result.cells if c.verdict == "missing" and c.missing_in in ("current", "both")]
     if result.count("slower"):
         lead = f"✗ regression: {result.count('slower')} cell(s) slower"
+    elif code == 1 and lost and result.paired:
+        lead = f"✗ gate failed: side B lost {len(lost)} cell(s) (failed in every round)"
     elif code and not judged(result):
-        lead = "✗ gate failed: no cell of the current run could be judged"
+        lead = f"✗ gate failed: no cell of {'side B' if result.paired else 'the current run'} could be judged"
     elif code:
         lead = "✗ gate failed"
     elif not judged(result):
