@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fwbench import parity, results
-from fwbench.config import RunConfig, tpu_precision_problem
+from fwbench.config import RunConfig
 from fwbench.errors import UsageError
 from fwbench.job import Job
 from fwbench.launch import THREAD_VARS, child_setup, run_cell
-from fwbench.pipeline import REFERENCE_RUNNER, base_cell
+from fwbench.pipeline import REFERENCE_RUNNER, base_cell, device_problem
 from fwbench.runners.registry import RUNNERS
 from fwbench.textsafe import term_plain
 
@@ -182,16 +182,12 @@ def schedule(jobs: list[Job], rounds: int) -> list[tuple[int, str, Job]]:
 
 
 def why_not(job: Job, side: dict[str, Any], machine_devices: dict[str, bool]) -> str | None:
-    """Why ``job`` cannot run on ``side`` (recorded as skipped without starting a worker), or ``None``."""
-    info = RUNNERS[job.runner]
+    """Why ``job`` cannot run on ``side`` (recorded as skipped without starting a worker), or ``None``: a
+    framework the side's interpreter lacks, else :func:`fwbench.pipeline.device_problem`."""
     missing = (side.get("runners") or {}).get(job.runner, {}).get("missing") or []
     if missing:
         return f"side {side['label']}: {', '.join(missing)} not installed for {side['python']}"
-    if job.device not in info.devices:
-        return f"runner {job.runner} does not support device {job.device} (supports {', '.join(info.devices)})"
-    if not machine_devices.get(job.device, False):
-        return f"no {job.device.upper()} device on this machine"
-    return tpu_precision_problem(job.device, job.options.precision)
+    return device_problem(job, machine_devices)
 
 
 def record_for(job: Job, side: dict[str, Any]) -> dict[str, Any]:

@@ -43,6 +43,12 @@ def precheck(job: Job, machine_devices: dict[str, bool]) -> str | None:
     if missing:
         hint = " ".join(sorted({INSTALL_HINTS.get(m, m) for m in missing}))
         return f"{', '.join(missing)} not installed (pip install {hint})"
+    return device_problem(job, machine_devices)
+
+
+def device_problem(job: Job, machine_devices: dict[str, bool]) -> str | None:
+    """Why ``job``'s runner cannot run on its device here (runner support, the machine, TPU precision), or ``None``."""
+    info = RUNNERS[job.runner]
     if job.device not in info.devices:
         return f"runner {job.runner} does not support device {job.device} (supports {', '.join(info.devices)})"
     if not machine_devices.get(job.device, False):

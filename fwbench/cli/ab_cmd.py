@@ -43,21 +43,16 @@ def ab(
     b_env: list[str] = typer.Option([], "--b-env", metavar="KEY=VALUE", help="Variable set on side B (repeatable)."),
     rounds: int = typer.Option(5, "--rounds", min=3, max=MAX_ROUNDS, metavar="R",
                                help="Rounds; each runs every cell on A and on B in fresh processes."),
-    estimator: str = typer.Option("median", "--estimator", metavar="median|p10|min",
-                                  help="What summarises one process's step times."),
-    threshold: str = typer.Option(f"{DEFAULT_THRESHOLD:.0%}", "--threshold", "-t", metavar="PCT",
-                                  help="Smallest slowdown of B that counts as a regression."),
-    alpha: float = typer.Option(DEFAULT_ALPHA, "--alpha", min=1e-6, max=0.5, metavar="P",
-                                help="Significance level after Benjamini–Hochberg across cells."),
-    fmt: str = typer.Option("table", "--format", metavar="FORMAT", help="table, markdown or json (to stdout)."),
-    fail_on_inconclusive: bool = typer.Option(False, "--fail-on-inconclusive",
-                                              help="Exit 3 when a cell is inconclusive."),
+    estimator: common.Estimator = "median",
+    threshold: common.Threshold = f"{DEFAULT_THRESHOLD:.0%}",
+    alpha: common.Alpha = DEFAULT_ALPHA,
+    fmt: common.GateFormat = "table",
+    fail_on_inconclusive: common.FailOnInconclusive = False,
     out: common.Out = None,
     force: common.Force = False,
-    results_dir: Path = typer.Option(Path("results"), "--results-dir", metavar="DIR",
-                                     help="Folder for results when --out is not given."),
+    results_dir: common.ResultsDir = Path("results"),
     timeout: float = common.timeout_option(600.0, "cell"),
-    quick: bool = typer.Option(False, "--quick", help="Smoke run: 2 warm-up and at most 20 timed steps or 2 s per cell."),
+    quick: common.Quick = False,
     threads: common.Threads = 0,
     memory_limit: common.MemoryLimit = None,
 ) -> None:
@@ -69,15 +64,11 @@ def ab(
     from fwbench.config import MAX_CELLS, RunConfig, RunnerOptions
     from fwbench.distributed.config import DistOptions
     from fwbench.errors import UsageError
-    from fwbench.gate import FORMATS, emit, parse_threshold
+    from fwbench.gate import emit, parse_threshold
     from fwbench.pipeline import plan
-    from fwbench.stats import ESTIMATORS
     from fwbench.textsafe import term_plain
 
-    if fmt not in FORMATS:
-        raise UsageError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
-    if estimator not in ESTIMATORS:
-        raise UsageError(f"--estimator {estimator!r}: choose from {', '.join(ESTIMATORS)}")
+    common.check_gate_options(fmt, estimator)
     thr = parse_threshold(threshold)
     noisy_share_setting()
     sides = {"A": ab_run.Side("A", ab_run.resolve_python(a_python, "--a-python"), ab_run.parse_env(a_env, "--a-env")),

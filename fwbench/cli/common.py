@@ -44,6 +44,33 @@ Threads = Annotated[int, typer.Option(
     "--threads", min=0, metavar="N", help="Intra-op threads per worker; 0 = every core this process may use.")]
 MemoryLimit = Annotated[Optional[str], typer.Option(
     "--memory-limit", metavar="SIZE", help="Per-worker address-space limit, e.g. 4GiB (at least 64MiB) [default: none].")]
+ResultsDir = Annotated[Path, typer.Option(
+    "--results-dir", metavar="DIR", help="Folder for results when --out is not given.")]
+Quick = Annotated[bool, typer.Option(
+    "--quick", help="Smoke run: 2 warm-up and at most 20 timed steps or 2 s per cell.")]
+
+# The regression gate's options (`compare`, `ab`); defaults in fwbench.compare.
+Threshold = Annotated[str, typer.Option(
+    "--threshold", "-t", metavar="PCT", help="Smallest slowdown that counts as a regression, e.g. 5% or 0.05.")]
+Alpha = Annotated[float, typer.Option(
+    "--alpha", min=1e-6, max=0.5, metavar="P",
+    help="Significance level after Benjamini–Hochberg adjustment across cells (0.000001 to 0.5).")]
+GateFormat = Annotated[str, typer.Option("--format", metavar="FORMAT", help="table, markdown or json (to stdout).")]
+Estimator = Annotated[str, typer.Option(
+    "--estimator", metavar="median|p10|min", help="What summarises one worker process's step times.")]
+FailOnInconclusive = Annotated[bool, typer.Option(
+    "--fail-on-inconclusive", help="Exit 3 when a cell is inconclusive or incomparable.")]
+
+
+def check_gate_options(fmt: str, estimator: str) -> None:
+    """``--format`` and ``--estimator`` of the gate commands, checked before any work."""
+    from fwbench.gate import FORMATS
+    from fwbench.stats import ESTIMATORS
+
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
+    if estimator not in ESTIMATORS:
+        raise UsageError(f"--estimator {estimator!r}: choose from {', '.join(ESTIMATORS)}")
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -14,8 +14,10 @@ from typing import Optional
 
 import typer
 
+from fwbench.cli import common
+
 from fwbench.compare import DEFAULT_ALPHA, DEFAULT_ESTIMATOR, DEFAULT_THRESHOLD
-from fwbench.gate import FORMATS, emit, gate, parse_threshold
+from fwbench.gate import emit, gate, parse_threshold
 
 
 def register(app: typer.Typer) -> None:
@@ -30,20 +32,15 @@ def compare_cmd(
     current: Optional[Path] = typer.Argument(None, metavar="CURRENT",
                                             help="Results file of the run under test. Omitted when BASELINE is "
                                                  "an `fwbench ab` file: its side B is judged against side A."),
-    threshold: str = typer.Option(f"{DEFAULT_THRESHOLD:.0%}", "--threshold", "-t", metavar="PCT",
-                                  help="Smallest slowdown that counts as a regression, e.g. 5% or 0.05."),
-    alpha: float = typer.Option(DEFAULT_ALPHA, "--alpha", min=1e-6, max=0.5, metavar="P",
-                                help="Significance level after Benjamini–Hochberg adjustment across cells "
-                                     "(0.000001 to 0.5)."),
-    fmt: str = typer.Option("table", "--format", metavar="FORMAT", help="table, markdown or json (to stdout)."),
-    fail_on_inconclusive: bool = typer.Option(False, "--fail-on-inconclusive",
-                                              help="Exit 3 when a cell is inconclusive or incomparable."),
+    threshold: common.Threshold = f"{DEFAULT_THRESHOLD:.0%}",
+    alpha: common.Alpha = DEFAULT_ALPHA,
+    fmt: common.GateFormat = "table",
+    fail_on_inconclusive: common.FailOnInconclusive = False,
     fail_on_missing: bool = typer.Option(False, "--fail-on-missing",
                                          help="Exit 1 when a baseline cell is absent or failed in CURRENT."),
     allow_mismatch: bool = typer.Option(False, "--allow-mismatch",
                                         help="Compare cells even when CPU/GPU model, versions or settings differ."),
-    estimator: str = typer.Option(DEFAULT_ESTIMATOR, "--estimator", metavar="median|p10|min",
-                                  help="What summarises one worker process's step times."),
+    estimator: common.Estimator = DEFAULT_ESTIMATOR,
     side: Optional[str] = typer.Option(None, "--side", metavar="A|B",
                                        help="With two files: the side of any `fwbench ab` file among them."),
 ) -> None:
@@ -51,12 +48,7 @@ def compare_cmd(
     from fwbench import results
     from fwbench.errors import UsageError
 
-    from fwbench.stats import ESTIMATORS
-
-    if fmt not in FORMATS:
-        raise UsageError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
-    if estimator not in ESTIMATORS:
-        raise UsageError(f"--estimator {estimator!r}: choose from {', '.join(ESTIMATORS)}")
+    common.check_gate_options(fmt, estimator)
     thr = parse_threshold(threshold)
     if current is None:
         doc = results.read(baseline)
