@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fwbench.report.context import build_context
 from fwbench.report.corpus import Corpus, source
 from fwbench.report.labels import LANGS, phrase
 from fwbench.report.model import ProbeRow, Report
@@ -28,7 +29,8 @@ def build_report(docs: list[tuple[str, dict[str, Any]]], reference: str = "torch
                   notes=notes, parity=parity_lines(docs, lang),
                   performance=perf_tables(corpus, reference, lang, where if len(set(where.values())) > 1 else None),
                   seed_tables=seed_tables(corpus, lang), probes=probe_rows(corpus, lang),
-                  utilisation=utilisation_rows(corpus))
+                  utilisation=utilisation_rows(corpus),
+                  context=build_context(docs, [r.data for r in corpus.cells], lang))
 
 
 def machine(doc: dict[str, Any]) -> str:

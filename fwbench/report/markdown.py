@@ -6,6 +6,8 @@ The model holds plain text; every piece of it is escaped here, where it meets ma
 
 from __future__ import annotations
 
+from fwbench.report.context import Context, flops_text
+from fwbench.report.context import text as ctx_text
 from fwbench.report.labels import FEATURE, phrase
 from fwbench.report.model import Evidence, Report
 from fwbench.report.perf import PERF_COLUMNS, headers
@@ -32,11 +34,33 @@ def evidence_text(ev: Evidence, lang: str, refs: list[int]) -> str:
     return text + (f"; *{phrase(lang, 'more', hint=hint)}*" if hint else "")
 
 
+def context_lines(ctx: Context, lang: str) -> list[str]:
+    """The reader's context: one line per runner present, the workloads' definitions, the commands."""
+    lines = [f"## {ctx_text(lang, 'title')}", ""]
+    if ctx.runners:
+        lines += [f"### {ctx_text(lang, 'runners')}", ""]
+        lines += [f"- {md_code(name)}: {md_text(line, True)}" for name, line in ctx.runners] + [""]
+    if ctx.workloads:
+        head = [ctx_text(lang, k) for k in ("col_workload", "col_mode", "col_batch", "col_input", "col_params",
+                                             "col_flops", "col_layers")]
+        rows = [[md_text(w.name, True), md_text(w.mode, True), str(w.batch) if w.batch is not None else "-",
+                 md_text(w.input_shape, True), f"{w.parameters:,}" if w.parameters is not None else "-",
+                 flops_text(w.flops_per_step), md_text(w.layers, True) or "-"] for w in ctx.workloads]
+        lines += [f"### {ctx_text(lang, 'workloads')}", ""] + table(head, rows) + ["", ctx_text(lang, "flops_note"), ""]
+    if ctx.commands:
+        lines += [f"### {ctx_text(lang, 'commands')}", ""]
+        lines += [f"- {md_text(label)}: " + (md_code(cmd) if cmd else f"*{ctx_text(lang, 'no_command')}*")
+                  for label, cmd in ctx.commands] + [""]
+    return lines
+
+
 def render(report: Report) -> str:
     lang = report.lang
     lines = [f"# {phrase(lang, 'title')}", ""]
     lines += [f"> {md_text(n)}" for n in report.notes] + ([""] if report.notes else [])
     lines += [f"## {phrase(lang, 'environment')}", ""] + [f"- {md_text(e)}" for e in report.environment] + [""]
+    if report.context:
+        lines += context_lines(report.context, lang)
     lines += [f"## {phrase(lang, 'parity')}", ""] + [f"- {md_text(p)}" for p in report.parity] + [""]
     lines += [f"## {phrase(lang, 'performance')}", ""]
     for t in report.performance:
@@ -51,8 +75,8 @@ def render(report: Report) -> str:
         lines += [UTIL_NOTE[lang], ""]
     if report.plots:
         lines += [f"## {phrase(lang, 'plots')}", ""]
-        lines += [f"![{md_text(caption)}]({path})" for caption, path in report.plots]  # path: fwbench's own slug
-        lines += [""]
+        for caption, path in report.plots:  # path: fwbench's own slug; one figure per paragraph
+            lines += [f"![{md_text(caption)}]({path})", ""]
     lines += [f"## {phrase(lang, 'seed_tables')}", "", phrase(lang, "seed_intro"), ""]
     n = 0
     for t in report.seed_tables:

@@ -12,6 +12,8 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from fwbench.report.context import Context
+
 EVIDENCE_STATUSES = ("measured", "failed", "missing", "not_measured")
 
 
@@ -130,6 +132,7 @@ class Report:
     probes: list[ProbeRow]
     plots: list[tuple[str, str]] = field(default_factory=list)  # (caption, relative path)
     utilisation: list[list[str]] = field(default_factory=list)  # rows of fwbench.report.utilisation
+    context: Context | None = None  # the reader's context (fwbench.report.context)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
