@@ -417,7 +417,7 @@ def test_report_files_for_hostile_names_stay_inside_the_report_folder(cli, tmp_p
     written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "run.json"]
     assert all(out in p.parents for p in written), written
     plots = [p for p in written if p.suffix == ".png"]
-    assert len(plots) == 2 * len(HOSTILE_NAMES)  # two plots per workload: no two names share a file
+    assert len(plots) == 3 * len(HOSTILE_NAMES)  # three plots per workload: no two names share a file
     for p in plots:
         assert re.fullmatch(r"[A-Za-z0-9_.-]+", p.name) and len(p.name.encode()) < 100, p.name
 

@@ -148,7 +148,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 def test_markdown_report_with_plots(tmp_path: Path) -> None:
     written = write_report([GOLDEN / "tiny_all.json"], tmp_path, fmt="markdown", lang="en")
     pngs = [p for p in written if p.suffix == ".png"]
-    assert len(pngs) == 4  # throughput and step times, for tinycnn and tinymlp
+    assert len(pngs) == 6  # throughput, memory and first step, step times: for tinycnn and tinymlp
     for png in pngs:
         assert png.stat().st_size > 5000  # drawn, not blank
         assert _png_size(png) == (int(FIG_SIZE_IN[0] * DPI), int(FIG_SIZE_IN[1] * DPI))

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import re
-import shlex
 from dataclasses import dataclass, field
 from typing import Any
+
+from fwbench.textsafe import shell_join
 
 # One line per runner, in the registry's order: (English, Chinese).
 RUNNER_GUIDE: dict[str, tuple[str, str]] = {
@@ -176,7 +177,7 @@ def commands(docs: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str | No
         argv = (doc.get("config") or {}).get("argv")
         side = re.search(r":[AB]$", str(doc.get("run_id", "")))
         out.setdefault(label[: -len(" [A]")] if side and label.endswith(f" [{side.group()[1]}]") else label,
-                       " ".join(["fwbench"] + [shlex.quote(str(a)) for a in argv]) if argv else None)
+                       shell_join(["fwbench", *map(str, argv)]) if argv else None)
     return list(out.items())
 
 

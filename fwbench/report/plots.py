@@ -85,13 +85,18 @@ def slug(text: str) -> str:
     return safe if safe == text else f"{safe}-{hashlib.sha256(text.encode('utf-8', 'replace')).hexdigest()[:8]}"
 
 
+def _samples_per_step(c: Any) -> float | None:
+    """A data-parallel cell's global batch, else its batch, else what its samples/s and median imply."""
+    known = (c.get("distributed") or {}).get("global_batch") or c.batch_size
+    return known or (c.samples_per_s * c.summary.median if c.samples_per_s and c.summary else None)
+
+
 def _bar(cells: list[Any]) -> Bar | None:
     est = cell_estimate(cells)
     if est is None:
         return None
     ok = [c for c in cells if c.ok and c.step_s]
-    batch = next((c.batch_size for c in ok if c.batch_size), None) or next(
-        (c.samples_per_s * c.summary.median for c in ok if c.samples_per_s and c.summary), None)
+    batch = next((b for b in map(_samples_per_step, ok) if b), None)
     rates = (batch / est.centre_s, batch / est.high_s, batch / est.low_s) if batch and est.low_s > 0 else (None,) * 3
     device_peaks = [c.peak_device_bytes for c in ok if c.peak_device_bytes]
     peaks = device_peaks or [c.peak_rss_bytes for c in ok if c.peak_rss_bytes]
