@@ -182,7 +182,7 @@ def test_cli_report(cli, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     text = (tmp_path / "rep" / "report.md").read_text(encoding="utf-8")
     assert "tiny_all.json#" in text and "tiny_partial.json#" in text
-    r = invoke(cli, "report", str(GOLDEN / "tiny_all.json"), "--format", "html", "-o", str(tmp_path / "x"))
+    r = invoke(cli, "report", str(GOLDEN / "tiny_all.json"), "--format", "pdf", "-o", str(tmp_path / "x"))
     assert r.exit_code == 2 and "unknown format" in r.output
     r = invoke(cli, "report", str(tmp_path / "nope.json"), "-o", str(tmp_path / "x"))
     assert r.exit_code == 2 and "no such file" in r.output

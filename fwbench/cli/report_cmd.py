@@ -1,4 +1,4 @@
-"""``fwbench report``: render results as markdown (with plots), CSV or JSON, in English or Chinese, into a folder.
+"""``fwbench report``: render results as markdown (with plots), a self-contained HTML page, CSV or JSON, in English or Chinese, into a folder.
 
 ``--out-dir DIR`` names the folder (``--out``/``-o``, a folder here but a file everywhere else, is kept as a
 deprecated alias and says so on stderr).
@@ -22,7 +22,8 @@ def register(app: typer.Typer) -> None:
 def report(
     results_files: list[Path] = typer.Argument(..., metavar="RESULTS", help="Results files of fwbench run/probe."),
     fmt: str = typer.Option("markdown", "--format", metavar="FORMAT",
-                            help="markdown (with PNG plots), csv or json."),
+                            help="markdown (with PNG plots), html (one self-contained page: "
+                                 "plots embedded, sortable tables), csv or json."),
     lang: str = typer.Option("en", "--lang", metavar="LANG",
                              help="en, or zh for the source document's own Chinese labels."),
     out_dir: Path = typer.Option(Path("report"), "--out-dir", metavar="DIR", help="Folder to write the report into."),
@@ -31,7 +32,7 @@ def report(
     reference: Optional[str] = typer.Option(None, "--reference", metavar="RUNNER",
                                             help="Runner that speedups are measured against "
                                                  "(default: torch where it ran, else the first runner)."),
-    plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw PNG plots (markdown only)."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw PNG plots (markdown and html only)."),
 ) -> None:
     """Render results as performance tables, plots and the source document's tables with measured evidence."""
     from fwbench.report.write import write_report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -11,7 +12,7 @@ from fwbench.report import markdown, tabular
 from fwbench.report.build import build_report, machines, machines_warning
 from fwbench.report.corpus import Corpus
 
-FORMATS = ("markdown", "csv", "json")
+FORMATS = ("markdown", "html", "csv", "json")
 
 
 def labels_for(paths: list[Path]) -> list[str]:
@@ -36,7 +37,8 @@ def write_report(paths: list[Path], out_dir: Path, fmt: str = "markdown", lang: 
                  warn: Callable[[str], None] | None = None) -> list[Path]:
     """Render the results files ``paths`` as ``fmt`` into ``out_dir``; returns the files written.
 
-    markdown: ``report.md`` and, with ``plots``, ``plots/*.png``; csv: ``performance.csv``,
+    markdown: ``report.md`` and, with ``plots``, ``plots/*.png``; html: ``report.html`` alone (the markdown
+    report as one self-contained page, the plots embedded in it: see :mod:`fwbench.report.html`); csv: ``performance.csv``,
     ``seed_tables.csv``, ``probes.csv``; json: ``report.json``. ``reference``: see :func:`pick_reference`.
     ``warn`` receives what a reader must not miss (results from several machines), besides the report.
     """
@@ -68,6 +70,17 @@ def write_report(paths: list[Path], out_dir: Path, fmt: str = "markdown", lang: 
             report.plots = make_plots(Corpus(docs), out_dir, lang)
             written += [out_dir / rel for _, rel in report.plots]
         files = {"report.md": markdown.render(report)}
+    elif fmt == "html":
+        from fwbench.report import html
+
+        images: dict[str, bytes] = {}
+        if plots:  # drawn as for markdown, then embedded: report.html is the only file written
+            from fwbench.report.plots import make_plots
+
+            with tempfile.TemporaryDirectory(prefix="fwbench-plots-") as tmp:
+                report.plots = make_plots(Corpus(docs), Path(tmp), lang)
+                images = {rel: (Path(tmp) / rel).read_bytes() for _, rel in report.plots}
+        files = {"report.html": html.page(markdown.render(report), images, lang)}
     elif fmt == "csv":
         files = {"performance.csv": tabular.performance_csv(report), "seed_tables.csv": tabular.seed_csv(report),
                  "probes.csv": tabular.probes_csv(report)}
