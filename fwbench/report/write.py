@@ -67,7 +67,7 @@ def write_report(paths: list[Path], out_dir: Path, fmt: str = "markdown", lang: 
         if plots:
             from fwbench.report.plots import make_plots
 
-            report.plots = make_plots(Corpus(docs), out_dir, lang)
+            report.plots = make_plots(Corpus(docs), out_dir, lang, warn=warn)
             written += [out_dir / rel for _, rel in report.plots]
         files = {"report.md": markdown.render(report)}
     elif fmt == "html":
@@ -78,7 +78,7 @@ def write_report(paths: list[Path], out_dir: Path, fmt: str = "markdown", lang: 
             from fwbench.report.plots import make_plots
 
             with tempfile.TemporaryDirectory(prefix="fwbench-plots-") as tmp:
-                report.plots = make_plots(Corpus(docs), Path(tmp), lang)
+                report.plots = make_plots(Corpus(docs), Path(tmp), lang, warn=warn)
                 images = {rel: (Path(tmp) / rel).read_bytes() for _, rel in report.plots}
         files = {"report.html": html.page(markdown.render(report), images, lang)}
     elif fmt == "csv":
