@@ -221,6 +221,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "why_api_control": "measures the hand-written tf.function step, not the control the API gives",
         "failures_title": "Failures in full",
         "failures_intro": "The full text of every failure and error message a table cell above shortens, with its source.",
+        "why_sep": "; ",
     },
     "zh": {
         "title": "fwbench 报告",
@@ -330,6 +331,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "why_api_control": "测量的是手写 tf.function 步,而非 API 提供的控制权",
         "failures_title": "失败信息全文",
         "failures_intro": "上文表格中被缩短的每条失败和错误信息的全文,附其来源。",
+        "why_sep": ";",
     },
 }
 

@@ -1,7 +1,9 @@
 """Markdown rendering of a :class:`~fwbench.report.model.Report` (pure: returns text).
 
 The model holds plain text; every piece of it is escaped here, where it meets markdown, with
-:mod:`fwbench.textsafe` (``md_text`` for running text, ``md_code`` for sources and suggested commands).
+:mod:`fwbench.textsafe` (``md_text`` for running text and source labels, ``md_code`` for cell ids and
+suggested commands). Seed-table cells cite their sources as literal ``[n]``, listed in a bulleted list under
+each table (see docs/report.md for why not ordered lists or ``[^n]`` footnotes).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The report as data: tables of text with their sources, built once and rendered by every writer.
 
-An :class:`Evidence` is what one cell of a seed table says: measured parts (each with the results
-fields it comes from), failures with their reasons, or the run that would fill it in. Its ``status`` is
-``measured`` when any part was measured, else ``failed``, else ``missing``; rows no measurement can back
-are ``not_measured``.
+An :class:`Evidence` is what one cell of a seed table says: its findings, one line each with the results
+fields it comes from (measurements, and failures with the kind of their reason), the run that would fill
+it in, and the ``verdict`` on the document's claim with its ``why`` (:mod:`fwbench.report.verdicts`). Its
+``status`` is ``measured`` when any finding was measured, else ``failed``, else ``missing``; rows no
+measurement can back are ``not_measured``.
 """
 
 from __future__ import annotations

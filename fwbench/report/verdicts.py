@@ -54,7 +54,7 @@ def _why_reads(lang: str, found: dict[str, bool]) -> str:
     yes, no = [r for r, v in found.items() if v], [r for r, v in found.items() if not v]
     parts = ([phrase(lang, "why_read_yes", runners=_names(yes))] if yes else []) + \
             ([phrase(lang, "why_read_no", runners=_names(no))] if no else [])
-    return "; ".join(parts)
+    return phrase(lang, "why_sep").join(parts)
 
 
 def _no_data(lang: str, what: str) -> Verdict:
@@ -104,7 +104,7 @@ def torch_debugging(row: Row, lang: str) -> Verdict:
     if names is None:
         return SUPPORTED, why
     yn = phrase(lang, "yes" if names else "no")
-    return (SUPPORTED if names else MIXED), why + "; " + phrase(lang, "why_shape_names", yn=yn)
+    return (SUPPORTED if names else MIXED), why + phrase(lang, "why_sep") + phrase(lang, "why_shape_names", yn=yn)
 
 
 # ---------------------------------------------------------------- speed (repeats combined, CIs)
@@ -179,7 +179,7 @@ def retraces(col: str, runners: tuple[str, ...], want: bool) -> Rule:
         if not found:
             return _no_data(lang, "shape-change")
         yes, no = [r for r, v in found.items() if v], [r for r, v in found.items() if not v]
-        why = "; ".join(([phrase(lang, "why_retrace_yes", runners=_names(yes))] if yes else [])
+        why = phrase(lang, "why_sep").join(([phrase(lang, "why_retrace_yes", runners=_names(yes))] if yes else [])
                         + ([phrase(lang, "why_retrace_no", runners=_names(no))] if no else []))
         return tally([v == want for v in found.values()]), why
     return rule
