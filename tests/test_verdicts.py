@@ -176,3 +176,11 @@ def test_rules_cover_exactly_the_measured_rows_and_are_documented() -> None:
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_why_phrases_exist_in_both_languages(lang: str) -> None:
     assert {k for k in PHRASES["en"] if k.startswith("why_")} == {k for k in PHRASES[lang] if k.startswith("why_")}
+
+
+def test_dynamic_graph_needs_the_eager_runner_and_a_readable_value() -> None:
+    d = results.read(GOLDEN / "tiny_all.json")
+    assert evidence(d, "pytorch_tensorflow", "graph")["pytorch"].verdict == "supported"
+    d["cells"] = [c for c in d["cells"] if c["runner"] != "torch"]
+    ev = evidence(d, "pytorch_tensorflow", "graph")["pytorch"]
+    assert ev.verdict == "not_measured" and "(torch)" in ev.why

@@ -139,6 +139,8 @@ def compare_runners(ev: Evidence, corpus: Corpus, lang: str, base: str, other: s
                 need(ev, corpus, [name], workload)
             elif not any(r.ok for r in recs):
                 _failed(ev, lang, recs[0], f"{label} {name}")
+            else:
+                ev.values[f"{name}:ran"] = True
         got = speed_ratio(a, b) if a and b else None
         if got is None:
             continue
@@ -190,6 +192,14 @@ def _steady(ev: Evidence, corpus: Corpus, lang: str, runners: tuple[str, ...]) -
         need(ev, corpus, runners)
 
 
+def _first_and_steady(corpus: Corpus, rec: Record) -> tuple[float, list[str]]:
+    """A cell's steady step time (its repeats combined) and the sources of that and of its first step."""
+    recs = group(corpus, rec["runner"], rec["workload"], rec["device"])
+    if len(recs) == 1:
+        return median(rec) or 0.0, [source(rec, "first_step_s", "summary.median")]
+    return centre(recs) or 0.0, [source(rec, "first_step_s"), group_source(recs, "step_s")]
+
+
 def first_steps(runners: tuple[str, ...], with_break_even: bool) -> Fill:
     """First-step (trace / compile) cost of ``runners``; for graph runners, their break-even point."""
     def fill(ev: Evidence, corpus: Corpus, lang: str) -> None:
@@ -204,18 +214,20 @@ def first_steps(runners: tuple[str, ...], with_break_even: bool) -> Fill:
                 if not median(rec) or rec.get("first_step_s") is None:
                     _failed(ev, lang, rec, f"{label} {runner}")
                     continue
-                text = phrase(lang, "first_step", runner=runner, t=units.seconds(rec["first_step_s"]), s=_t(rec))
-                sources = [source(rec, "first_step_s", "summary.median")]
+                steady, sources = _first_and_steady(corpus, rec)
+                text = phrase(lang, "first_step", runner=runner, t=units.seconds(rec["first_step_s"]),
+                              s=units.seconds(steady))
                 values = {f"{label}:{runner}_first_step_s": rec["first_step_s"]}
                 eager_name = EAGER_OF.get(runner)
                 eager = corpus.cell(eager_name, workload, device) if (with_break_even and eager_name) else None
                 if with_break_even and eager_name and eager is None:
                     need(ev, corpus, [eager_name], workload)
                 if eager is not None and median(eager) and eager.get("first_step_s") is not None:
-                    n = break_even_steps(eager["first_step_s"], median(eager), rec["first_step_s"], median(rec))
+                    eager_steady, eager_sources = _first_and_steady(corpus, eager)
+                    n = break_even_steps(eager["first_step_s"], eager_steady, rec["first_step_s"], steady)
                     text += ", " + (phrase(lang, "break_even", eager=eager_name, n=n) if n
                                     else phrase(lang, "never_pays", eager=eager_name))
-                    sources.append(source(eager, "first_step_s", "summary.median"))
+                    sources += eager_sources
                     values[f"{label}:{runner}_break_even_steps"] = n
                     ev.values.setdefault("first_steps", []).append(
                         {"workload": workload, "device": device, "graph": runner, "eager": eager_name,

@@ -83,6 +83,13 @@ def eager_not_graph(col: str, eager: str, graph: str) -> Rule:
     return rule
 
 
+def eager_reads(row: Row, lang: str) -> Verdict:
+    """PyTorch's dynamic graph: the eager ``torch`` runner ran, and its training step read a concrete value."""
+    if not row["pytorch"].values.get("torch:ran"):
+        return _no_data(lang, "torch")
+    return all_read("pytorch", ("torch",))(row, lang)
+
+
 def graph_both(row: Row, lang: str) -> Verdict:
     """TensorFlow's static graph and eager mode: tf-eager reads a value, tf-graph's traced step does not."""
     found = reads(row["tensorflow"], ("tf-eager", "tf-graph"))
@@ -241,7 +248,7 @@ def price_only(col: str, key: str) -> Rule:
 
 # (table, row) -> column -> rule. Rows not listed are opinions: "not measured".
 RULES: dict[tuple[str, str], dict[str, Rule]] = {
-    ("pytorch_tensorflow", "graph"): {"pytorch": all_read("pytorch", ("torch",)), "tensorflow": graph_both},
+    ("pytorch_tensorflow", "graph"): {"pytorch": eager_reads, "tensorflow": graph_both},
     ("pytorch_tensorflow", "debugging"): {"pytorch": torch_debugging,
                                           "tensorflow": eager_not_graph("tensorflow", "tf-eager", "tf-graph")},
     ("pytorch_tensorflow", "hardware"): {"pytorch": accelerated("pytorch"), "tensorflow": accelerated("tensorflow")},
