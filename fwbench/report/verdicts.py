@@ -239,7 +239,7 @@ def tf_only(row: Row, lang: str) -> Verdict:
     return SUPPORTED, phrase(lang, "why_tf_only", names=_names(names))
 
 
-def price_only(col: str, key: str) -> Rule:
+def price_only(key: str) -> Rule:
     """The row's evidence measures something else than the claim (run-time cost, not development speed)."""
     def rule(row: Row, lang: str) -> Verdict:
         return NOT_MEASURED, phrase(lang, key)
@@ -254,8 +254,8 @@ RULES: dict[tuple[str, str], dict[str, Rule]] = {
     ("pytorch_tensorflow", "hardware"): {"pytorch": accelerated("pytorch"), "tensorflow": accelerated("tensorflow")},
     ("pytorch_tensorflow", "deployment"): {"pytorch": exports("pytorch"), "tensorflow": exports("tensorflow")},
     ("pytorch_tensorflow", "distributed"): {"pytorch": distributed("pytorch"), "tensorflow": distributed("tensorflow")},
-    ("keras_tensorflow", "api_level"): {"keras": price_only("keras", "why_api_price"),
-                                        "tensorflow": price_only("tensorflow", "why_api_control")},
+    ("keras_tensorflow", "api_level"): {"keras": price_only("why_api_price"),
+                                        "tensorflow": price_only("why_api_control")},
     ("keras_tensorflow", "backends"): {"keras": keras_backends, "tensorflow": tf_only},
     ("keras_tensorflow", "distributed"): {"keras": distributed("keras"), "tensorflow": distributed("tensorflow")},
     ("keras_tensorflow", "debugging"): {"keras": all_read("keras", ("keras",)),
