@@ -191,8 +191,8 @@ def test_report_markdown_is_inert_and_hints_are_quoted(tmp_path) -> None:
     assert all("plots/" in m for m in re.findall(r"<img [^>]*>", out))
     assert "onerror" not in re.sub(r"&lt;.*?&gt;|src=\"plots/[^\"]*\"", "", out)
     assert "<script" not in out and "javascript:" not in re.sub(r"<code>.*?</code>|\(javascript", "", out)
-    # the numbered source notes are code spans that a backtick in the file name cannot close
-    notes = [line for line in text.splitlines() if re.match(r"\d+\. ", line)]
+    # the source notes under each table (``- [n] file · id · fields``) are escaped text: no link, no code break-out
+    notes = [line for line in text.splitlines() if re.match(r"- \\\[\d+\\\] ", line)]
     assert notes and all(MD.render(n).count("<a") == 0 for n in notes)
     assert "<script>" not in text and "[a](javascript" not in text  # inert raw, too
     # suggested commands paste back into a shell as the same words

@@ -1,7 +1,9 @@
 """Markdown rendering of a :class:`~fwbench.report.model.Report` (pure: returns text).
 
 The model holds plain text; every piece of it is escaped here, where it meets markdown, with
-:mod:`fwbench.textsafe` (``md_text`` for running text, ``md_code`` for sources and suggested commands).
+:mod:`fwbench.textsafe` (``md_text`` for running text and source labels, ``md_code`` for cell ids and
+suggested commands). Seed-table cells cite their sources as literal ``[n]``, listed in a bulleted list under
+each table (see docs/report.md for why not ordered lists or ``[^n]`` footnotes).
 """
 
 from __future__ import annotations
@@ -23,15 +25,64 @@ def table(head: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
-def evidence_text(ev: Evidence, lang: str, refs: list[int]) -> str:
-    """The evidence (with its source numbers), what is still missing, or "not measured"."""
-    if ev.status == "not_measured":
-        return f"*{phrase(lang, 'not_measured')}*"
+def source_label(src: str) -> str:
+    """``run.json#cnn/tf-graph/cpu/0: summary.median`` -> ``run.json · cnn/tf-graph/cpu/0 · summary.median``."""
+    file, _, rest = src.partition("#")
+    record, _, fields = rest.partition(": ")
+    return " · ".join(p for p in (file, record, fields) if p)
+
+
+def cite(numbers: list[int]) -> str:
+    """``\\[3\\]\\[4\\]``: literal brackets, so no renderer reads a link or footnote reference."""
+    return "".join(f"\\[{n}\\]" for n in numbers)
+
+
+class Notes:
+    """The numbered sources of one table (listed under it) and the full texts for the appendix; numbers
+    continue from table to table, and a source cited twice in one table keeps its number."""
+
+    def __init__(self, start: int = 0):
+        self.next = start
+        self.numbers: dict[str, int] = {}
+        self.full: list[tuple[int, str, str]] = []  # (number, source, full text)
+
+    def number(self, src: str) -> int:
+        if src not in self.numbers:
+            self.next += 1
+            self.numbers[src] = self.next
+        return self.numbers[src]
+
+    def lines(self) -> list[str]:
+        """A bulleted list whose items start with the literal label: renders the same everywhere."""
+        return [f"- {cite([n])} {md_text(source_label(s), True)}" for s, n in self.numbers.items()]
+
+
+def evidence_text(ev: Evidence, lang: str, notes: Notes) -> str:
+    """The verdict and why, one line per finding with its source numbers, and what is still missing;
+    lines joined with ``<br>``."""
+    lines = [f"**{phrase(lang, 'verdict_' + ev.verdict)}** — {md_text(ev.why, True)}"]
+    for f in ev.findings:
+        numbers = [notes.number(s) for s in f.sources]
+        lines.append(md_text(f.text, True) + (" " + cite(numbers) if numbers else ""))
+        if f.detail:
+            notes.full.append((numbers[0] if numbers else 0, f.sources[0] if f.sources else "", f.detail))
     hint = " / ".join(phrase(lang, "hint_run", cmd=md_code(c, in_table=True)) for c in ev.hints)
-    if not ev.parts:
-        return phrase(lang, "missing", hint=hint)
-    text = "; ".join(md_text(p, True) for p in ev.parts) + (" " + "".join(f"[{n}]" for n in refs) if refs else "")
-    return text + (f"; *{phrase(lang, 'more', hint=hint)}*" if hint else "")
+    if hint:
+        lines.append(phrase(lang, "missing", hint=hint) if not ev.findings else f"*{phrase(lang, 'more', hint=hint)}*")
+    return "<br>".join(lines)
+
+
+def appendix(lang: str, full: list[tuple[int, str, str]]) -> list[str]:
+    """"Failures in full": each shortened failure or error message whole, with its source."""
+    if not full:
+        return []
+    merged: dict[tuple[str, str], list[int]] = {}  # one item per (source, text), citing every number it had
+    for n, src, text in full:
+        numbers = merged.setdefault((src, text), [])
+        numbers += [n] if n not in numbers else []
+    lines = [f"## {phrase(lang, 'failures_title')}", "", phrase(lang, "failures_intro"), ""]
+    lines += [f"- {cite(ns)} {md_text(source_label(src), True)}: {md_text(text, True)}" for (src, text), ns in merged.items()]
+    return lines + [""]
 
 
 def context_lines(ctx: Context, lang: str) -> list[str]:
@@ -78,29 +129,25 @@ def render(report: Report) -> str:
         for caption, path in report.plots:  # path: fwbench's own slug; one figure per paragraph
             lines += [f"![{md_text(caption)}]({path})", ""]
     lines += [f"## {phrase(lang, 'seed_tables')}", "", phrase(lang, "seed_intro"), ""]
-    n = 0
+    n, full = 0, []
     for t in report.seed_tables:
         lines += [f"### {md_text(t.title)}", ""]
-        rows, notes = [], []
+        rows, notes = [], Notes(n)
         for r in t.rows:
-            row = [r.label]
+            row = [md_text(r.label, True)]
             for key, _ in t.columns:
-                ev = r.evidence[key]
-                refs = []
-                if ev.parts and ev.sources:
-                    n += 1
-                    refs = [n]
-                    notes.append(f"{n}. " + "; ".join(md_code(s) for s in ev.sources))
                 claim = md_text(r.claims[key], True)
-                row.append(f"{evidence_text(ev, lang, refs)}<br>*{phrase(lang, 'document')}:* {claim}")
-            rows.append([md_text(row[0], True)] + row[1:])
+                row.append(f"{evidence_text(r.evidence[key], lang, notes)}<br>*{phrase(lang, 'document')}:* {claim}")
+            rows.append(row)
         lines += table([FEATURE[lang]] + [label for _, label in t.columns], rows) + [""]
-        if notes:
-            lines += [f"{phrase(lang, 'sources')}:", ""] + notes + [""]
+        if notes.numbers:
+            lines += [f"{phrase(lang, 'sources')}:", ""] + notes.lines() + [""]
+        n, full = notes.next, full + notes.full
     if report.probes:
         lines += [f"## {phrase(lang, 'probes')}", ""]
         head = [phrase(lang, k) for k in ("col_probe", "col_runner", "col_status", "col_result", "col_source")]
         probes = [[md_text(v, True) for v in (p.probe, p.runner, p.status, p.text)] + [md_code(p.source, in_table=True)]
                   for p in report.probes]
         lines += table(head, probes) + [""]
+    lines += appendix(lang, full)
     return "\n".join(lines).rstrip() + "\n"

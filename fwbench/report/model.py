@@ -1,9 +1,10 @@
 """The report as data: tables of text with their sources, built once and rendered by every writer.
 
-An :class:`Evidence` is what one cell of a seed table says: measured parts (each with the results
-fields it comes from), failures with their reasons, or the run that would fill it in. Its ``status`` is
-``measured`` when any part was measured, else ``failed``, else ``missing``; rows no measurement can back
-are ``not_measured``.
+An :class:`Evidence` is what one cell of a seed table says: its findings, one line each with the results
+fields it comes from (measurements, and failures with the kind of their reason), the run that would fill
+it in, and the ``verdict`` on the document's claim with its ``why`` (:mod:`fwbench.report.verdicts`). Its
+``status`` is ``measured`` when any finding was measured, else ``failed``, else ``missing``; rows no
+measurement can back are ``not_measured``.
 """
 
 from __future__ import annotations
@@ -15,20 +16,34 @@ from typing import Any
 from fwbench.report.context import Context
 
 EVIDENCE_STATUSES = ("measured", "failed", "missing", "not_measured")
+VERDICTS = ("supported", "contradicted", "mixed", "not_measured")
+
+
+@dataclass
+class Finding:
+    """One line of evidence: a measurement (``measured``) or an attempt that did not succeed (``failed``,
+    ``skipped``), the results fields it cites, and, where the line shortens a message, the full text
+    (shown in the report's appendix)."""
+
+    text: str
+    sources: list[str]
+    status: str = "measured"
+    detail: str = ""
 
 
 @dataclass
 class Evidence:
-    """Measured evidence for one (row, column) of a seed table."""
+    """Measured evidence for one (row, column) of a seed table, and the verdict on the document's claim."""
 
-    parts: list[str] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     values: dict[str, Any] = field(default_factory=dict)
     measured: int = 0
     failed: int = 0
     runs: dict[str, list[str]] = field(default_factory=dict)    # "-w cnn[ -d cuda]" -> runners to run
     probes: dict[str, list[str]] = field(default_factory=dict)  # runner -> probes to run
     not_measured: bool = False
+    verdict: str = "not_measured"   # one of VERDICTS, set by fwbench.report.verdicts
+    why: str = ""                   # one sentence: the rule's reading of the values
 
     @property
     def status(self) -> str:
@@ -36,17 +51,25 @@ class Evidence:
             return "not_measured"
         return "measured" if self.measured else "failed" if self.failed else "missing"
 
-    def add(self, text: str, sources: list[str], **values: Any) -> None:
+    @property
+    def parts(self) -> list[str]:
+        """The text of each finding, one line each."""
+        return [f.text for f in self.findings]
+
+    @property
+    def sources(self) -> list[str]:
+        """Every results field the findings cite, each once, in the order first cited."""
+        return list(dict.fromkeys(s for f in self.findings for s in f.sources))
+
+    def add(self, text: str, sources: list[str], detail: str = "", **values: Any) -> None:
         """A measured finding, citing the results fields it comes from."""
-        self.parts.append(text)
-        self.sources += [s for s in sources if s not in self.sources]
+        self.findings.append(Finding(text, list(sources), "measured", detail))
         self.values.update(values)
         self.measured += 1
 
-    def fail(self, text: str, sources: list[str]) -> None:
+    def fail(self, text: str, sources: list[str], detail: str = "", status: str = "failed") -> None:
         """A run or probe that was attempted and did not succeed (its reason is evidence too)."""
-        self.parts.append(text)
-        self.sources += [s for s in sources if s not in self.sources]
+        self.findings.append(Finding(text, list(sources), status, detail))
         self.failed += 1
 
     def need_run(self, runners: list[str] | tuple[str, ...], where: str) -> None:
@@ -73,7 +96,8 @@ class Evidence:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "parts": self.parts, "hints": self.hints, "sources": self.sources,
+        return {"status": self.status, "verdict": self.verdict, "why": self.why, "parts": self.parts,
+                "findings": [asdict(f) for f in self.findings], "hints": self.hints, "sources": self.sources,
                 "values": self.values}
 
 

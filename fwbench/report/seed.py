@@ -13,11 +13,13 @@ from typing import Callable
 
 from fwbench import units
 from fwbench.report.corpus import Corpus, Record, source
-from fwbench.report.derived import break_even_steps, speedup
+from fwbench.report.derived import break_even_steps
 from fwbench.report.labels import ROWS, TABLES, phrase
 from fwbench.report.model import Evidence, SeedRow, SeedTable
 from fwbench.report.perf import median
-from fwbench.report.probe_text import describe_probe, short
+from fwbench.report.probe_text import describe_probe, error_kind, probe_detail
+from fwbench.report.speeds import centre, group, group_source, ratio_text, speed_ratio
+from fwbench.report.verdicts import judge
 
 # Each framework family's eager runner and its graph-mode runners.
 EAGER_GRAPH = {"torch": ("torch", ("torch-compile",)), "tensorflow": ("tf-eager", ("tf-graph", "tf-xla"))}
@@ -53,36 +55,45 @@ def _t(rec: Record) -> str:
     return units.seconds(median(rec))
 
 
-def _faster(lang: str, slow: float, fast: float) -> str:
-    x = speedup(slow, fast)
-    return phrase(lang, "faster", x=x) if x >= 1 else phrase(lang, "slower", x=1 / x)
-
-
 def _failed(ev: Evidence, lang: str, rec: Record, what: str) -> None:
-    """A cell or probe that did not succeed: its status and reason are the evidence."""
-    key = "skipped" if rec["status"] == "skipped" else "failed"
-    ev.fail(phrase(lang, key, what=what, status=rec["status"], reason=short(rec.get("reason") or rec["status"], 160)),
-            [source(rec, "status", "reason")])
+    """A cell or probe that did not succeed: its status and the kind of its reason, one short line; the
+    full reason goes to the report's appendix."""
+    status = rec["status"]
+    reason = " ".join(str(rec.get("reason") or "").split())
+    key = "skipped_short" if status == "skipped" else "failed_short"
+    kind = error_kind(reason) if reason else status
+    ev.fail(phrase(lang, key, what=what, status=status, kind=kind), [source(rec, "status", "reason")],
+            detail=reason if reason != kind else "", status="skipped" if status == "skipped" else "failed")
 
 
 def compare_runners(ev: Evidence, corpus: Corpus, lang: str, base: str, other: str) -> None:
-    """Per (workload, device): ``base`` vs ``other`` median step time and the ratio."""
+    """Per (workload, device): how many times faster ``other`` is than ``base``, repeats combined, with its
+    CI (``values["graph_vs_eager"]``, read by the verdict rules)."""
     seen = False
     for workload, device in corpus.groups():
-        a, b = corpus.cell(base, workload, device), corpus.cell(other, workload, device)
-        if a is None and b is None:
+        a, b = group(corpus, base, workload, device), group(corpus, other, workload, device)
+        if not a and not b:
             continue
         seen = True
         label = _label(corpus, workload, device)
-        for rec, name in ((a, base), (b, other)):
-            if rec is None:
+        for recs, name in ((a, base), (b, other)):
+            if not recs:
                 need(ev, corpus, [name], workload)
-            elif not rec.ok:
-                _failed(ev, lang, rec, f"{label} {name}")
-        if median(a) and median(b):
-            text = phrase(lang, "vs", a=base, ta=_t(a), b=other, tb=_t(b), ratio=_faster(lang, median(a), median(b)))
-            ev.add(f"{label}: {text}", [source(a, "summary.median"), source(b, "summary.median")],
-                   **{f"{label}:{other}_vs_{base}": speedup(median(a), median(b))})
+            elif not any(r.ok for r in recs):
+                _failed(ev, lang, recs[0], f"{label} {name}")
+            else:
+                ev.values[f"{name}:ran"] = True
+        got = speed_ratio(a, b) if a and b else None
+        if got is None:
+            continue
+        x, lo, hi, uncertain = got
+        ta, tb = units.seconds(centre(a)), units.seconds(centre(b))
+        text = phrase(lang, "vs_short", a=base, b=other, ratio=ratio_text(lang, x, lo, hi, uncertain), ta=ta, tb=tb)
+        ev.add(f"{label}: {text}", [group_source(a, "step_s"), group_source(b, "step_s")],
+               **{f"{label}:{other}_vs_{base}": x})
+        ev.values.setdefault("graph_vs_eager", []).append(
+            {"workload": workload, "device": device, "eager": base, "graph": other, "speedup": x, "low": lo,
+             "high": hi, "uncertain": uncertain})
     if not seen:
         need(ev, corpus, [base, other])
 
@@ -108,18 +119,27 @@ def _steady(ev: Evidence, corpus: Corpus, lang: str, runners: tuple[str, ...]) -
     seen = False
     for runner in runners:
         for workload, device in corpus.groups():
-            rec = corpus.cell(runner, workload, device)
-            if rec is None:
+            recs = group(corpus, runner, workload, device)
+            if not recs:
                 continue
             seen = True
             label = _label(corpus, workload, device)
-            if median(rec):
-                ev.add(f"{label}: " + phrase(lang, "steady", runner=runner, t=_t(rec)),
-                       [source(rec, "summary.median")], **{f"{label}:{runner}_median_s": median(rec)})
+            t = centre(recs)
+            if t:
+                ev.add(f"{label}: " + phrase(lang, "steady", runner=runner, t=units.seconds(t)),
+                       [group_source(recs, "step_s")], **{f"{label}:{runner}_median_s": t})
             else:
-                _failed(ev, lang, rec, f"{label} {runner}")
+                _failed(ev, lang, recs[0], f"{label} {runner}")
     if not seen:
         need(ev, corpus, runners)
+
+
+def _first_and_steady(corpus: Corpus, rec: Record) -> tuple[float, list[str]]:
+    """A cell's steady step time (its repeats combined) and the sources of that and of its first step."""
+    recs = group(corpus, rec["runner"], rec["workload"], rec["device"])
+    if len(recs) == 1:
+        return median(rec) or 0.0, [source(rec, "first_step_s", "summary.median")]
+    return centre(recs) or 0.0, [source(rec, "first_step_s"), group_source(recs, "step_s")]
 
 
 def first_steps(runners: tuple[str, ...], with_break_even: bool) -> Fill:
@@ -136,19 +156,24 @@ def first_steps(runners: tuple[str, ...], with_break_even: bool) -> Fill:
                 if not median(rec) or rec.get("first_step_s") is None:
                     _failed(ev, lang, rec, f"{label} {runner}")
                     continue
-                text = phrase(lang, "first_step", runner=runner, t=units.seconds(rec["first_step_s"]), s=_t(rec))
-                sources = [source(rec, "first_step_s", "summary.median")]
+                steady, sources = _first_and_steady(corpus, rec)
+                text = phrase(lang, "first_step", runner=runner, t=units.seconds(rec["first_step_s"]),
+                              s=units.seconds(steady))
                 values = {f"{label}:{runner}_first_step_s": rec["first_step_s"]}
                 eager_name = EAGER_OF.get(runner)
                 eager = corpus.cell(eager_name, workload, device) if (with_break_even and eager_name) else None
                 if with_break_even and eager_name and eager is None:
                     need(ev, corpus, [eager_name], workload)
                 if eager is not None and median(eager) and eager.get("first_step_s") is not None:
-                    n = break_even_steps(eager["first_step_s"], median(eager), rec["first_step_s"], median(rec))
+                    eager_steady, eager_sources = _first_and_steady(corpus, eager)
+                    n = break_even_steps(eager["first_step_s"], eager_steady, rec["first_step_s"], steady)
                     text += ", " + (phrase(lang, "break_even", eager=eager_name, n=n) if n
                                     else phrase(lang, "never_pays", eager=eager_name))
-                    sources.append(source(eager, "first_step_s", "summary.median"))
+                    sources += eager_sources
                     values[f"{label}:{runner}_break_even_steps"] = n
+                    ev.values.setdefault("first_steps", []).append(
+                        {"workload": workload, "device": device, "graph": runner, "eager": eager_name,
+                         "graph_first_s": rec["first_step_s"], "eager_first_s": eager["first_step_s"]})
                 ev.add(f"{label}: {text}", sources, **values)
         if not seen:
             need(ev, corpus, runners)
@@ -166,7 +191,7 @@ def probe_findings(probe: str, runners: tuple[str, ...]) -> Fill:
                 _failed(ev, lang, rec, f"{probe} ({runner})")
             else:
                 text, fields, values = describe_probe(rec, lang)
-                ev.add(text, [source(rec, *fields)], **values)
+                ev.add(text, [source(rec, *fields)], detail=probe_detail(rec), **values)
     return fill
 
 
@@ -208,13 +233,23 @@ def hardware(family: str) -> Fill:
         for r in cells:
             if not r.ok and r["device"] != "cpu":
                 _failed(ev, lang, r, f"{r['runner']} {r['device']}")
+        done = set()
         for r in cells:
-            cpu = corpus.cell(r["runner"], r["workload"], "cpu")
-            if r["device"] != "cpu" and median(r) and median(cpu):
-                x = speedup(median(cpu), median(r))
-                ev.add(f"{r['workload']} {r['runner']}: " + phrase(lang, "over_cpu", device=r["device"], x=x),
-                       [source(cpu, "summary.median"), source(r, "summary.median")],
-                       **{f"{r['workload']}:{r['runner']}:{r['device']}_over_cpu": x})
+            key = (r["runner"], r["workload"], r["device"])
+            if r["device"] == "cpu" or key in done:
+                continue
+            done.add(key)
+            cpu, acc = group(corpus, r["runner"], r["workload"], "cpu"), group(corpus, *key)
+            got = speed_ratio(cpu, acc) if cpu and acc else None
+            if got is None:
+                continue
+            x, lo, hi, uncertain = got
+            ev.add(f"{r['workload']} {r['runner']}: " + phrase(lang, "over_cpu_ci", device=r["device"],
+                                                               ratio=ratio_text(lang, x, lo, hi, uncertain)),
+                   [group_source(cpu, "step_s"), group_source(acc, "step_s")],
+                   **{f"{r['workload']}:{r['runner']}:{r['device']}_over_cpu": x})
+            ev.values.setdefault("over_cpu", []).append({"workload": r["workload"], "runner": r["runner"],
+                                                         "device": r["device"], "speedup": x, "low": lo, "high": hi})
         for label, doc in corpus.docs[:1]:
             env = doc.get("environment", {})
             present = {"cuda": bool(env.get("gpus")), "tpu": bool(env.get("tpu"))}
@@ -243,9 +278,11 @@ def keras_price(ev: Evidence, corpus: Corpus, lang: str) -> None:
         elif g is None:
             need(ev, corpus, ["tf-graph"], workload)
         elif median(k) and median(g):
-            x = median(k) / median(g)
-            ev.add(f"{label}: " + phrase(lang, "keras_price", runner="keras", t=_t(k), ratio=x),
-                   [source(k, "summary.median"), source(g, "summary.median")], **{f"{label}:keras_over_tf_graph": x})
+            ks, gs = group(corpus, "keras", workload, device), group(corpus, "tf-graph", workload, device)
+            tk, tg = centre(ks), centre(gs)
+            x = tk / tg if tk and tg else median(k) / median(g)
+            ev.add(f"{label}: " + phrase(lang, "keras_price", runner="keras", t=units.seconds(tk), ratio=x),
+                   [group_source(ks, "step_s"), group_source(gs, "step_s")], **{f"{label}:keras_over_tf_graph": x})
     if not seen:
         need(ev, corpus, ["keras", "tf-graph"])
 
@@ -268,7 +305,8 @@ def keras_backends(ev: Evidence, corpus: Corpus, lang: str) -> None:
         if not cells:
             need(ev, corpus, [runner])
     if ran:
-        ev.add(phrase(lang, "backends_ran", names=", ".join(ran)), sources, keras_backends=ran)
+        ev.add(phrase(lang, "backends_ran", names=", ".join(ran)), sources, keras_backends=ran,
+               keras_backends_ran=[b for r, b in KERAS_BACKENDS.items() if any(c.ok for c in corpus.runner_cells(r))])
 
 
 def tf_backends(ev: Evidence, corpus: Corpus, lang: str) -> None:
@@ -277,7 +315,7 @@ def tf_backends(ev: Evidence, corpus: Corpus, lang: str) -> None:
         need(ev, corpus, ["tf-eager"])
         return
     names = sorted({r["runner"] for r in ok}, key=FAMILY_RUNNERS["tensorflow"].index)
-    ev.add(phrase(lang, "only_tf", names=", ".join(names)), [source(ok[0], "runner", "status")])
+    ev.add(phrase(lang, "only_tf", names=", ".join(names)), [source(ok[0], "runner", "status")], tf_runners_ran=names)
 
 
 def distributed(runners: tuple[str, ...]) -> Fill:
@@ -307,7 +345,9 @@ def distributed(runners: tuple[str, ...]) -> Fill:
 
 # (table, row) -> column -> how to fill it. Rows not listed are marked "not measured".
 EVIDENCE: dict[tuple[str, str], dict[str, Fill]] = {
-    ("pytorch_tensorflow", "graph"): {"pytorch": graph_vs_eager("torch"), "tensorflow": graph_vs_eager("tensorflow")},
+    ("pytorch_tensorflow", "graph"): {
+        "pytorch": combine(graph_vs_eager("torch"), probe_findings("debug-value", ("torch",))),
+        "tensorflow": combine(graph_vs_eager("tensorflow"), probe_findings("debug-value", ("tf-eager", "tf-graph")))},
     ("pytorch_tensorflow", "debugging"): {
         "pytorch": combine(probe_findings("debug-value", ("torch", "torch-compile")),
                            probe_findings("shape-error", ("torch",))),
@@ -352,6 +392,7 @@ def seed_tables(corpus: Corpus, lang: str) -> list[SeedTable]:
                 else:
                     ev.not_measured = True
                 evidence[col] = ev
+            judge(key, row_key, evidence, lang)
             rows.append(SeedRow(row_key, label_zh if zh else label_en,
                                 {c: claims[c][1 if zh else 0] for c, _, _ in columns}, evidence))
         tables.append(SeedTable(key, title_zh if zh else title_en,

@@ -14,8 +14,8 @@ from fwbench.textsafe import csv_cell
 PERF_FIELDS = ("workload", "device", "runner", "repeat", "status", "median_s", "ci_low_s", "ci_high_s",
                "samples_per_s", "speedup", "reference", "first_step_s", "peak_device_bytes", "peak_rss_bytes",
                "parity", "source")
-SEED_FIELDS = ("table", "row", "row_label", "column", "column_label", "status", "evidence", "hints", "claim",
-               "sources")
+SEED_FIELDS = ("table", "row", "row_label", "column", "column_label", "status", "verdict", "why", "evidence", "hints",
+               "claim", "sources")
 PROBE_FIELDS = ("probe", "runner", "status", "result", "source")
 
 
@@ -43,7 +43,8 @@ def seed_csv(report: Report) -> str:
             for key, label in t.columns:
                 ev = r.evidence[key]
                 rows.append({"table": t.key, "row": r.key, "row_label": r.label, "column": key, "column_label": label,
-                             "status": ev.status, "evidence": "; ".join(ev.parts), "hints": "; ".join(ev.hints),
+                             "status": ev.status, "verdict": ev.verdict, "why": ev.why,
+                             "evidence": "; ".join(ev.parts), "hints": "; ".join(ev.hints),
                              "claim": r.claims[key], "sources": "; ".join(ev.sources)})
     return _csv(SEED_FIELDS, rows)
 
