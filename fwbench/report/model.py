@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fwbench.report.summary import Summary
 
 EVIDENCE_STATUSES = ("measured", "failed", "missing", "not_measured")
 
@@ -107,6 +110,7 @@ class PerfTable:
     title: str
     reference: str
     rows: list[PerfRow]
+    legend: list[str] = field(default_factory=list)  # lines under the table (what "noisy" and "~" mean)
 
 
 @dataclass
@@ -130,6 +134,8 @@ class Report:
     probes: list[ProbeRow]
     plots: list[tuple[str, str]] = field(default_factory=list)  # (caption, relative path)
     utilisation: list[list[str]] = field(default_factory=list)  # rows of fwbench.report.utilisation
+    utilisation_notes: list[str] = field(default_factory=list)  # e.g. peaks that disagree within one run
+    summary: Summary | None = None  # fwbench.report.summary: the fastest runner and ratios per (workload, device)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
