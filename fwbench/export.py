@@ -71,7 +71,8 @@ def github_action_benchmark(doc: dict[str, Any]) -> str:
     for row in rows(doc):
         if row.median_s is None:
             continue
-        half = (row.ci_high_s - row.ci_low_s) / 2.0 * 1e3 if row.ci_low_s is not None and row.ci_high_s is not None else 0.0
+        known = row.ci_low_s is not None and row.ci_high_s is not None
+        half = (row.ci_high_s - row.ci_low_s) / 2.0 * 1e3 if known else 0.0  # type: ignore[operator]
         extra = (f"{row.processes} process(es), {row.steps} steps; cpu: {env.get('cpu', '?')}; "
                  f"run {doc.get('run_id', '?')}" + ("; noisy" if row.noisy else ""))
         entries.append({"name": f"{row.workload}/{row.runner}/{row.device} step time", "unit": "ms",

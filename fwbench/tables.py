@@ -32,7 +32,8 @@ class RunRow:
 
 
 def _note(g: Combined) -> str:
-    """Why a row is not simply ok (printed after ``runner: status:``): failed processes, an unsynchronised timing self-check, a busy machine."""
+    """Why a row is not simply ok (printed after ``runner: status:``): failed processes, an unsynchronised
+    timing self-check, a busy machine."""
     cell = g.first
     notes = [str(cell.get("reason"))] if not g.ok and cell.get("reason") else []
     if g.ok and g.failed:

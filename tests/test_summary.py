@@ -146,3 +146,15 @@ def test_show(cli, doc, tmp_path) -> None:
     assert one.exit_code == 0 and one.output.count("\nSummary\n") == 1 and "side A" not in one.output
     assert invoke(cli, "show", str(path), "--side", "C").exit_code == 2
     assert invoke(cli, "show", str(tmp_path / "nope.json")).exit_code == 2
+
+
+def test_processes_are_combined_within_a_file_never_across_files(doc) -> None:
+    other = copy.deepcopy(doc)
+    other["run_id"] = "second"
+    report = build_report([("a.json", doc), ("b.json", other)])
+    (table,) = report.performance  # one machine: one table, a row per runner and file
+    names = [r.text["runner"] for r in table.rows]
+    assert "torch [a.json]" in names and "torch [b.json]" in names and len(names) == 10
+    assert {r.values["processes"] for r in table.rows if r.values["runner"] == "torch"} == {3}
+    lines = [line.runner for line in report.summary.blocks[0].lines]
+    assert lines[:2] in (["keras [a.json]", "keras [b.json]"], ["keras [b.json]", "keras [a.json]"])

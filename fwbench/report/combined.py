@@ -30,6 +30,12 @@ class Combined:
     machine: str | None
     records: tuple[Record, ...]
     estimate: Estimate | None
+    file: str | None = None  # the results file, when several are shown together (never combined across files)
+
+    @property
+    def name(self) -> str:
+        """The runner, and its results file when several files are shown together: ``torch [b.json]``."""
+        return self.runner + (f" [{self.file}]" if self.file is not None else "")
 
     @property
     def cells(self) -> list[Cell]:
@@ -94,15 +100,21 @@ class Combined:
 
 
 def combine(records: list[Record], machine_of: dict[str, str] | None = None) -> list[Combined]:
-    """The records grouped by (workload, runner, device[, machine]) in first-seen order, each estimated."""
-    groups: dict[tuple[str, str, str, str | None], list[Record]] = {}
+    """The records grouped by (workload, runner, device[, machine]) in first-seen order, each estimated.
+
+    Processes are combined within one results file only (repeats are a run's; two files, such as the two
+    sides of an ``fwbench ab`` file, are two measurements): with several files, each file's group is its own
+    :class:`Combined`, named with its file."""
+    several = len({r.file for r in records}) > 1
+    groups: dict[tuple[str, str, str, str | None, str | None], list[Record]] = {}
     for r in records:
-        key = (r["workload"], r["runner"], r["device"], machine_of.get(r.file) if machine_of else None)
+        key = (r["workload"], r["runner"], r["device"], machine_of.get(r.file) if machine_of else None,
+               r.file if several else None)
         groups.setdefault(key, []).append(r)
     out = []
-    for (w, run, d, m), recs in groups.items():
+    for (w, run, d, m, f), recs in groups.items():
         recs = sorted(recs, key=lambda r: r.get("repeat") or 0)
-        out.append(Combined(w, run, d, m, tuple(recs), cell_estimate([r.data for r in recs])))  # type: ignore[misc]
+        out.append(Combined(w, run, d, m, tuple(recs), cell_estimate([r.data for r in recs]), f))  # type: ignore[misc]
     return out
 
 

@@ -90,7 +90,8 @@ def perf_tables(corpus: Corpus, reference: str, lang: str,
             members = [g for g in groups if (g.workload, g.device, g.machine) == (workload, device, where)]
             if not members:
                 continue
-            ref = next((g for g in members if g.runner == reference), None)
+            refs = [g for g in members if g.runner == reference]
+            ref = next((g for g in refs if g.ok), refs[0] if refs else None)
             spec = next((doc.get("workloads", {}).get(workload) for _, doc in corpus.docs
                          if workload in doc.get("workloads", {})), None) or {}
             title = f"{workload} — {device}, {spec.get('mode', 'train')}, batch {spec.get('batch_size', '?')}"
@@ -114,7 +115,7 @@ def _row(g: Combined, ref: Combined | None, lang: str) -> PerfRow:
     if g.busy:
         status += f" {BUSY_MARK} {phrase(lang, 'busy')}"
     text = {
-        "runner": g.runner, "step": step_text(e), "processes": str(e.processes) if e else "0",
+        "runner": g.name, "step": step_text(e), "processes": str(e.processes) if e else "0",
         "rate": units.rate(g.samples_per_s), "speedup": "ref" if g is ref and e else speedup_text(r, lang),
         "first": units.seconds(g.typical("first_step_s")), "mem": mem,
         "parity": PARITY_MARKS.get(g.parity, g.parity), "status": status, "source": g.source,
@@ -124,7 +125,8 @@ def _row(g: Combined, ref: Combined | None, lang: str) -> PerfRow:
         "status": g.status, "method": e.method if e else None, "median_s": e.centre_s if e else None,
         "ci_low_s": e.low_s if e else None, "ci_high_s": e.high_s if e else None,
         "noisy": bool(e and e.noisy), "samples_per_s": g.samples_per_s,
-        "speedup": r.speedup[0] if r else 1.0 if g is ref and e else None, "speedup_ci_low": r.speedup[1] if r else None,
+        "speedup": r.speedup[0] if r else 1.0 if g is ref and e else None,
+        "speedup_ci_low": r.speedup[1] if r else None,
         "speedup_ci_high": r.speedup[2] if r else None, "first_step_s": g.typical("first_step_s"),
         "peak_device_bytes": peak_dev, "peak_rss_bytes": peak_rss, "parity": g.parity,
     }

@@ -140,9 +140,9 @@ def summarise(groups: list[Combined]) -> Summary:
         members = [g for g in groups if (g.workload, g.device, g.machine) == key]
         ok = sorted((g for g in members if g.ok), key=lambda g: g.estimate.centre_s)  # type: ignore[union-attr]
         best = ok[0] if ok else None
-        lines = [Line(g.runner, g.status, g.estimate, None if g is best else ratio(best.cells, g.cells),  # type: ignore[union-attr]
+        lines = [Line(g.name, g.status, g.estimate, None if best is None or g is best else ratio(best.cells, g.cells),
                       g is best, g.parity, "", g.busy) for g in ok]
-        lines += [Line(g.runner, g.status, None, None, False, g.parity, short_reason(g.first.get("reason") or ""))
+        lines += [Line(g.name, g.status, None, None, False, g.parity, short_reason(g.first.get("reason") or ""))
                   for g in members if not g.ok]
         blocks.append(Block(*key, tuple(lines)))
     return Summary(tuple(blocks))
@@ -204,7 +204,9 @@ def terminal(summary: Summary) -> list[Text]:
         return []
     out = [Text("Summary", style="bold")]
     width = max(len(line.runner) for b in summary.blocks for line in b.lines)
-    for block in summary.blocks:
+    for i, block in enumerate(summary.blocks):
+        if i:
+            out.append(Text(""))
         out.append(text(block_title(block, "en"), style="bold red" if block.mismatched else "bold"))
         for line in block.lines:
             style = ("green" if line.fastest else "red" if line.estimate is None

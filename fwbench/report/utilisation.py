@@ -67,7 +67,7 @@ def utilisation_rows(corpus: Corpus) -> list[list[str]]:
         peak = g.typical("peak_flops")
         published = rec.get("peak_flops_published")
         rows.append([
-            g.workload, g.device, g.runner,
+            g.workload, g.device, g.name,
             str(settings.get("precision") or (rec.get("options") or {}).get("precision") or "fp32"),
             flops_text(rec["flops_per_step"]),
             flops_text(achieved) + ("FLOP/s" if achieved else ""),
@@ -93,5 +93,6 @@ def calibration_notes(corpus: Corpus, lang: str) -> list[str]:
         low, high = min(xs), max(xs)
         if low > 0 and high / low > PEAK_SPREAD:
             out.append(PEAK_NOTE[lang].format(file=file, device=device, low=flops_text(low) + "FLOP/s",
-                                              high=flops_text(high) + "FLOP/s", x=high / low, limit=PEAK_SPREAD, n=len(xs)))
+                                              high=flops_text(high) + "FLOP/s", x=high / low, limit=PEAK_SPREAD,
+                                              n=len(xs)))
     return out
