@@ -5,8 +5,10 @@
   cell: the median step time in milliseconds, ``range`` the half-width of its 95% CI.
 * ``csv``: one row per (workload, runner, device) cell with the same figures and more columns.
 
-Repeats of a cell (``--repeats R``) are one entry: the value is the median of the processes' medians,
-the same figure ``fwbench compare`` prints; failed cells are left out of the JSON and kept in the CSV
+Repeats of a cell (``--repeats R``) are one entry: the value and CI are :func:`fwbench.estimate.cell_estimate`
+of its processes (with 3 or more, the geometric mean of the process medians and its t interval; with 1 or 2,
+the median of all steps and its bootstrap interval), the same figures as the report and the terminal tables
+(``median_ms`` names the centre); failed cells are left out of the JSON and kept in the CSV
 with their status, so a chart never plots a failure as a time.
 """
 
@@ -18,16 +20,14 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from fwbench import stats
 from fwbench.compare import group_cells, samples
+from fwbench.estimate import cell_estimate
 from fwbench.jsonio import encode_finite
 from fwbench.textsafe import csv_row
 
 FORMATS = ("github-action-benchmark", "csv")
 CSV_COLUMNS = ("workload", "runner", "device", "status", "processes", "steps", "median_ms", "ci_low_ms",
-               "ci_high_ms", "samples_per_s", "reason")
+               "ci_high_ms", "samples_per_s", "reason", "method", "noisy")
 
 
 @dataclass(frozen=True)
@@ -45,26 +45,22 @@ class Row:
     ci_high_s: float | None = None
     samples_per_s: float | None = None
     reason: str = ""
+    method: str = ""      # "processes" or "steps" (fwbench.estimate)
+    noisy: bool = False   # CI wider than fwbench.estimate.WIDE_CI, or a busy machine
 
 
 def rows(doc: dict[str, Any]) -> list[Row]:
-    """One :class:`Row` per cell group, in the document's order."""
+    """One :class:`Row` per cell group, in the document's order: :func:`fwbench.estimate.cell_estimate` of its
+    processes, the centre and CI every other view of the cell shows."""
     out = []
     for (w, r, d), cells in group_cells(doc).items():
-        procs, why = samples(cells)
-        if not procs:
-            out.append(Row(w, r, d, cells[0].status, reason=why))
+        e = cell_estimate(cells)
+        if e is None:
+            out.append(Row(w, r, d, cells[0].status, reason=samples(cells)[1]))
             continue
-        medians = np.array([np.median(p) for p in procs])
-        pooled = np.concatenate(procs)
-        if len(procs) >= stats.MIN_PROCESSES:  # between-process spread, as compare uses it
-            _, low, high = (float(v) for v in stats.geometric_mean_ci(medians))
-        else:
-            _, low, high = (float(v) for v in stats.bootstrap_median_ci(pooled))
-        median = float(np.median(medians))
-        batch = cells[0].batch_size
-        out.append(Row(w, r, d, "ok", len(procs), len(pooled), median, low, high,
-                       batch / median if batch and median > 0 else None))
+        batch = next((c.batch_size for c in cells if c.ok), None)
+        out.append(Row(w, r, d, "ok", e.processes, e.steps, e.centre_s, e.low_s, e.high_s,
+                       batch / e.centre_s if batch and e.centre_s > 0 else None, method=e.method, noisy=e.noisy))
     return out
 
 
@@ -75,9 +71,10 @@ def github_action_benchmark(doc: dict[str, Any]) -> str:
     for row in rows(doc):
         if row.median_s is None:
             continue
-        half = (row.ci_high_s - row.ci_low_s) / 2.0 * 1e3 if row.ci_low_s is not None and row.ci_high_s is not None else 0.0
+        known = row.ci_low_s is not None and row.ci_high_s is not None
+        half = (row.ci_high_s - row.ci_low_s) / 2.0 * 1e3 if known else 0.0  # type: ignore[operator]
         extra = (f"{row.processes} process(es), {row.steps} steps; cpu: {env.get('cpu', '?')}; "
-                 f"run {doc.get('run_id', '?')}")
+                 f"run {doc.get('run_id', '?')}" + ("; noisy" if row.noisy else ""))
         entries.append({"name": f"{row.workload}/{row.runner}/{row.device} step time", "unit": "ms",
                         "value": _sig(row.median_s * 1e3), "range": f"± {_sig(half, 3)}", "extra": extra})
     return json.dumps(encode_finite(entries), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
@@ -94,7 +91,8 @@ def to_csv(doc: dict[str, Any]) -> str:
         # text fields that a spreadsheet would run as a formula are neutralised; numbers stay numbers
         writer.writerow(csv_row([row.workload, row.runner, row.device, row.status, row.processes, row.steps,
                                  ms(row.median_s), ms(row.ci_low_s), ms(row.ci_high_s),
-                                 "" if row.samples_per_s is None else _sig(row.samples_per_s), row.reason]))
+                                 "" if row.samples_per_s is None else _sig(row.samples_per_s), row.reason,
+                                 row.method, "yes" if row.noisy else "" if row.median_s is None else "no"]))
     return buf.getvalue()
 
 

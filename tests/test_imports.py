@@ -88,21 +88,23 @@ def test_run_help_imports_nothing_heavy_by_importtime():
 
 
 def test_a_whole_fake_run_keeps_frameworks_and_numpy_out_of_the_parent(tmp_path: Path):
-    """Planning, launching the workers, collecting and rendering: all without NumPy in the parent."""
-    out = tmp_path / "r.json"
-    code = ("import sys\nfrom fwbench.cli.app import main\n"
+    """Planning, launching the workers and collecting: all without NumPy in the parent. The tables and summary
+    printed after the last cell combine repeats with fwbench.estimate's statistics, which load NumPy (and
+    fwbench.stats) only then, as ``run --baseline``'s gate does: nothing else, and no framework."""
+    out, snap = tmp_path / "r.json", tmp_path / "before.json"
+    code = ("import json, sys\nimport fwbench.cli.console as console\nfrom fwbench.cli.app import main\n"
+            "orig = console.print_run_tables\n"
+            "def spy(*a, **k):\n"
+            f"    open({str(snap)!r}, 'w').write(json.dumps(sorted(sys.modules)))\n"
+            "    return orig(*a, **k)\n"
+            "console.print_run_tables = spy\n"
             f"sys.argv = ['fwbench', 'run', '-r', 'fake', '-w', 'mlp', '--quick', '-o', {str(out)!r}]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n")
     loaded = _loaded_after(code, cwd=tmp_path, FWBENCH_FAKE_STEP_MS="1")
     assert out.exists()  # the run happened
     assert "fwbench.pipeline" in loaded
-    assert _offenders(loaded) == []
-
-
-def test_devices_and_the_rank_row_layout_are_leaves():
-    """``devices`` needs only the errors (not the Session module and NumPy); ``rows`` nothing of fwbench."""
-    for module, allowed in (("fwbench.devices", {"fwbench.devices", "fwbench.errors"}),
-                            ("fwbench.distributed.rows", {"fwbench.distributed", "fwbench.distributed.rows"})):
-        loaded = _loaded_after(f"import {module}")
-        assert {m for m in loaded if m.startswith("fwbench.")} == allowed
-        assert not [m for m in loaded if m.split(".")[0] in HEAVY]
+    before = json.loads(snap.read_text())  # up to the moment the results are printed
+    assert "fwbench.pipeline" in before and _offenders(before) == []
+    after = _offenders(loaded)
+    assert {m.split(".")[0] for m in after} <= {"numpy", "fwbench"} and [m for m in after if "." in m and
+                                                                         m.startswith("fwbench")] == ["fwbench.stats"]

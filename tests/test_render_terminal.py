@@ -40,11 +40,11 @@ def test_run_table_without_a_tty_splits_no_header_and_no_number(fixture, monkeyp
         for col in COLUMNS:
             if col not in ("device", "loss"):
                 assert col in header, (col, header)
-        head, _, _ = loss_column([c for c in doc["cells"] if c["workload"] == workload])
+        head, _, _ = loss_column([r.group.first for r in rows])
         assert head in header
         for row in rows:  # each row on one line, every value whole
             line = next(line for line in lines if line.lstrip().startswith(row["runner"] + " "))
-            for col in ("median step ±95% CI", "samples/s", "MFU", "first step", "peak mem", "parity"):
+            for col in ("step ±95% CI", "processes", "samples/s", "MFU", "first step", "peak mem", "parity"):
                 assert row[col] in line, (col, row[col], line)
     assert max(len(line) for line in out.splitlines()) > 80  # the natural width, not rich's 80-column default
 
@@ -54,7 +54,7 @@ def test_columns_is_honoured_and_numbers_still_never_break(monkeypatch) -> None:
     wide = _piped_table(doc, monkeypatch, columns="300")  # COLUMNS wider than needed: a ceiling, not a width
     assert max(len(line) for line in wide.splitlines()) < 200
     narrow = _piped_table(doc, monkeypatch, columns="60")  # too narrow: numbers and headers still whole
-    for word in ("median step ±95% CI", "samples/s", "48.1 ms ±29.5%", "366.8 MiB", "torch-compile"):
+    for word in ("step ±95% CI", "samples/s", "48.1 ms ±29%", "366.8 MiB", "torch-compile"):
         assert word in narrow, (word, narrow)
 
 
@@ -148,6 +148,7 @@ def test_report_from_two_machines_keeps_them_apart(cli, tmp_path) -> None:
     for c in b["cells"]:
         if c.get("summary"):
             c["summary"] = {k: (v * 10 if isinstance(v, float) else v) for k, v in c["summary"].items()}
+            c["step_s"] = [v * 10 for v in c["step_s"]]
     pa, pb = tmp_path / "a.json", tmp_path / "b.json"
     pa.write_text(json.dumps(a), encoding="utf-8")
     pb.write_text(json.dumps(b), encoding="utf-8")
@@ -158,6 +159,9 @@ def test_report_from_two_machines_keeps_them_apart(cli, tmp_path) -> None:
     assert "WARNING: these results come from 2 different machines" in text
     titles = [line for line in text.splitlines() if line.startswith("### tinymlp")]
     assert len(titles) == 2 and "Other CPU 9000" in titles[1]
-    # within each machine torch is its own reference: 1.00×, never a cross-machine 10× or 0.10×
-    speedups = [line.split(" | ")[3] for line in text.splitlines() if line.startswith("| torch | ")]
-    assert speedups == ["1.00×", "1.00×"]
+    # within each machine torch is its own reference, never a cross-machine 10× or 0.10×
+    speedups = [line.split(" | ")[4] for line in text.splitlines() if line.startswith("| torch \\[")]
+    assert speedups == ["ref", "ref"]
+    # the summary keeps them apart too: one block per machine, each with its own fastest runner
+    blocks = [line for line in text.split("## Environment")[0].splitlines() if line.startswith("**tinymlp — cpu, ")]
+    assert len(blocks) == 2 and "Other CPU 9000" in blocks[1]

@@ -28,7 +28,7 @@ from fwbench.report.plots import DPI, FIG_SIZE_IN
 from fwbench.report.write import write_report
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-FIXTURES = {"full": ["tiny_all.json"], "partial": ["tiny_partial.json"]}
+FIXTURES = {"full": ["tiny_all.json"], "partial": ["tiny_partial.json"], "repeats": ["repeats.json"]}
 UPDATE = os.environ.get("FWBENCH_UPDATE_GOLDEN") == "1"
 
 

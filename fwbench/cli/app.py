@@ -47,9 +47,10 @@ def _plain_argument_help() -> None:
 
 def _register() -> None:
     from fwbench.cli import (ab_cmd, compare_cmd, env_cmd, export_cmd, history_cmd, list_cmd, probe_cmd, report_cmd,
-                             run_cmd)
+                             run_cmd, show_cmd)
 
-    for module in (run_cmd, list_cmd, env_cmd, compare_cmd, ab_cmd, history_cmd, export_cmd, report_cmd, probe_cmd):
+    for module in (run_cmd, list_cmd, env_cmd, compare_cmd, ab_cmd, history_cmd, export_cmd, report_cmd, show_cmd,
+                   probe_cmd):
         module.register(app)
 
 

@@ -15,15 +15,20 @@ from rich.table import Table
 from rich.text import Text
 
 from fwbench import units
+from fwbench.estimate import WIDE_CI
+from fwbench.report import summary
+from fwbench.report.combined import combine_doc
 from fwbench.report.terminal import fit, make_console, print_table, text
 from fwbench.tables import COLUMNS, TTA_COLUMNS, run_rows, tta_rows
 
 __all__ = ["make_console", "print_run_tables", "text"]
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow"}
-RIGHT = ("median step ±95% CI", "samples/s", "MFU", "first step", "peak mem", "loss")
+RIGHT = ("step ±95% CI", "processes", "samples/s", "MFU", "first step", "peak mem", "loss")
 WRAPS = ("status",)  # the only column that may wrap: headers and numbers never break
-CAPTION = ("peak mem: worker RSS high-water mark (\"dev\": device memory); MFU: model FLOPs / measured peak")
+CAPTION = ("one row per runner, its worker processes combined (fwbench.estimate); noisy: 95% CI wider than "
+           f"±{WIDE_CI:.0%}; peak mem: worker RSS high-water mark (\"dev\": device memory); MFU: model FLOPs / "
+           "measured peak")
 
 
 def loss_column(cells: list[dict[str, Any]]) -> tuple[str, list[str], str]:
@@ -46,11 +51,11 @@ def loss_column(cells: list[dict[str, Any]]) -> tuple[str, list[str], str]:
 
 
 def print_run_tables(doc: dict[str, Any], console: Console | None = None) -> None:
-    """One table per workload (reasons of cells that did not succeed listed under it), then the parity verdict."""
+    """One table per workload, one row per runner with its repeats combined (reasons of cells that did not
+    succeed listed under it), then the parity verdict and the summary (:mod:`fwbench.report.summary`)."""
     console = fit(console or make_console())
     for workload, rows in run_rows(doc).items():
-        cells = [c for c in doc["cells"] if c["workload"] == workload]  # run_rows keeps this order
-        loss_head, losses, loss_note = loss_column(cells)
+        loss_head, losses, loss_note = loss_column([r.group.first for r in rows])
         spec = doc.get("workloads", {}).get(workload, {})
         title = f"{workload} — {spec.get('mode', 'train')}, batch {spec.get('batch_size', '?')}"
         cols = [c for c in COLUMNS if c != "device" or len({r["device"] for r in rows}) > 1]
@@ -63,12 +68,13 @@ def print_run_tables(doc: dict[str, Any], console: Console | None = None) -> Non
                              no_wrap=col not in WRAPS, overflow="fold")
         notes = []
         for i, row in enumerate(rows):
-            status, _, reason = row["status"].partition(": ")
-            if reason:
-                notes.append(f"{row['runner']}: {status}: {reason}")
-            values = [status if c == "status" else losses[i] if c == "loss" and i < len(losses) else row[c]
-                      for c in cols]
-            table.add_row(*(text(v) for v in values), style=STATUS_STYLE.get(status, "red"))
+            status = row.group.status
+            if row.note:
+                notes.append(f"{row['runner']}: {status}: {row.note}")
+            values = [losses[i] if c == "loss" and i < len(losses) else row[c] for c in cols]
+            style = STATUS_STYLE.get(status, "red") if status != "ok" or not row.group.estimate \
+                else "yellow" if row.group.estimate.noisy else STATUS_STYLE["ok"]
+            table.add_row(*(text(v) for v in values), style=style)
         print_table(console, table)
         for note in notes:
             console.print(text(f"  {note}"), highlight=False)
@@ -96,3 +102,13 @@ def print_run_tables(doc: dict[str, Any], console: Console | None = None) -> Non
     elif parity.get("groups"):
         console.print(text(f"Parity: every runner matched the reference ({refs}) "
                            "on the initial and K-step losses."), highlight=False)
+    print_summary(doc, console)
+
+
+def print_summary(doc: dict[str, Any], console: Console) -> None:
+    """The summary (fastest runner per workload and device, the others' ratios to it) after the tables."""
+    lines = summary.terminal(summary.summarise(combine_doc(doc)))
+    if lines:
+        console.print()
+    for line in lines:
+        console.print(line, highlight=False)

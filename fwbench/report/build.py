@@ -10,7 +10,9 @@ from fwbench.report.labels import LANGS, phrase
 from fwbench.report.model import ProbeRow, Report
 from fwbench.report.perf import noisy_note, perf_tables, reason
 from fwbench.report.seed import describe_probe, seed_tables
-from fwbench.report.utilisation import utilisation_rows
+from fwbench.report.combined import combine
+from fwbench.report.summary import summarise
+from fwbench.report.utilisation import calibration_notes, utilisation_rows
 
 
 def build_report(docs: list[tuple[str, dict[str, Any]]], reference: str = "torch", lang: str = "en") -> Report:
@@ -25,11 +27,13 @@ def build_report(docs: list[tuple[str, dict[str, Any]]], reference: str = "torch
     busy = noisy_note(corpus, lang)
     if busy:
         notes.append(busy)
+    machine_of = where if len(set(where.values())) > 1 else None
     return Report(lang=lang, reference=reference, environment=[environment_line(l, d) for l, d in docs],
                   notes=notes, parity=parity_lines(docs, lang),
-                  performance=perf_tables(corpus, reference, lang, where if len(set(where.values())) > 1 else None),
+                  performance=perf_tables(corpus, reference, lang, machine_of),
                   seed_tables=seed_tables(corpus, lang), probes=probe_rows(corpus, lang),
-                  utilisation=utilisation_rows(corpus),
+                  utilisation=utilisation_rows(corpus), utilisation_notes=calibration_notes(corpus, lang),
+                  summary=summarise(combine(corpus.cells, machine_of)),
                   context=build_context(docs, [r.data for r in corpus.cells], lang))
 
 

@@ -12,7 +12,8 @@ from fwbench.report.context import Context, flops_text
 from fwbench.report.context import text as ctx_text
 from fwbench.report.labels import FEATURE, phrase
 from fwbench.report.model import Evidence, Report
-from fwbench.report.perf import PERF_COLUMNS, headers
+from fwbench.report import summary
+from fwbench.report.perf import PERF_COLUMNS, PERF_NOTE, headers
 from fwbench.report.utilisation import UTIL_HEADERS, UTIL_NOTE, UTIL_TITLE
 from fwbench.textsafe import md_code, md_text
 
@@ -109,6 +110,8 @@ def render(report: Report) -> str:
     lang = report.lang
     lines = [f"# {phrase(lang, 'title')}", ""]
     lines += [f"> {md_text(n)}" for n in report.notes] + ([""] if report.notes else [])
+    if report.summary is not None:
+        lines += summary.markdown(report.summary, lang)
     lines += [f"## {phrase(lang, 'environment')}", ""] + [f"- {md_text(e)}" for e in report.environment] + [""]
     if report.context:
         lines += context_lines(report.context, lang)
@@ -119,11 +122,13 @@ def render(report: Report) -> str:
         rows = [[md_code(r.text[c], in_table=True) if c == "source" else md_text(r.text[c], True)
                  for c in PERF_COLUMNS] for r in t.rows]
         lines += table(headers(lang, t.reference), rows) + [""]
-    lines += [phrase(lang, "perf_fields"), ""]
+        lines += [md_text(n) for n in t.legend] + ([""] if t.legend else [])
+    lines += [PERF_NOTE[lang], ""]
     if report.utilisation:  # runs that recorded FLOPs (fwbench.flops) and a measured peak
         util = [[md_text(c, True) for c in r[:-1]] + [md_code(r[-1], in_table=True)] for r in report.utilisation]
         lines += [f"### {UTIL_TITLE[lang]}", ""] + table(list(UTIL_HEADERS[lang]), util) + [""]
         lines += [UTIL_NOTE[lang], ""]
+        lines += [f"> {md_text(n)}" for n in report.utilisation_notes] + ([""] if report.utilisation_notes else [])
     if report.plots:
         lines += [f"## {phrase(lang, 'plots')}", ""]
         for caption, path in report.plots:  # path: fwbench's own slug; one figure per paragraph

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fwbench.report.summary import Summary
 
 from fwbench.report.context import Context
 
@@ -133,6 +136,7 @@ class PerfTable:
     title: str
     reference: str
     rows: list[PerfRow]
+    legend: list[str] = field(default_factory=list)  # lines under the table (what "noisy" and "~" mean)
 
 
 @dataclass
@@ -157,6 +161,8 @@ class Report:
     plots: list[tuple[str, str]] = field(default_factory=list)  # (caption, relative path)
     utilisation: list[list[str]] = field(default_factory=list)  # rows of fwbench.report.utilisation
     context: Context | None = None  # the reader's context (fwbench.report.context)
+    utilisation_notes: list[str] = field(default_factory=list)  # e.g. peaks that disagree within one run
+    summary: Summary | None = None  # fwbench.report.summary: the fastest runner and ratios per (workload, device)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

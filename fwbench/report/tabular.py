@@ -11,9 +11,9 @@ from typing import Any
 from fwbench.report.model import Report
 from fwbench.textsafe import csv_cell
 
-PERF_FIELDS = ("workload", "device", "runner", "repeat", "status", "median_s", "ci_low_s", "ci_high_s",
-               "samples_per_s", "speedup", "reference", "first_step_s", "peak_device_bytes", "peak_rss_bytes",
-               "parity", "source")
+PERF_FIELDS = ("workload", "device", "runner", "processes", "status", "method", "median_s", "ci_low_s", "ci_high_s",
+               "noisy", "samples_per_s", "speedup", "speedup_ci_low", "speedup_ci_high", "reference", "first_step_s",
+               "peak_device_bytes", "peak_rss_bytes", "parity", "source")
 SEED_FIELDS = ("table", "row", "row_label", "column", "column_label", "status", "verdict", "why", "evidence", "hints",
                "claim", "sources")
 PROBE_FIELDS = ("probe", "runner", "status", "result", "source")
@@ -30,7 +30,8 @@ def _csv(fields: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
 
 
 def performance_csv(report: Report) -> str:
-    """One line per cell: the raw numbers (seconds, bytes) behind the performance tables."""
+    """One line per runner of each performance table (repeats combined): the raw numbers (seconds, bytes)
+    behind it; ``median_s`` is the combined centre of :func:`fwbench.estimate.cell_estimate`."""
     rows = [{**r.values, "reference": t.reference, "source": r.source} for t in report.performance for r in t.rows]
     return _csv(PERF_FIELDS, rows)
 
