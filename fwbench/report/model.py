@@ -71,8 +71,12 @@ class Evidence:
         self.measured += 1
 
     def fail(self, text: str, sources: list[str], detail: str = "", status: str = "failed") -> None:
-        """A run or probe that was attempted and did not succeed (its reason is evidence too)."""
-        self.findings.append(Finding(text, list(sources), status, detail))
+        """A run or probe that was attempted and did not succeed (its reason is evidence too); said once even
+        when two comparisons of one cell run into it."""
+        finding = Finding(text, list(sources), status, detail)
+        if finding in self.findings:
+            return
+        self.findings.append(finding)
         self.failed += 1
 
     def need_run(self, runners: list[str] | tuple[str, ...], where: str) -> None:
