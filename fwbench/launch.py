@@ -24,6 +24,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
+from fwbench import phase
 from fwbench.errors import ResultsError
 from fwbench.job import Job
 from fwbench.jsonio import loads as json_loads, write_json_atomic
@@ -33,6 +34,7 @@ from fwbench.runners.registry import RUNNERS
 LOG_TAIL_LINES = 15
 LOG_TAIL_BYTES = 8192
 KILL_GRACE_S = 3.0
+PHASE_POLL_S = 0.25  # how often a waiting parent reads its worker's phase file (only with a listener)
 IDENTITY_FIELDS = ("id", "workload", "runner", "family", "device", "repeat")
 
 
@@ -156,9 +158,11 @@ def run_cell(job: Job, workdir: Path, timeout: float, memory_limit: int | None =
     ``python`` the interpreter (default: this one; ``fwbench ab`` gives each side its own).
     """
     stem = cell_stem(job.cell_id)
-    job_path, result_path, log_path = (workdir / f"{stem}.{ext}" for ext in ("job.json", "result.json", "log"))
+    job_path, result_path, log_path, phase_path = (workdir / f"{stem}.{ext}"
+                                                   for ext in ("job.json", "result.json", "log", "phase"))
     write_json_atomic(job_path, job.to_dict())
     result_path.unlink(missing_ok=True)
+    phase_path.unlink(missing_ok=True)
     t0 = time.perf_counter()
     proc: subprocess.Popen | None = None
     with open(log_path, "w", encoding="utf-8") as log:
@@ -166,12 +170,13 @@ def run_cell(job: Job, workdir: Path, timeout: float, memory_limit: int | None =
             try:
                 proc = subprocess.Popen(
                     [python or sys.executable, "-m", module, str(job_path), str(result_path)],  # module: the entry point
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=worker_env(job, extra_env),
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    env=worker_env(job, {**(extra_env or {}), phase.ENV: str(phase_path)}),
                     start_new_session=True, preexec_fn=child_setup(memory_limit),
                 )
             except (OSError, subprocess.SubprocessError, ValueError) as exc:  # EACCES, ENOENT, ENOMEM, E2BIG …
                 return {"status": "failed", "reason": start_failure(exc), "duration_s": time.perf_counter() - t0}
-            code = proc.wait(timeout=timeout)
+            code = wait(proc, time.perf_counter() + timeout, phase_path)
         except subprocess.TimeoutExpired:
             assert proc is not None
             kill_group(proc)
@@ -181,9 +186,25 @@ def run_cell(job: Job, workdir: Path, timeout: float, memory_limit: int | None =
             if proc is not None:
                 kill_group(proc)
             raise
+    phase_path.unlink(missing_ok=True)  # the worker's last phase: read while it ran, nothing to keep
     cell = classify(code, result_path, log_path, memory_limit)
     cell["duration_s"] = time.perf_counter() - t0
     return cell
+
+
+def wait(proc: subprocess.Popen, deadline: float, phase_path: Path) -> int:
+    """The worker's exit code; ``TimeoutExpired`` at ``deadline`` (``time.perf_counter``). Under
+    :func:`fwbench.phase.listening`, the worker's phase is read and passed on every :data:`PHASE_POLL_S`."""
+    listener = phase.listener()
+    if listener is None:
+        return proc.wait(timeout=max(0.0, deadline - time.perf_counter()))
+    while True:
+        listener(phase.read(phase_path))
+        try:
+            return proc.wait(timeout=max(0.0, min(PHASE_POLL_S, deadline - time.perf_counter())))
+        except subprocess.TimeoutExpired:
+            if time.perf_counter() >= deadline:
+                raise
 
 
 def start_failure(exc: BaseException) -> str:

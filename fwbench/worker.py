@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fwbench import calibrate, devices, flops, interference, peaks, synccheck
+from fwbench import calibrate, devices, flops, interference, peaks, phase, synccheck
 from fwbench.data import DataSource
 from fwbench.errors import CellSkipped, brief
 from fwbench.job import Job
@@ -41,6 +41,7 @@ def load_session(job: Job) -> Session:
 def run_job(job: Job) -> dict[str, Any]:
     """Run the job's phases and return the measured fields of the cell."""
     spec = WorkloadSpec.from_dict(job.workload)
+    phase.report("loading")  # the progress line's phase (fwbench.phase); never between a step's clock readings
     session = load_session(job)
     session.setup()
     params = init_params(spec)
@@ -48,9 +49,12 @@ def run_job(job: Job) -> dict[str, Any]:
     out: dict[str, Any] = {"status": "ok"}
     if "timing" in job.phases:
         out.update(timing_phase(session, spec, params, data))
+    step_s = (out.get("summary") or {}).get("median")
     if "parity" in job.phases:
+        phase.report("parity", step_s=step_s)
         out["parity"] = parity_phase(session, spec, params, data)
     if "target" in job.phases and spec.target is not None:
+        phase.report("target", step=0, of=spec.target.max_steps, step_s=step_s)
         out["time_to_accuracy"] = tta = target_phase(session, spec, params, data)
         if tta["diverged_step"] is not None and out["status"] == "ok":
             out.update(status="diverged", diverged_step=tta["diverged_step"],
@@ -74,6 +78,7 @@ def utilisation(job: Job, spec: WorkloadSpec, out: dict[str, Any]) -> dict[str, 
     if framework == "none":  # the fake runner does no arithmetic: a FLOP rate would mean nothing
         cal = calibrate.Calibration(None, "none", precision, note="not measured: this runner does no arithmetic")
     else:
+        phase.report("calibration")
         cal = calibrate.calibrate(job.device, framework, precision)
         achieved, _ = flops.utilisation(fields["flops_per_step"], median, cal.peak_flops)
         if cal.peak_flops and achieved and achieved > cal.peak_flops:
@@ -97,11 +102,12 @@ def _step_fn(session: Session, spec: WorkloadSpec):
 
 
 def timing_phase(session: Session, spec: WorkloadSpec, params, data: DataSource) -> dict[str, Any]:
+    phase.report("warm-up")  # building (tracing, compiling) the model counts as warm-up
     session.build(spec, params)
     pool = [session.put(b) for b in data.batches(BATCH_POOL)]
     fn = _step_fn(session, spec)
     watch = interference.Watch(session.job.options.threads, noisy_threshold())
-    t = measure(lambda i: session.value(fn(pool[i % len(pool)])), spec.timing, window=watch)
+    t = measure(lambda i: session.value(fn(pool[i % len(pool)])), spec.timing, window=phase.Announce("timing", watch))
     out: dict[str, Any] = {"warmup_s": t.warmup_s, "step_s": t.step_s, "stop_reason": t.stop_reason,
                            "first_step_s": t.warmup_s[0] if t.warmup_s else None,
                            "final_loss": t.losses[-1] if t.losses else None, "retraces": session.retraces()}
@@ -111,6 +117,7 @@ def timing_phase(session: Session, spec: WorkloadSpec, params, data: DataSource)
         out.update(status="diverged", diverged_step=t.diverged_step,
                    reason=f"loss became {t.losses[-1]} at step {t.diverged_step}")
     if session.device != "cpu" or session.options.sync_check:
+        phase.report("sync-check")
         out["sync_check"] = sync_check(session, pool, fn)
     if t.step_s:
         s = summarize(t.step_s)
@@ -187,6 +194,7 @@ def target_phase(session: Session, spec: WorkloadSpec, params, data: DataSource)
             diverged_step = step - 1
             break
         if step % target.eval_every == 0 or step == target.max_steps:
+            phase.report("target", step=step, of=target.max_steps)  # outside the step's clock readings
             logits = session.predict(x_test)
             accuracy = float(np.mean(np.argmax(logits, axis=-1) == y_test))
             if goal_loss is None:
@@ -219,6 +227,7 @@ def serve(run: Callable[[Job], dict[str, Any]], argv: list[str] | None = None) -
     with open(job_path, encoding="utf-8") as f:
         job = Job.from_dict(json.load(f))
     t0 = time.perf_counter()
+    phase.report("running")  # the cell worker says more (loading, warm-up, timing ...); a probe worker no more
     try:
         out = run(job)
     except CellSkipped as exc:

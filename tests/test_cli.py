@@ -96,12 +96,63 @@ def test_list_and_env(cli, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     result = invoke(cli, "list")
     assert result.exit_code == 0
-    for word in ("cnn", "mlp", "digits", "torch-compile", "Devices"):
+    for word in ("cnn", "mlp", "digits", "torch-compile", "Devices", "Probes", "export-onnx", "shape-change"):
         assert word in result.output
     env = invoke(cli, "env", "--format", "json")
-    assert env.exit_code == 0 and json.loads(env.output)["cores"] >= 1
-    old = invoke(cli, "env", "--json")  # the old spelling still works, and says it is deprecated
-    assert old.exit_code == 0 and "--json is deprecated; use --format json" in old.output
+    assert env.exit_code == 0 and json.loads(env.stdout)["cores"] >= 1
+    alias = invoke(cli, "env", "--json")  # a documented alias of --format json, without a warning
+    assert alias.exit_code == 0 and alias.stderr == ""
+    assert json.loads(alias.stdout).keys() == json.loads(env.stdout).keys()
+    assert "--json" in invoke(cli, "env", "--help").output
+
+
+def test_list_json_is_machine_readable(cli, workload_dir):
+    (workload_dir / "broken.toml").write_text('name = "broken"\nbatch_size = 0\n')
+    result = invoke(cli, "list", "--json")
+    assert result.exit_code == 0 and result.stderr == ""
+    doc = json.loads(result.stdout)
+    assert set(doc) == {"workloads", "runners", "devices", "probes"}
+    workloads = {w["name"]: w for w in doc["workloads"]}
+    mlp = workloads["tinymlp"]
+    assert (mlp["valid"], mlp["mode"], mlp["batch_size"], mlp["parameters"]) == (True, "train", 4, 6 * 5 + 5 + 5 * 3 + 3)
+    assert not workloads["broken"]["valid"] and workloads["broken"]["problem"]
+    assert "cnn" in workloads and str(workload_dir) in mlp["from"]
+    runners = {r["name"]: r for r in doc["runners"]}
+    assert runners["fake"]["installed"] and runners["fake"]["test_double"] and runners["fake"]["family"] == "fake"
+    for runner in runners.values():
+        assert {"family", "mode", "framework", "installed", "missing", "versions", "devices"} <= set(runner)
+    assert doc["devices"]["cpu"]["found"] and doc["devices"]["cpu"]["cores"] >= 1
+    assert isinstance(doc["devices"]["cuda"]["found"], bool) and isinstance(doc["devices"]["tpu"]["found"], bool)
+    probes = {p["name"]: p for p in doc["probes"]}
+    assert "torch" in probes["export-onnx"]["runners"] and probes["export-onnx"]["needs"] == ["onnx", "onnxruntime"]
+    assert probes["seq-length"]["token_workloads_only"] and probes["debug-value"]["kind"] == "debugging"
+
+
+def test_run_with_probes_prints_each_table_and_the_results_file_once(cli, tmp_path, workload_dir, monkeypatch):
+    """Issue 17: `run --probes` printed "Results:" after the cells and again after the probes."""
+    from fwbench.probes import catalog
+
+    # a probe of the test double; its worker does not know it, so the probe fails (a failure is data)
+    monkeypatch.setitem(catalog.PROBES, "fake-probe", catalog.ProbeInfo(
+        "fake-probe", "debugging", "a probe only this test knows", {"fake": "tests.nowhere:probe"}))
+    out = tmp_path / "run.json"
+    result = invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "--quick", "--probes", "-o", str(out))
+    assert result.exit_code == 1, result.output  # the probe failed
+    doc = json.loads(out.read_text())
+    assert [c["status"] for c in doc["cells"]] == ["ok"] and [p["probe"] for p in doc["probes"]] == ["fake-probe"]
+    assert result.output.count("Results:") == 1
+    assert result.stderr.rstrip().splitlines()[-1] == f"Results: {out}"  # last, after the probes
+    assert result.stdout.count("tinymlp — train") == 1 and result.stdout.count("Capability probes") == 1
+    assert result.stderr.count("tinymlp/fake/cpu/0: ok") == 1
+    assert result.stderr.count("tinymlp/fake-probe/fake/cpu: ") == 1
+
+
+def test_run_with_probes_that_do_not_apply_still_names_the_results_file_once(cli, tmp_path, workload_dir):
+    out = tmp_path / "run.json"
+    result = invoke(cli, "run", "-r", "fake", "-w", "tinymlp", "--quick", "--probes", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "No capability probe applies to fake." in result.stderr
+    assert result.output.count("Results:") == 1 and result.stderr.rstrip().endswith(f"Results: {out}")
 
 
 def test_the_cli_process_imports_no_framework(tmp_path, workload_dir):

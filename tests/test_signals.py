@@ -24,6 +24,7 @@ import pytest
 
 from fwbench import results
 from tests.conftest import REPO
+from tests.terminal_screen import screen as terminal_screen
 from tests.test_reliability import pidfile_entries, wait_gone
 
 pytestmark = pytest.mark.slow
@@ -84,9 +85,9 @@ def test_signal_keeps_finished_cells_prints_summary_and_resume_runs_only_the_res
 
 
 def test_ctrl_c_at_a_terminal_shows_the_summary_after_the_progress_display(workload_dir, tmp_path):
-    """A real ^C typed at a real (pseudo-)terminal, where the live progress display is drawn."""
+    """A real ^C typed at a real (pseudo-)terminal, 80 columns wide, where the live progress display is drawn."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, b"\x18\x00\x78\x00\x00\x00\x00\x00")  # 24 rows x 120 columns
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, b"\x18\x00\x50\x00\x00\x00\x00\x00")  # 24 rows x 80 columns
 
     def controlling_terminal() -> None:  # the run leads its own session, with the pty as its terminal
         os.setsid()
@@ -126,6 +127,9 @@ def test_ctrl_c_at_a_terminal_shows_the_summary_after_the_progress_display(workl
     # everything the user must see comes after the last frame of the progress display
     for text in ("tinymlp", "Results:", "Interrupted: 1 finished cells are saved"):
         assert screen.rfind(text) > progress, text
+    # and nothing of it is left on screen, though the terminal echoed "^C" at its end (issue 17)
+    shown = terminal_screen(screen, 80)
+    assert not [line for line in shown if "cell 2/2" in line or "━" in line], shown
     check_interrupted_run(out, pids)
     json.loads(out.read_text())
 

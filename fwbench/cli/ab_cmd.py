@@ -124,4 +124,5 @@ def _execute(doc: dict[str, Any], schedule: list[Any], sides: dict[str, Any], sh
     err = make_console(stderr=True)
     return run_with_progress(len(schedule), "process",
                              lambda on_event: ab_run.execute(doc, schedule, sides, shim, path, config, on_event),
-                             lambda: results.save_or_fallback(path, doc), err, warn=warning)
+                             lambda: results.save_or_fallback(path, doc), err, warn=warning,
+                             jobs=[job for _, _, job in schedule])

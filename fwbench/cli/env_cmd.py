@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import typer
 
@@ -18,7 +17,7 @@ def register(app: typer.Typer) -> None:
 
 def env(
     fmt: str = typer.Option("table", "--format", metavar="FORMAT", help="table or json (to stdout)."),
-    as_json: bool = typer.Option(False, "--json", hidden=True, help="Deprecated: use --format json."),
+    as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
 ) -> None:
     """Show the environment (versions, CPU, GPU, threads, git commit) that results record, and what on this
     machine hurts measurements (load, governor, turbo, CPU affinity, SMT siblings, isolated CPUs)."""
@@ -30,8 +29,6 @@ def env(
         raise UsageError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
     info = envmod.capture()
     state = findings()
-    if as_json:
-        print("warning: --json is deprecated; use --format json", file=sys.stderr)
     if as_json or fmt == "json":
         print(json.dumps({**info, "machine_state": [f.to_dict() for f in state]}, indent=2))
         return

@@ -10,10 +10,11 @@ from fwbench.config import RunConfig
 
 def run_probes_with_progress(doc: dict[str, Any], runners: list[str], probe_names: list[str],
                              workloads: list[dict[str, Any]], devices: list[str], config: RunConfig, out: Path,
-                             timeout: float) -> int:
+                             timeout: float, results_line: bool = True) -> int:
     """Run the probes of ``runners`` on every workload and device into ``doc`` (saved to ``out``).
 
-    Prints one line per probe and a table. Returns 1 when a probe failed, crashed or timed out (0 when all
+    Prints one line per probe, a table and (``results_line``) the results file's name; ``run --probes``
+    prints that name itself, once, after its cells and probes. Returns 1 when a probe failed, crashed or timed out (0 when all
     ran or were skipped with a reason), or the exit code of a signal that stopped it.
     """
     from rich.table import Table
@@ -45,7 +46,7 @@ def run_probes_with_progress(doc: dict[str, Any], runners: list[str], probe_name
     interrupted = run_with_progress(
         len(jobs), "probe",
         lambda on_event: run_probes(doc, jobs, out, timeout, config.memory_limit_bytes, on_event=on_event),
-        lambda: results.save_or_fallback(out, doc), err)
+        lambda: results.save_or_fallback(out, doc), err, jobs=jobs)
     table = Table(title="Capability probes", title_justify="left")
     for col in ("probe", "runner", "workload", "device", "status", "finding"):
         table.add_column(col, overflow="fold")
@@ -55,7 +56,8 @@ def run_probes_with_progress(doc: dict[str, Any], runners: list[str], probe_name
         table.add_row(*(text(x) for x in (rec["probe"], rec["runner"], rec["workload"], rec["device"],
                                           rec["status"], finding)))
     print_table(console, table)
-    err.print(term_plain(f"Results: {out}"), highlight=False, markup=False)
+    if results_line:
+        err.print(term_plain(f"Results: {out}"), highlight=False, markup=False)
     if interrupted is not None:
         err.print(f"Interrupted: {len(doc.get('probes', []))} finished probes are saved.", highlight=False,
                   markup=False)

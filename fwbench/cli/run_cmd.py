@@ -142,12 +142,17 @@ def run(
         if baseline is not None and same_file(baseline, out):
             raise UsageError(f"--out {out} is the --baseline file: the run would replace the measurements it is "
                              "compared with; write the run elsewhere")
-        code = execute_with_progress(doc, jobs, out, config, strict)
+        code = execute_with_progress(doc, jobs, out, config, strict, last=not probes)
         if probes and code not in EXIT_SIGNALS.values():
             from fwbench.cli.probing import run_probes_with_progress
+            from fwbench.report.terminal import make_console
 
-            code = max(code, run_probes_with_progress(doc, [r.name for r in runners], [], [s.to_dict() for s in specs],
-                                                      devices, config, out, min(config.timeout, 300.0)))
+            try:
+                code = max(code, run_probes_with_progress(
+                    doc, [r.name for r in runners], [], [s.to_dict() for s in specs], devices, config, out,
+                    min(config.timeout, 300.0), results_line=False))
+            finally:  # the results file's name, once, last
+                make_console(stderr=True).print(term_plain(f"Results: {out}"), highlight=False, markup=False)
         if base_doc is not None and code not in EXIT_SIGNALS.values():
             from fwbench.gate import gate_after_run
 
@@ -239,7 +244,12 @@ def noisy_share_setting() -> float:
         raise UsageError(str(exc)) from None
 
 
-def execute_with_progress(doc: dict[str, Any], jobs: list, out: Path, config: RunConfig, strict: bool) -> int:
+def execute_with_progress(doc: dict[str, Any], jobs: list, out: Path, config: RunConfig, strict: bool,
+                          last: bool = True) -> int:
+    """Run the cells with live progress, print the run's tables, and return the exit code.
+
+    The results file's name is printed once, last: here when ``last`` or when a signal stopped the run, else
+    by the caller (``run --probes`` prints it after the probes)."""
     from fwbench import results
     from fwbench.cli.console import print_run_tables
     from fwbench.cli.progress import run_with_progress
@@ -258,9 +268,10 @@ def execute_with_progress(doc: dict[str, Any], jobs: list, out: Path, config: Ru
     from fwbench.interference import warning
 
     interrupted = run_with_progress(len(jobs), "cell", lambda on_event: execute(doc, jobs, out, config, on_event),
-                                    lambda: results.save_or_fallback(out, doc), err, describe, warning)
+                                    lambda: results.save_or_fallback(out, doc), err, describe, warning, jobs=jobs)
     print_run_tables(doc, console)
-    err.print(term_plain(f"Results: {out}"), highlight=False, markup=False)
+    if last or interrupted is not None:
+        err.print(term_plain(f"Results: {out}"), highlight=False, markup=False)
     if interrupted is not None:
         err.print(term_plain(f"Interrupted: {len(doc['cells'])} finished cells are saved; "
                              f"`fwbench run --resume {shell_join([str(out)])}` runs the rest."),
