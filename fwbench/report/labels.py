@@ -136,13 +136,6 @@ PHRASES: dict[str, dict[str, str]] = {
         "parity_bad": "Parity check FAILED for {cells}: their timings are not comparable.",
         "parity_none": "No parity groups (fewer than two runners per workload and device).",
         "parity_bn": "Batch-norm moving statistics after the K steps, largest difference from the reference: {groups}.",
-        "perf_fields": ("Columns from each cell: step = `summary.median` ± 95% CI (`summary.ci_low`, "
-                        "`summary.ci_high`); samples/s = `samples_per_s`; speedup = reference `summary.median` / "
-                        "`summary.median`; first step = `first_step_s`; peak mem = `peak_device_bytes` "
-                        "(dev) or `peak_rss_bytes` (RSS); parity = `parity.status`."),
-        "vs": "{a} {ta} vs {b} {tb}: {b} {ratio}",
-        "faster": "{x:.2f}× faster",
-        "slower": "{x:.2f}× slower",
         "first_step": "{runner} first step {t} (steady {s})",
         "break_even": "pays back its first-step cost vs {eager} after {n} steps",
         "never_pays": "never pays back vs {eager} (not faster per step)",
@@ -169,7 +162,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "efficiency": ", scaling efficiency {eff:.0%} of N × 1 worker",
         "steady": "{runner} {t}",
         "hint_run": "run {cmd}",
-        "col_runner": "runner", "col_device": "device", "col_step": "step (median ±95% CI)",
+        "col_runner": "runner", "col_device": "device",
         "col_rate": "samples/s", "col_speedup": "speedup", "col_first": "first step", "col_mem": "peak mem",
         "col_parity": "parity", "col_source": "source (cell id)",
         "col_probe": "probe", "col_status": "status", "col_result": "result",
@@ -248,13 +241,6 @@ PHRASES: dict[str, dict[str, str]] = {
         "parity_bad": "一致性检查失败:{cells},其计时不可比较。",
         "parity_none": "没有可比较的组(每个工作负载和设备少于两个运行器)。",
         "parity_bn": "K 步之后批归一化的滑动统计量与参考的最大差异:{groups}。",
-        "perf_fields": ("各列来自每个单元:步长 = `summary.median` ± 95% 置信区间(`summary.ci_low`、"
-                        "`summary.ci_high`);样本/秒 = `samples_per_s`;加速比 = 参考 `summary.median` / "
-                        "`summary.median`;首步 = `first_step_s`;峰值内存 = `peak_device_bytes`(dev)"
-                        "或 `peak_rss_bytes`(RSS);一致性 = `parity.status`。"),
-        "vs": "{a} {ta} 对 {b} {tb}:{b} {ratio}",
-        "faster": "快 {x:.2f} 倍",
-        "slower": "慢 {x:.2f} 倍",
         "first_step": "{runner} 首步 {t}(稳定 {s})",
         "break_even": "{n} 步后相对 {eager} 收回首步成本",
         "never_pays": "相对 {eager} 永不回本(每步并不更快)",
@@ -281,7 +267,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "efficiency": ",扩展效率为 N × 单进程的 {eff:.0%}",
         "steady": "{runner} {t}",
         "hint_run": "运行 {cmd}",
-        "col_runner": "运行器", "col_device": "设备", "col_step": "每步(中位数 ±95% CI)",
+        "col_runner": "运行器", "col_device": "设备",
         "col_rate": "样本/秒", "col_speedup": "加速比", "col_first": "首步", "col_mem": "峰值内存",
         "col_parity": "一致性", "col_source": "来源(单元 id)",
         "col_probe": "探测", "col_status": "状态", "col_result": "结果",
