@@ -83,7 +83,7 @@ def test_noisy_cells_are_marked_and_speedups_against_them_uncertain(doc) -> None
     report = build_report([("repeats.json", doc)])
     rows = {r.text["runner"]: r.text for r in report.performance[0].rows}
     assert "noisy: ±35%" in rows["keras-jax"]["status"] and rows["keras-jax"]["speedup"].startswith("~")
-    assert rows["tf-graph"]["speedup"] == "2.50× faster (2.42–2.58)" and "noisy" not in rows["tf-graph"]["status"]
+    assert rows["tf-graph"]["speedup"] == "2.50× faster (2.42–2.59)" and "noisy" not in rows["tf-graph"]["status"]
     assert rows["torch"]["speedup"] == "ref"
     assert report.performance[0].legend and "~" in report.performance[0].legend[0]
     term = {row["runner"]: row for row in run_rows(doc)["tinymlp"]}
@@ -117,7 +117,7 @@ def test_terminal_prints_tables_then_summary(doc) -> None:
     summary = out[out.index("\nSummary\n"):]
     assert "tinymlp — cpu: parity ✗ mismatch: keras-jax" in summary
     assert "keras      fastest, 3.92 ms ±6.4% (3 processes)" in summary
-    assert "torch      2.5× slower (95% CI 2.4–2.6), real difference" in summary
+    assert "torch      2.5× slower (95% CI 2.3–2.7), real difference" in summary
     assert "tf-graph   1.00× slower (95% CI 0.95–1.05), within noise" in summary
     assert "~2.2× slower" in summary and "noisy: ±35%" in summary
     assert "#1" not in out
@@ -158,3 +158,13 @@ def test_processes_are_combined_within_a_file_never_across_files(doc) -> None:
     assert {r.values["processes"] for r in table.rows if r.values["runner"] == "torch"} == {3}
     lines = [line.runner for line in report.summary.blocks[0].lines]
     assert lines[:2] in (["keras [a.json]", "keras [b.json]"], ["keras [b.json]", "keras [a.json]"])
+
+
+def test_ratio_bounds_are_rounded_outward_so_the_printed_interval_holds_the_computed_one():
+    from fwbench.estimate import Ratio
+    from fwbench.report.combined import ratio_words
+
+    t = ratio_words(Ratio(1.4, 0.98, 1.91, "processes", False))  # 1.4× slower, CI straddles 1
+    assert (t.x, t.low, t.high, t.apart) == ("1.4", "0.9", "2.0", False)
+    t = ratio_words(Ratio(1 / 2.5, 1 / 2.58, 1 / 2.42, "processes", False))  # 2.5× faster
+    assert float(t.low) <= 2.42 and float(t.high) >= 2.58 and t.x == "2.50"

@@ -8,6 +8,7 @@ centre and one CI: those of :func:`fwbench.estimate.cell_estimate`, the figures 
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -137,8 +138,15 @@ def spread(e: Estimate) -> str:
     return f"±{pct:.2g}%" if pct < 10 else f"±{pct:.0f}%"
 
 
-def _num(x: float, d: int) -> str:
-    """``x`` with ``d`` decimals, or one significant digit where those decimals would print it as 0."""
+def _num(x: float, d: int, way: str = "nearest") -> str:
+    """``x`` with ``d`` decimals, or one significant digit where those decimals would print it as 0.
+
+    ``way``: ``down`` / ``up`` round a CI's lower / upper bound outward, so the printed interval still holds
+    the computed one (a bound of 0.98 prints 0.9, not 1.0, beside "within noise")."""
+    if way != "nearest":
+        step = 10.0 ** -d
+        outward = (math.floor if way == "down" else math.ceil)(round(x / step, 6)) * step
+        x = outward if outward else x  # a positive bound is never printed as 0
     out = f"{x:.{d}f}"
     return f"{x:.1g}" if x and float(out) == 0 else out
 
@@ -161,7 +169,7 @@ def ratio_words(r: Ratio) -> RatioText:
     slower = r.value >= 1.0
     x, low, high = (r.value, r.low, r.high) if slower else r.speedup
     d = decimals_for(low, high)
-    return RatioText(slower, _num(x, d), _num(low, d), _num(high, d), r.uncertain, r.apart)
+    return RatioText(slower, _num(x, d), _num(low, d, "down"), _num(high, d, "up"), r.uncertain, r.apart)
 
 
 SPEED = {"en": ("{x}× faster ({low}–{high})", "{x}× slower ({low}–{high})"),
