@@ -80,14 +80,16 @@ def test_report_shows_utilisation_only_for_cells_that_recorded_it():
     def doc(**fields):
         cell = {"id": "mlp/torch/cpu/0", "workload": "mlp", "runner": "torch", "family": "torch", "device": "cpu",
                 "repeat": 0, "status": "ok", "reason": "", "options": {"precision": "fp32"}, "settings": {},
-                "summary": {"median": 0.01, "ci_low": 0.009, "ci_high": 0.011, "n": 10}, **fields}
+                "summary": {"median": 0.01, "ci_low": 0.009, "ci_high": 0.011, "n": 10}, "step_s": [0.01] * 10,
+                **fields}
         return [("run.json", {"run_id": "r", "config": {}, "environment": {}, "workloads": {}, "parity": {},
                               "cells": [cell]})]
 
     text = render(build_report(doc(flops_per_step=410_779_648, achieved_flops=4.1e10, peak_flops=1.6e11, mfu=0.256,
                                    sync_check={"verdict": "ok"})))
     assert "### Model FLOPs utilisation" in text
-    assert "| mlp | cpu | torch | fp32 | 411 M | 41 GFLOP/s | 160 GFLOP/s | 26% | - | ok |" in text
+    # achieved = FLOPs/step ÷ the combined step time (10 ms): 41.1 GFLOP/s
+    assert "| mlp | cpu | torch | fp32 | 411 M | 41.1 GFLOP/s | 160 GFLOP/s | 26% | - | ok |" in text
     assert "Model FLOPs utilisation" not in render(build_report(doc()))
 
 

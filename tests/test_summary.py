@@ -168,3 +168,13 @@ def test_ratio_bounds_are_rounded_outward_so_the_printed_interval_holds_the_comp
     assert (t.x, t.low, t.high, t.apart) == ("1.4", "0.9", "2.0", False)
     t = ratio_words(Ratio(1 / 2.5, 1 / 2.58, 1 / 2.42, "processes", False))  # 2.5× faster
     assert float(t.low) <= 2.42 and float(t.high) >= 2.58 and t.x == "2.50"
+
+
+def test_a_real_difference_never_prints_a_bound_of_one():
+    from fwbench.estimate import Ratio
+    from fwbench.report.combined import ratio_words
+
+    t = ratio_words(Ratio(1.12, 1.02, 1.3, "processes", False))
+    assert t.apart and (t.low, t.high) == ("1.02", "1.30")
+    t = ratio_words(Ratio(1 / 1.12, 1 / 1.3, 1 / 1.02, "processes", False))  # the same, read as faster
+    assert not t.slower and float(t.low) > 1.0

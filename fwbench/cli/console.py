@@ -78,6 +78,7 @@ def print_run_tables(doc: dict[str, Any], console: Console | None = None) -> Non
         print_table(console, table)
         for note in notes:
             console.print(text(f"  {note}"), highlight=False)
+        console.print()  # a blank line before the next table's title
     for workload, rows in tta_rows(doc).items():
         table = Table(title=text(f"{workload} — time to target (training time, evaluations excluded)"),
                       title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)

@@ -84,8 +84,12 @@ def parity_lines(docs: list[tuple[str, dict[str, Any]]], lang: str) -> list[str]
             text = phrase(lang, "parity_ok", ref=p.get("reference"))
         else:
             text = phrase(lang, "parity_none")
-        bn = [f"{g['workload']} ({g['device']}) {g['bn_max_abs_diff']:.2g}" for g in p.get("groups") or []
-              if g.get("bn_max_abs_diff") is not None]
+        worst: dict[tuple[str, str], float] = {}  # one figure per (workload, device): the largest over repeats
+        for g in p.get("groups") or []:
+            if g.get("bn_max_abs_diff") is not None:
+                key = (g["workload"], g["device"])
+                worst[key] = max(worst.get(key, 0.0), g["bn_max_abs_diff"])
+        bn = [f"{w} ({d}) {x:.2g}" for (w, d), x in worst.items()]
         if bn:
             text += " " + phrase(lang, "parity_bn", groups=", ".join(bn))
         out.append(f"{label}#parity: {text}")

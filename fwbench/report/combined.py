@@ -31,11 +31,11 @@ class Combined:
     machine: str | None
     records: tuple[Record, ...]
     estimate: Estimate | None
-    file: str | None = None  # the results file, when several are shown together (never combined across files)
+    file: str | None = None  # the results file, when this cell is in several files (never combined across files)
 
     @property
     def name(self) -> str:
-        """The runner, and its results file when several files are shown together: ``torch [b.json]``."""
+        """The runner, and its results file when the same cell is in several files shown together: ``torch [b.json]``."""
         return self.runner + (f" [{self.file}]" if self.file is not None else "")
 
     @property
@@ -104,11 +104,15 @@ def combine(records: list[Record], machine_of: dict[str, str] | None = None) -> 
     """The records grouped by (workload, runner, device[, machine]) in first-seen order, each estimated.
 
     Processes are combined within one results file only (repeats are a run's; two files, such as the two
-    sides of an ``fwbench ab`` file, are two measurements): with several files, each file's group is its own
-    :class:`Combined`, named with its file."""
-    several = len({r.file for r in records}) > 1
+    sides of an ``fwbench ab`` file, are two measurements): a (workload, runner, device) found in several
+    files is one :class:`Combined` per file, named with its file; one found in a single file keeps its
+    plain runner name."""
+    files: dict[tuple[str, str, str], set[str]] = {}  # the files each (workload, runner, device) is in
+    for r in records:
+        files.setdefault((r["workload"], r["runner"], r["device"]), set()).add(r.file)
     groups: dict[tuple[str, str, str, str | None, str | None], list[Record]] = {}
     for r in records:
+        several = len(files[(r["workload"], r["runner"], r["device"])]) > 1
         key = (r["workload"], r["runner"], r["device"], machine_of.get(r.file) if machine_of else None,
                r.file if several else None)
         groups.setdefault(key, []).append(r)
@@ -165,10 +169,14 @@ class RatioText:
 
 def ratio_words(r: Ratio) -> RatioText:
     """``r`` (other / base step time) as ``x`` times slower or faster, CI bounds in the same direction, all
-    rounded to the digits the CI supports (:func:`fwbench.estimate.decimals_for`)."""
+    rounded to the digits the CI supports (:func:`fwbench.estimate.decimals_for`), the bounds outward; a real
+    difference gets the digit that keeps its lower bound above 1 (``1.02–1.3``, not ``1.0–1.3``)."""
     slower = r.value >= 1.0
     x, low, high = (r.value, r.low, r.high) if slower else r.speedup
     d = decimals_for(low, high)
+    # a real difference (CI above 1) must not print a bound of 1.0: one more digit until it shows
+    while r.apart and d < 4 and float(_num(low, d, "down")) <= 1.0:
+        d += 1
     return RatioText(slower, _num(x, d), _num(low, d, "down"), _num(high, d, "up"), r.uncertain, r.apart)
 
 
