@@ -51,8 +51,9 @@ class Estimate:
 
     @property
     def wide(self) -> bool:
-        """The CI is wider than ±:data:`WIDE_CI`: too noisy for its figure to be trusted to two digits."""
-        return self.rel_half_width > WIDE_CI
+        """The CI is wider than ±:data:`WIDE_CI` (or rests on a single step, which has no spread to measure):
+        too noisy for its figure to be trusted to two digits."""
+        return self.rel_half_width > WIDE_CI or self.steps < 2
 
     @property
     def noisy(self) -> bool:
@@ -118,11 +119,11 @@ def cell_estimate(cells: list[Cell], confidence: float = CONFIDENCE) -> Estimate
 
 def ratio(base: list[Cell], other: list[Cell], confidence: float = CONFIDENCE) -> Ratio | None:
     """``other``'s step time over ``base``'s with ``compare``'s CI (t on process medians with >= 3 processes a
-    side, else a bootstrap of the pooled medians); ``None`` when either has no samples."""
+    side, else a bootstrap of the pooled medians); ``None`` when either has fewer than two step samples."""
     from fwbench import stats
 
     b, o = step_samples(base), step_samples(other)
-    if not b or not o:
+    if sum(map(len, b)) < 2 or sum(map(len, o)) < 2:  # a single step has no spread: no interval to give
         return None
     test = stats.compare_processes(b, o, confidence=confidence)
     eb, eo = cell_estimate(base, confidence), cell_estimate(other, confidence)

@@ -13,7 +13,7 @@ from fwbench import units
 from fwbench.report.combined import Combined, combine_doc, spread, step_text
 from fwbench.results import cells
 
-COLUMNS = ("runner", "device", "step ±95% CI", "processes", "samples/s", "MFU", "first step", "peak mem", "loss",
+COLUMNS = ("runner", "device", "step (95% CI)", "processes", "samples/s", "MFU", "first step", "peak mem", "loss",
            "parity", "status")
 PARITY_MARKS = {"ok": "✓", "reference": "ref", "mismatch": "✗ MISMATCH", "n/a": "-"}
 
@@ -69,7 +69,7 @@ def run_rows(doc: dict[str, Any]) -> dict[str, list[RunRow]]:
         out.setdefault(g.workload, []).append(RunRow(g, {
             "runner": g.runner,
             "device": g.device,
-            "step ±95% CI": step_text(e),
+            "step (95% CI)": step_text(e),
             "processes": str(e.processes) if e else "0",
             "samples/s": units.rate(g.samples_per_s),
             "MFU": units.percent(mfu) + ("?" if (mfu or 0) > 1 else ""),  # peak under-measured

@@ -39,6 +39,13 @@ def ci(median: float, low: float, high: float) -> str:
     return f"{seconds(median)} ±{(high - low) / 2 / median * 100:.1f}%"
 
 
+def span(low: float, high: float) -> str:
+    """A CI as its bounds in one unit where they share it: ``48.5–69.5 ms``; else ``940 ms–1.85 s``."""
+    a, b = seconds(low), seconds(high)
+    ua, ub = a.rpartition(" ")[2], b.rpartition(" ")[2]
+    return f"{a.rpartition(' ')[0]}–{b}" if ua == ub and " " in a else f"{a}–{b}"
+
+
 def percent(x: float | None) -> str:
     """A fraction as a percentage with two significant digits: ``0.0123`` -> ``1.2%``."""
     if x is None or not math.isfinite(x):

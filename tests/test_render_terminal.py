@@ -44,7 +44,7 @@ def test_run_table_without_a_tty_splits_no_header_and_no_number(fixture, monkeyp
         assert head in header
         for row in rows:  # each row on one line, every value whole
             line = next(line for line in lines if line.lstrip().startswith(row["runner"] + " "))
-            for col in ("step ±95% CI", "processes", "samples/s", "MFU", "first step", "peak mem", "parity"):
+            for col in ("step (95% CI)", "processes", "samples/s", "MFU", "first step", "peak mem", "parity"):
                 assert row[col] in line, (col, row[col], line)
     assert max(len(line) for line in out.splitlines()) > 80  # the natural width, not rich's 80-column default
 
@@ -54,7 +54,7 @@ def test_columns_is_honoured_and_numbers_still_never_break(monkeypatch) -> None:
     wide = _piped_table(doc, monkeypatch, columns="300")  # COLUMNS wider than needed: a ceiling, not a width
     assert max(len(line) for line in wide.splitlines()) < 200
     narrow = _piped_table(doc, monkeypatch, columns="60")  # too narrow: numbers and headers still whole
-    for word in ("step ±95% CI", "samples/s", "48.1 ms ±29%", "366.8 MiB", "torch-compile"):
+    for word in ("step (95% CI)", "samples/s", "48.1 ms (31.6–60 ms)", "366.8 MiB", "torch-compile"):
         assert word in narrow, (word, narrow)
 
 

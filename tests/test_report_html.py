@@ -380,6 +380,15 @@ def test_html_report_in_headless_chromium(tmp_path: Path) -> None:
         b.click("document.querySelectorAll('th')[2]")  # text: natural order, case aside; the blank last
         assert column(b, 0, 2) == ["alpha", "beta-1", "w1", "W2", "w10", ""]
 
+        # speedups sort by speed: "slower" below 1, en and zh alike
+        speeds = tmp_path / "speeds.html"
+        speeds.write_text(html_report.page("# s\n\n| r | speedup |\n|---|---|\n| a | ~1.7× slower (1.4–2.0) |\n"
+                                           "| b | 2.1× faster (1.7–2.4) |\n| c | ref |\n| d | 1.2× faster (1.0–1.4) |\n"
+                                           "| e | 慢 3×(2–4) |\n| f | 快 1.5×(1.2–1.8) |\n"), encoding="utf-8")
+        b.open(speeds.as_uri())
+        b.click("document.querySelectorAll('th')[1]")
+        assert column(b, 0, 0) == ["e", "a", "d", "f", "b", "c"]
+
         assert b.errors() == [], b.errors()
         assert all(u.startswith(("file:", "data:")) for u in b.requests()), b.requests()
 

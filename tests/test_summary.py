@@ -74,7 +74,7 @@ def test_one_centre_and_ci_everywhere(doc) -> None:
         assert [float(exported[runner][k]) / 1e3 for k in ("median_ms", "ci_low_ms", "ci_high_ms")] == pytest.approx(
             [e.centre_s, e.low_s, e.high_s], rel=1e-5)  # export keeps six significant digits
         assert int(perf[runner]["processes"]) == int(exported[runner]["processes"]) == e.processes
-        assert terminal_rows[runner]["step ±95% CI"] == table_rows[runner]["step"] == step_text(e)
+        assert terminal_rows[runner]["step (95% CI)"] == table_rows[runner]["step"] == step_text(e)
         assert terminal_rows[runner]["processes"] == table_rows[runner]["processes"] == str(e.processes)
     assert len(report.performance[0].rows) == 5 and "torch #1" not in render(report)  # one row per runner
 
@@ -116,7 +116,7 @@ def test_terminal_prints_tables_then_summary(doc) -> None:
     out = buf.getvalue()
     summary = out[out.index("\nSummary\n"):]
     assert "tinymlp — cpu: parity ✗ mismatch: keras-jax" in summary
-    assert "keras      fastest, 3.92 ms ±6.4% (3 processes)" in summary
+    assert "keras      fastest, 3.92 ms (3.68–4.18 ms), 3 processes" in summary
     assert "torch      2.5× slower (95% CI 2.3–2.7), real difference" in summary
     assert "tf-graph   1.00× slower (95% CI 0.95–1.05), within noise" in summary
     assert "~2.2× slower" in summary and "noisy: ±35%" in summary
@@ -136,7 +136,7 @@ def _ab(doc: dict) -> dict:
 def test_show(cli, doc, tmp_path) -> None:
     r = invoke(cli, "show", str(GOLDEN / "repeats.json"))
     assert r.exit_code == 0, r.output
-    assert "fwbench run -r torch" in r.output and "step ±95% CI" in r.output and "\nSummary\n" in r.output
+    assert "fwbench run -r torch" in r.output and "step (95% CI)" in r.output and "\nSummary\n" in r.output
     path = tmp_path / "ab.json"
     path.write_text(json.dumps(_ab(doc)), encoding="utf-8")
     both = invoke(cli, "show", str(path))
@@ -175,6 +175,6 @@ def test_a_real_difference_never_prints_a_bound_of_one():
     from fwbench.report.combined import ratio_words
 
     t = ratio_words(Ratio(1.12, 1.02, 1.3, "processes", False))
-    assert t.apart and (t.low, t.high) == ("1.02", "1.30")
+    assert t.apart and (t.x, t.low, t.high) == ("1.1", "1.02", "1.30")
     t = ratio_words(Ratio(1 / 1.12, 1 / 1.3, 1 / 1.02, "processes", False))  # the same, read as faster
     assert not t.slower and float(t.low) > 1.0

@@ -24,7 +24,7 @@ from fwbench.tables import COLUMNS, TTA_COLUMNS, run_rows, tta_rows
 __all__ = ["make_console", "print_run_tables", "text"]
 
 STATUS_STYLE = {"ok": "green", "skipped": "yellow"}
-RIGHT = ("step ±95% CI", "processes", "samples/s", "MFU", "first step", "peak mem", "loss")
+RIGHT = ("step (95% CI)", "processes", "samples/s", "MFU", "first step", "peak mem", "loss")
 WRAPS = ("status",)  # the only column that may wrap: headers and numbers never break
 CAPTION = ("one row per runner, its worker processes combined (fwbench.estimate); noisy: 95% CI wider than "
            f"±{WIDE_CI:.0%}; peak mem: worker RSS high-water mark (\"dev\": device memory); MFU: model FLOPs / "

@@ -132,8 +132,9 @@ def combine_doc(doc: dict[str, Any], label: str = "run.json") -> list[Combined]:
 
 # ---- text -----------------------------------------------------------------------------------------------
 def step_text(e: Estimate | None) -> str:
-    """``12.3 ms ±2.1%``: the centre and the CI's half-width relative to it (``-`` without an estimate)."""
-    return f"{units.seconds(e.centre_s)} {spread(e)}" if e else "-"
+    """``58.1 ms (48.5–69.5 ms)``: the centre and its 95% CI's bounds, as export gives them (the interval of a
+    geometric mean is not symmetric, so a ``±`` would misstate one side); ``-`` without an estimate."""
+    return f"{units.seconds(e.centre_s)} ({units.span(e.low_s, e.high_s)})" if e else "-"
 
 
 def spread(e: Estimate) -> str:
@@ -170,24 +171,27 @@ class RatioText:
 def ratio_words(r: Ratio) -> RatioText:
     """``r`` (other / base step time) as ``x`` times slower or faster, CI bounds in the same direction, all
     rounded to the digits the CI supports (:func:`fwbench.estimate.decimals_for`), the bounds outward; a real
-    difference gets the digit that keeps its lower bound above 1 (``1.02–1.3``, not ``1.0–1.3``)."""
+    difference's bounds get the digit that keeps the lower one above 1 (``1.1× (1.02–1.30)``, not ``(1.0–1.3)``)."""
     slower = r.value >= 1.0
     x, low, high = (r.value, r.low, r.high) if slower else r.speedup
-    d = decimals_for(low, high)
-    # a real difference (CI above 1) must not print a bound of 1.0: one more digit until it shows
-    while r.apart and d < 4 and float(_num(low, d, "down")) <= 1.0:
-        d += 1
-    return RatioText(slower, _num(x, d), _num(low, d, "down"), _num(high, d, "up"), r.uncertain, r.apart)
+    d = b = decimals_for(low, high)
+    # a real difference (CI above 1) must not print a bound of 1.0: the bounds get one more digit until it
+    # shows; the figure itself keeps the digits its CI supports
+    while r.apart and b < 4 and float(_num(low, b, "down")) <= 1.0:
+        b += 1
+    return RatioText(slower, _num(x, d), _num(low, b, "down"), _num(high, b, "up"), r.uncertain, r.apart)
 
 
+WITHIN = {"en": ", within noise", "zh": ",在噪声范围内"}  # the CI holds 1: not a difference this run can show
 SPEED = {"en": ("{x}× faster ({low}–{high})", "{x}× slower ({low}–{high})"),
          "zh": ("快 {x}×({low}–{high})", "慢 {x}×({low}–{high})")}
 
 
 def speedup_text(r: Ratio | None, lang: str = "en") -> str:
     """A row against the reference: ``36× faster (28–37)`` or ``25× slower (9–40)``; ``~`` first when either
-    cell is noisy (the figure is uncertain)."""
+    cell is noisy (the figure is uncertain); ", within noise" when the CI holds 1."""
     if r is None:
         return "-"
     t = ratio_words(r)
-    return (UNCERTAIN if t.uncertain else "") + SPEED[lang][t.slower].format(x=t.x, low=t.low, high=t.high)
+    return ((UNCERTAIN if t.uncertain else "") + SPEED[lang][t.slower].format(x=t.x, low=t.low, high=t.high)
+            + ("" if t.apart else WITHIN[lang]))

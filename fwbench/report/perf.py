@@ -20,8 +20,8 @@ from fwbench.report.model import PerfRow, PerfTable
 PERF_COLUMNS = ("runner", "step", "processes", "rate", "speedup", "first", "mem", "parity", "status", "source")
 PERF_HEADERS = {"runner": "col_runner", "rate": "col_rate", "speedup": "col_speedup", "first": "col_first",
                 "mem": "col_mem", "parity": "col_parity", "status": "col_status", "source": "col_source"}
-OWN_HEADERS = {"en": {"step": "step (±95% CI)", "processes": "processes"},
-               "zh": {"step": "每步(±95% CI)", "processes": "进程数"}}
+OWN_HEADERS = {"en": {"step": "step (95% CI)", "processes": "processes"},
+               "zh": {"step": "每步(95% CI)", "processes": "进程数"}}
 BUSY_MARK = "⚠"
 PARITY_MARKS = {"ok": "✓", "reference": "ref", "mismatch": "✗ MISMATCH", "n/a": "-"}
 NOISY = {"en": "noisy: {spread}", "zh": "噪声大:{spread}"}

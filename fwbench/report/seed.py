@@ -8,6 +8,7 @@ missing from the given results names the command that would produce it.
 from __future__ import annotations
 
 import shlex
+import statistics
 
 from typing import Callable
 
@@ -134,16 +135,18 @@ def _steady(ev: Evidence, corpus: Corpus, lang: str, runners: tuple[str, ...]) -
         need(ev, corpus, runners)
 
 
-def _first_and_steady(corpus: Corpus, rec: Record) -> tuple[float, list[str]]:
-    """A cell's steady step time (its repeats combined) and the sources of that and of its first step."""
+def _first_and_steady(corpus: Corpus, rec: Record) -> tuple[float, float, list[Record], list[str]]:
+    """A cell's first step (median over its repeats, as the performance table shows it), its steady step
+    time (the repeats combined), the repeats, and the sources of both."""
     recs = group(corpus, rec["runner"], rec["workload"], rec["device"])
-    if len(recs) == 1:
-        return median(rec) or 0.0, [source(rec, "first_step_s", "summary.median")]
-    return centre(recs) or 0.0, [source(rec, "first_step_s"), group_source(recs, "step_s")]
+    firsts = [r["first_step_s"] for r in recs if r.ok and r.get("first_step_s") is not None]
+    first = float(statistics.median(firsts)) if firsts else rec["first_step_s"]
+    return first, centre(recs) or 0.0, recs, [group_source(recs, "first_step_s", "step_s")]
 
 
 def first_steps(runners: tuple[str, ...], with_break_even: bool) -> Fill:
-    """First-step (trace / compile) cost of ``runners``; for graph runners, their break-even point."""
+    """First-step (trace / compile) cost of ``runners``; for graph runners, their break-even point (only
+    where their steady steps differ beyond noise)."""
     def fill(ev: Evidence, corpus: Corpus, lang: str) -> None:
         seen = False
         for runner in runners:
@@ -156,24 +159,28 @@ def first_steps(runners: tuple[str, ...], with_break_even: bool) -> Fill:
                 if not median(rec) or rec.get("first_step_s") is None:
                     _failed(ev, lang, rec, f"{label} {runner}")
                     continue
-                steady, sources = _first_and_steady(corpus, rec)
-                text = phrase(lang, "first_step", runner=runner, t=units.seconds(rec["first_step_s"]),
-                              s=units.seconds(steady))
-                values = {f"{label}:{runner}_first_step_s": rec["first_step_s"]}
+                first, steady, recs, sources = _first_and_steady(corpus, rec)
+                text = phrase(lang, "first_step", runner=runner, t=units.seconds(first), s=units.seconds(steady))
+                values = {f"{label}:{runner}_first_step_s": first}
                 eager_name = EAGER_OF.get(runner)
                 eager = corpus.cell(eager_name, workload, device) if (with_break_even and eager_name) else None
                 if with_break_even and eager_name and eager is None:
                     need(ev, corpus, [eager_name], workload)
                 if eager is not None and median(eager) and eager.get("first_step_s") is not None:
-                    eager_steady, eager_sources = _first_and_steady(corpus, eager)
-                    n = break_even_steps(eager["first_step_s"], eager_steady, rec["first_step_s"], steady)
-                    text += ", " + (phrase(lang, "break_even", eager=eager_name, n=n) if n
-                                    else phrase(lang, "never_pays", eager=eager_name))
+                    eager_first, eager_steady, eager_recs, eager_sources = _first_and_steady(corpus, eager)
+                    r = speed_ratio(eager_recs, recs)
+                    if r is not None and r[1] is not None and r[1] <= 1.0 <= r[2]:  # the CI holds 1
+                        n = None
+                        text += ", " + phrase(lang, "no_steady_gain", eager=eager_name)
+                    else:
+                        n = break_even_steps(eager_first, eager_steady, first, steady)
+                        text += ", " + (phrase(lang, "break_even", eager=eager_name, n=n) if n
+                                        else phrase(lang, "never_pays", eager=eager_name))
                     sources += eager_sources
                     values[f"{label}:{runner}_break_even_steps"] = n
                     ev.values.setdefault("first_steps", []).append(
                         {"workload": workload, "device": device, "graph": runner, "eager": eager_name,
-                         "graph_first_s": rec["first_step_s"], "eager_first_s": eager["first_step_s"]})
+                         "graph_first_s": first, "eager_first_s": eager_first})
                 ev.add(f"{label}: {text}", sources, **values)
         if not seen:
             need(ev, corpus, runners)

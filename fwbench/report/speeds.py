@@ -55,15 +55,14 @@ def speed_ratio(base: list[Record], other: list[Record]) -> tuple[float, float |
 def ratio_text(lang: str, x: float, lo: float | None, hi: float | None, uncertain: bool) -> str:
     """``5.7× faster``, ``1.05× slower`` or ``same within noise``, digits as many as the CI supports (two
     decimals, marked uncertain, without a CI)."""
-    from fwbench.estimate import round_to_ci
+    from fwbench.estimate import Ratio
+    from fwbench.report.combined import ratio_words
 
     if lo is None or hi is None:
         key, v = ("x_faster", x) if x >= 1 else ("x_slower", 1 / x)
         return phrase(lang, key, x=f"{v:.2f}") + phrase(lang, "uncertain")
     if lo <= 1.0 <= hi:
         return phrase(lang, "within_noise")
-    if x >= 1:
-        text = phrase(lang, "x_faster", x=round_to_ci(x, lo, hi))
-    else:
-        text = phrase(lang, "x_slower", x=round_to_ci(1 / x, 1 / hi, 1 / lo))
+    words = ratio_words(Ratio(1 / x, 1 / hi, 1 / lo, "", uncertain))  # the digits every other table prints
+    text = phrase(lang, "x_slower" if words.slower else "x_faster", x=words.x)
     return text + (phrase(lang, "uncertain") if uncertain else "")

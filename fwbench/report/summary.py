@@ -29,8 +29,11 @@ PHRASES = {
         "intro": ("Per workload and device: the fastest runner by typical step time (repeats combined), and each "
                   "other runner's step time as a multiple of it with its 95% CI: *real* when the CI excludes 1, "
                   "*within noise* otherwise. *noisy*: CI wider than ±{wide:.0%} or a busy machine; ~: uncertain."),
-        "fastest": "fastest, {step} ({n} process{es})",
-        "only": "the only runner measured, {step} ({n} process{es})",
+        "fastest": "fastest, {step}, {n} process{es}{within}",
+        "only": "the only runner measured, {step}, {n} process{es}{within}",
+        "within_process": ": CI within the process only",
+        "partial": "{k} of {n} processes failed",
+        "parity_some": "parity ✓ {k} of {n} matched; not checked: {names}",
         "noisy_word": "noisy",
         "slower": "{x}× slower (95% CI {lo}–{hi})",
         "faster": "{x}× faster (95% CI {lo}–{hi})",
@@ -51,8 +54,11 @@ PHRASES = {
         "intro": ("按工作负载和设备:典型步长最快的运行器(重复已合并),以及其他运行器步长相对它的倍数和 95% 置信区间:"
                   "区间不含 1 为*差异真实*,否则为*在噪声范围内*。*噪声大*:置信区间宽于 ±{wide:.0%} 或机器繁忙;"
                   "~:不确定。"),
-        "fastest": "最快,{step}({n} 个进程)",
-        "only": "唯一测得的运行器,{step}({n} 个进程)",
+        "fastest": "最快,{step},{n} 个进程{within}",
+        "only": "唯一测得的运行器,{step},{n} 个进程{within}",
+        "within_process": ",置信区间仅反映进程内噪声",
+        "partial": "{n} 个进程中 {k} 个失败",
+        "parity_some": "一致性 ✓ {n} 个中 {k} 个一致;未检查:{names}",
         "noisy_word": "噪声大",
         "slower": "慢 {x}×(95% CI {lo}–{hi})",
         "faster": "快 {x}×(95% CI {lo}–{hi})",
@@ -83,6 +89,8 @@ class Line:
     parity: str
     reason: str = ""
     busy: bool = False
+    failed: int = 0       # processes of this runner that did not succeed (the estimate is of the others)
+    processes: int = 0    # all its processes
 
     @property
     def noisy(self) -> bool:
@@ -141,7 +149,7 @@ def summarise(groups: list[Combined]) -> Summary:
         ok = sorted((g for g in members if g.ok), key=lambda g: g.estimate.centre_s)  # type: ignore[union-attr]
         best = ok[0] if ok else None
         lines = [Line(g.name, g.status, g.estimate, None if best is None or g is best else ratio(best.cells, g.cells),
-                      g is best, g.parity, "", g.busy) for g in ok]
+                      g is best, g.parity, "", g.busy, len(g.failed), len(g.records)) for g in ok]
         lines += [Line(g.name, g.status, None, None, False, g.parity, short_reason(g.first.get("reason") or ""))
                   for g in members if not g.ok]
         blocks.append(Block(*key, tuple(lines)))
@@ -163,13 +171,16 @@ def line_text(line: Line, lang: str, alone: bool = False) -> str:
     e = line.estimate
     if e is None:
         return line.status + (f": {line.reason}" if line.reason else "") if line.status != "ok" else p["no_samples"]
+    within = p["within_process"] if e.method == "steps" else ""
     parts = [p["only" if alone else "fastest"].format(step=step_text(e), n=e.processes,
-                                                      es="" if e.processes == 1 else "es")
+                                                      es="" if e.processes == 1 else "es", within=within)
              if line.fastest else ratio_phrase(line.ratio, lang) if line.ratio else step_text(e)]
     if e.wide:  # the fastest line shows its own spread already
         parts.append(p["noisy_word"] if line.fastest else p["noisy"].format(spread=spread(e)))
     if line.busy:
         parts.append(p["busy"])
+    if line.failed:
+        parts.append(p["partial"].format(k=line.failed, n=line.processes))
     return p["semicolon"].join(parts)
 
 
@@ -177,8 +188,16 @@ def block_title(block: Block, lang: str) -> str:
     p = PHRASES[lang]
     where = f"{block.workload} — {block.device}" + (f", {block.machine}" if block.machine else "")
     bad = block.mismatched
-    parity = (p["parity_bad"].format(names=", ".join(bad)) if bad else p["parity_ok"] if block.parity_checked
-              else p["parity_none"])
+    unchecked = [line.runner for line in block.lines if line.parity not in ("ok", "reference", "mismatch")]
+    if bad:
+        parity = p["parity_bad"].format(names=", ".join(bad))
+    elif not block.parity_checked:
+        parity = p["parity_none"]
+    elif unchecked:
+        parity = p["parity_some"].format(k=len(block.lines) - len(unchecked), n=len(block.lines),
+                                         names=", ".join(unchecked))
+    else:
+        parity = p["parity_ok"]
     return f"{where}: {parity}"
 
 

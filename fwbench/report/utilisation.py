@@ -20,13 +20,13 @@ UTIL_HEADERS = {
 }
 UTIL_TITLE = {"en": "Model FLOPs utilisation", "zh": "模型算力利用率 (MFU)"}
 UTIL_NOTE = {
-    "en": ("FLOPs/step counts the multiply-adds of conv2d and dense layers (2 FLOPs each), forward plus weight "
+    "en": ("FLOPs/step counts the multiply-adds of the conv, dense, attention and recurrent layers (2 FLOPs each), forward plus weight "
            "and input gradients (`flops_per_step`); one row per runner, repeats combined: achieved = FLOPs/step ÷ the "
            "performance table's step time (from `step_s`); MFU = achieved ÷ the matmul peak measured in the "
            "runner's workers (`peak_flops`, median over processes; `calibration`). Peaks of one results file and "
            "device more than 1.25× apart (largest ÷ smallest) are noted below the table: MFUs against such "
            "different peaks are not comparable."),
-    "zh": ("每步 FLOPs 只计卷积层和全连接层的乘加(每次 2 FLOPs),含前向及权重、输入梯度(`flops_per_step`);"
+    "zh": ("每步 FLOPs 计卷积、全连接、注意力和循环层的乘加(每次 2 FLOPs),含前向及权重、输入梯度(`flops_per_step`);"
            "每个运行器一行,重复已合并:实际算力 = 每步 FLOPs ÷ 性能表中的步长(来自 `step_s`);MFU = 实际算力 ÷ "
            "该运行器各 worker 实测的矩阵乘峰值(`peak_flops`,各进程的中位数;`calibration`)。同一结果文件、同一设备的"
            "实测峰值相差超过 1.25 倍(最大 ÷ 最小)时,表下注明:相对差别如此大的峰值算出的 MFU 不可比较。"),
