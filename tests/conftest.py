@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import textwrap
 from pathlib import Path
 
@@ -198,3 +199,25 @@ def invoke(cli: CliRunner, *args: str):
     from fwbench.cli.app import app
 
     return cli.invoke(app, list(args))
+
+
+EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def default_signals() -> None:
+    """``preexec_fn`` of a subprocess a test interrupts: SIGINT, SIGTERM and SIGHUP at their defaults and
+    unblocked, as a shell starts a foreground command, whatever this test process happens to carry (fwbench
+    keeps a signal ignored by whoever started it ignored, on purpose)."""
+    for s in EXIT_SIGNALS:
+        signal.signal(s, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, EXIT_SIGNALS)
+
+
+@pytest.fixture(autouse=True)
+def _signal_dispositions_restored():
+    """Every test leaves SIGINT/SIGTERM/SIGHUP as it found them (in-process CLI runs install handlers)."""
+    before = {s: signal.getsignal(s) for s in EXIT_SIGNALS}
+    yield
+    for s, h in before.items():
+        if signal.getsignal(s) is not h and h is not None:
+            signal.signal(s, h)

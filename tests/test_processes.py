@@ -24,7 +24,7 @@ from fwbench import results
 from fwbench.job import Job
 from fwbench.launch import child_setup, run_cell
 from fwbench.workload import load_workload
-from tests.conftest import REPO
+from tests.conftest import REPO, default_signals
 from tests.test_reliability import cells_by_workload, fake_run, gone, pidfile_entries, wait_gone
 
 
@@ -218,7 +218,7 @@ def test_a_signal_during_probes_saves_what_finished_and_leaves_nothing_behind(wo
     proc = subprocess.Popen([sys.executable, "-m", "fwbench", *command, "-r", "torch", "-w", "tinymlp",
                              "-o", str(out)], cwd=REPO,
                             env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=default_signals)
 
     def second_probe_running() -> list[psutil.Process]:
         try:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from fwbench import results
-from tests.conftest import REPO
+from tests.conftest import REPO, default_signals
 from tests.terminal_screen import screen as terminal_screen
 from tests.test_reliability import pidfile_entries, wait_gone
 
@@ -34,6 +34,7 @@ def start_run(tmp_path: Path, **popen) -> tuple[subprocess.Popen, Path, Path]:
     """Start ``fwbench run`` on tinymlp (finishes) then tinycnn (hangs); returns (process, results, pidfile)."""
     out, pidfile = tmp_path / "run.json", tmp_path / "pids"
     env = {**os.environ, "FWBENCH_FAKE": "tinycnn=hang", "FWBENCH_FAKE_PIDFILE": str(pidfile)}
+    popen.setdefault("preexec_fn", default_signals)
     proc = subprocess.Popen([sys.executable, "-m", "fwbench", "run", "-r", "fake", "-w", "tinymlp", "-w", "tinycnn",
                              "--quick", "-o", str(out)], cwd=REPO, env=env, **popen)
     return proc, out, pidfile
@@ -90,6 +91,7 @@ def test_ctrl_c_at_a_terminal_shows_the_summary_after_the_progress_display(workl
     fcntl.ioctl(slave, termios.TIOCSWINSZ, b"\x18\x00\x50\x00\x00\x00\x00\x00")  # 24 rows x 80 columns
 
     def controlling_terminal() -> None:  # the run leads its own session, with the pty as its terminal
+        default_signals()
         os.setsid()
         fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
 
