@@ -63,6 +63,19 @@ class Session(StepSession):
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Logits for channels-last inputs ``x`` (inference mode), as NumPy; used for accuracy."""
 
+    def host_input(self, x: np.ndarray) -> Any:
+        """An inference request's payload as this runner's deployment receives it: host memory, in the
+        runner's own layout (NCHW for PyTorch and its exports, channels-last otherwise). Not timed.
+
+        ``x`` is a canonical channels-last float32 batch (or int32 token ids)."""
+        return x
+
+    def serve(self, payload: Any) -> np.ndarray:
+        """One inference request, timed as a whole: ``payload`` (from :meth:`host_input`) onto the device,
+        a forward pass in inference mode, and the logits back in host memory as a float32 NumPy array.
+        Returning host memory is the synchronisation point (the device has finished)."""
+        raise NotImplementedError(f"runner {self.job.runner} does not serve inference requests")
+
     def peak_device_bytes(self) -> int | None:
         """Peak device memory of this process, where the device reports it."""
         return None

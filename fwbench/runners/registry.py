@@ -8,8 +8,12 @@ from dataclasses import KW_ONLY, dataclass
 
 from fwbench.errors import UsageError
 
-# The array libraries runners compute with (``none``: no arithmetic, the fake runner).
-FRAMEWORKS = ("torch", "tensorflow", "jax", "none")
+# The array libraries runners compute with (``none``: no arithmetic, the fake runner; ``runtime``: a deployed
+# inference runtime with its own kernels, such as ONNX Runtime or LiteRT, which no matmul calibration covers).
+FRAMEWORKS = ("torch", "tensorflow", "jax", "runtime", "none")
+# What a cell measures (see docs/scenarios.md): training steps, or inference as a deployment serves it.
+SCENARIOS = ("train", "latency", "throughput", "cold-start")
+INFERENCE = ("latency", "throughput", "cold-start")
 
 
 @dataclass(frozen=True)
@@ -45,10 +49,26 @@ class RunnerInfo:
     devices: tuple[str, ...] = ("cpu", "cuda")
     env: tuple[tuple[str, str], ...] = ()
     hidden: bool = False
+    scenarios: tuple[str, ...] = SCENARIOS
 
     def __post_init__(self) -> None:
         if self.framework not in FRAMEWORKS:
             raise ValueError(f"runner {self.name}: framework {self.framework!r} is not one of {FRAMEWORKS}")
+        if not set(self.scenarios) <= set(SCENARIOS):
+            raise ValueError(f"runner {self.name}: scenarios {self.scenarios!r} are not among {SCENARIOS}")
+
+    @property
+    def trains(self) -> bool:
+        return "train" in self.scenarios
+
+    def scenario_problem(self, scenario: str) -> str | None:
+        """Why this runner cannot run ``scenario`` (a cell asking for it is skipped with this reason), or None."""
+        if scenario in self.scenarios:
+            return None
+        if scenario == "train":
+            return (f"{self.name} cannot train: it runs an exported model for inference only; "
+                    f"use --scenario {'|'.join(self.scenarios)}")
+        return f"{self.name} does not run the {scenario} scenario (runs: {', '.join(self.scenarios)})"
 
     def missing(self) -> list[str]:
         """Modules this runner needs that are not installed (empty when available)."""
@@ -73,7 +93,7 @@ def register(info: RunnerInfo) -> RunnerInfo:
 
 
 # Families: `--framework NAME` selects every runner of that family.
-FAMILIES = ("torch", "tensorflow", "keras", "fake")
+FAMILIES = ("torch", "tensorflow", "keras", "runtime", "fake")
 
 _MWMS = "tf.distribute.MultiWorkerMirroredStrategy (TF_CONFIG)"
 _TF_RANK = "fwbench.distributed.tf_rank"
@@ -112,19 +132,38 @@ register(RunnerInfo("keras-jax", "keras", "Keras 3 train_on_batch, jax backend (
                     "fwbench.runners.keras_runner:KerasSession", ("keras", "jax"), ("keras", "jax", "jaxlib"),
                     framework="jax", devices=("cpu", "cuda", "tpu"),  # tpu: JAX's TPU platform
                     env=(("KERAS_BACKEND", "jax"),)))
+# Deployed runtimes: inference only, on an artifact exported from the same shared weights (in a separate
+# process, cached per run; see fwbench/runners/artifacts.py). `modules` include the exporter's framework.
+register(RunnerInfo("onnxruntime", "runtime", "ONNX Runtime on the torch.onnx export",
+                    "fwbench.runners.onnx_runtime:OnnxRuntimeSession", ("onnxruntime", "onnx", "torch"),
+                    ("onnxruntime", "onnx", "onnxscript", "torch"), framework="runtime", devices=("cpu", "cuda"),
+                    scenarios=INFERENCE))
+register(RunnerInfo("tflite", "runtime", "LiteRT (TFLite) interpreter on the TFLite converter's model",
+                    "fwbench.runners.tflite_runtime:TFLiteSession", ("tensorflow",),
+                    ("ai-edge-litert", "tensorflow"), framework="runtime", devices=("cpu",), scenarios=INFERENCE))
+register(RunnerInfo("torch-export", "runtime", "torch.export program compiled ahead of time by AOTInductor",
+                    "fwbench.runners.aoti_runtime:AOTInductorSession", ("torch",), ("torch",), framework="torch",
+                    devices=("cpu", "cuda"), scenarios=INFERENCE))
+register(RunnerInfo("openvino", "runtime", "OpenVINO on the torch.onnx export (optional extra)",
+                    "fwbench.runners.openvino_runtime:OpenVINOSession", ("openvino", "onnx", "torch"),
+                    ("openvino", "onnx", "torch"), framework="runtime", devices=("cpu",), scenarios=INFERENCE))
 register(RunnerInfo("fake", "fake", "no framework (deterministic test double)",
                     "fwbench.runners.fake_runner:FakeSession", (), (), framework="none", devices=("cpu",),
                     hidden=True))
 
-def select(frameworks: list[str], runners: list[str]) -> list[RunnerInfo]:
+def select(frameworks: list[str], runners: list[str], scenario: str = "train") -> list[RunnerInfo]:
     """Runners named by ``--framework`` (families, or ``all``) and ``--runner`` (exact names), in registry order.
 
-    ``all`` means every installed, non-hidden runner. Raises :class:`UsageError` listing valid names.
+    ``all`` means every installed, non-hidden runner that runs ``scenario`` (so a training run leaves the
+    inference-only runtimes out, and an inference run takes them in). A family or runner named explicitly is
+    taken as asked; a cell its runner cannot run is then skipped with the reason. Raises :class:`UsageError`
+    listing valid names.
     """
     chosen: list[str] = []
     for f in frameworks:
         if f == "all":
-            chosen += [r.name for r in RUNNERS.values() if not r.hidden and not r.missing()]
+            chosen += [r.name for r in RUNNERS.values()
+                       if not r.hidden and not r.missing() and scenario in r.scenarios]
         elif f in FAMILIES:
             chosen += [r.name for r in RUNNERS.values() if r.family == f]
         else:
