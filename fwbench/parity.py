@@ -34,6 +34,50 @@ TOLERANCES = {  # precision -> (initial rtol=atol, K-step rtol=atol)
     "fp16": (1e-2, 3e-2),
 }
 EXCLUDED_FAMILIES = ("fake",)
+# Output parity of inference cells: max |Δ logits| <= atol + rtol * max |reference logits| (per precision)
+OUTPUT_TOLERANCES = {"fp32": (1e-5, 1e-4), "bf16": (1e-2, 2e-2), "fp16": (5e-3, 1e-2)}
+
+
+def output_difference(reference: Any, logits: Any, precision: str = "fp32") -> tuple[float, float, str]:
+    """(max |Δ|, the tolerance, a problem or "") of ``logits`` against the reference runner's ``reference``
+    (nested lists or arrays of one shape: the first rows of the same batch's logits)."""
+    atol, rtol = OUTPUT_TOLERANCES.get(precision, OUTPUT_TOLERANCES["fp32"])
+    a, b = _flat(logits), _flat(reference)
+    if a is None or b is None or _shape(logits) != _shape(reference):
+        return math.inf, atol, f"logits of shape {_shape(logits)} vs the reference's {_shape(reference)}"
+    if not all(x is not None and math.isfinite(x) for x in a):
+        return math.inf, atol, "logits are not finite"
+    tol = atol + rtol * max((abs(y) for y in b if y is not None and math.isfinite(y)), default=0.0)
+    worst = max((abs(x - y) for x, y in zip(a, b)), default=0.0)
+    return worst, tol, "" if worst <= tol else f"max |Δ logits| {worst:.3g} > tolerance {tol:.3g}"
+
+
+def _flat(v: Any) -> list[float] | None:
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return [float(v)]
+    if v is None or isinstance(v, (str, bytes, dict, bool)):
+        return None
+    try:
+        items = list(v)
+    except TypeError:
+        return None
+    out: list[float] = []
+    for x in items:
+        f = _flat(x)
+        if f is None:
+            return None
+        out += f
+    return out
+
+
+def _shape(v: Any) -> list[int]:
+    shape = []
+    while isinstance(v, (list, tuple)) or hasattr(v, "shape") and getattr(v, "ndim", 0) > 0:
+        shape.append(len(v))
+        if not len(v):
+            break
+        v = v[0]
+    return shape
 
 
 def close(a: float, b: float, tol: float) -> bool:
