@@ -53,10 +53,10 @@ def output_difference(reference: Any, logits: Any, precision: str = "fp32") -> t
 
 
 def _flat(v: Any) -> list[float] | None:
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return [float(v)]
     if v is None or isinstance(v, (str, bytes, dict, bool)):
         return None
+    if not hasattr(v, "__len__") and hasattr(v, "__float__"):  # a Python or NumPy scalar
+        return [float(v)]
     try:
         items = list(v)
     except TypeError:
