@@ -142,7 +142,8 @@ OPT_OBJ = optional(dict_of(anything))
 SUMMARY = obj({k: finite for k in ("n", "median", "ci_low", "ci_high")} | {k: OPT_NUM for k in ("mean", "stdev", "min", "max")},
               required=("n", "median", "ci_low", "ci_high"))
 CELL_PARITY = obj({"initial_loss": OPT_NUM, "kstep_loss": OPT_NUM, "k": OPT_INT, "losses": optional(list_of(OPT_NUM)),
-                   "status": string, "detail": OPT_STR, "max_abs_diff": OPT_NUM,
+                   "status": string, "detail": OPT_STR, "max_abs_diff": OPT_NUM, "tolerance": OPT_NUM,
+                   "logits": optional(list_of(list_of(OPT_NUM))), "rows": OPT_INT, "reference": OPT_STR,
                    "bn_stats": optional(list_of(OPT_NUM)), "bn_nodes": optional(list_of(string)),
                    "bn_channels": optional(list_of(integer)), "bn_max_abs_diff": OPT_NUM, "learning_rate": OPT_NUM})
 TIME_TO_ACCURACY = obj({"metric": OPT_STR, "target_accuracy": OPT_NUM, "reached": boolean, "steps_to_target": OPT_INT,
@@ -169,6 +170,17 @@ INTERFERENCE = obj({"other_cpu_s": nonneg, "own_cpu_s": nonneg, "wall_s": nonneg
                     "steal_s": optional(nonneg), "freq_mhz_start": OPT_NUM, "freq_mhz_end": OPT_NUM,
                     "freq_changed": OPT_BOOL, "noisy": boolean, "threshold": nonneg, "source": OPT_STR},
                    required=("other_cpu_s", "own_cpu_s", "wall_s", "cores", "other_share", "noisy", "threshold"))
+SCENARIO_NAMES = ("train", "latency", "throughput", "cold-start")  # fwbench.scenarios.SCENARIOS
+QUANTILE = obj({"name": string, "q": finite, "value": nonneg, "low": nonneg, "high": nonneg, "coverage": finite,
+                "attained": boolean, "n": integer}, required=("name", "q", "value", "low", "high", "coverage"))
+LATENCY = obj({"n": integer, "level": finite, "max": nonneg, "percentiles": list_of(QUANTILE)},
+              required=("n", "max", "percentiles"))
+COLD_START = obj({k: nonneg for k in ("process_start_s", "import_s", "build_s", "first_call_s", "total_s")},
+                 required=("total_s",))
+ENERGY = obj({"available": boolean, "reason": OPT_STR, "source": OPT_STR, "domains": optional(list_of(string)),
+              "joules": optional(nonneg), "seconds": optional(nonneg), "steps": OPT_INT, "samples": OPT_INT,
+              "j_per_step": optional(nonneg), "j_per_sample": optional(nonneg), "watts": optional(nonneg)},
+             required=("available",))
 CELL = obj({
     "id": string, "workload": string, "runner": string, "device": string, "status": one_of(*STATUSES),
     "family": OPT_STR, "repeat": integer, "mode": OPT_STR, "batch_size": OPT_INT, "threads": OPT_INT,
@@ -183,6 +195,8 @@ CELL = obj({
     "distributed": optional(DISTRIBUTED), "worker_s": OPT_NUM, "duration_s": OPT_NUM,
     "interference": optional(INTERFERENCE),
     "side": one_of("A", "B"),  # fwbench ab: which environment ran the cell (see SIDE)
+    "scenario": one_of(*SCENARIO_NAMES), "base_workload": string, "latency": optional(LATENCY),
+    "cold_start": optional(COLD_START), "energy": optional(ENERGY),
 }, required=("id", "workload", "runner", "device", "status"))
 
 # Findings of the capability probes (fwbench.probes), by key wherever it appears in a probe's findings.
@@ -215,8 +229,9 @@ OPTIONS = obj({"precision": OPT_STR, "tf32": OPT_BOOL, "channels_last": OPT_BOOL
 CONFIG = obj({"command": OPT_STR, "frameworks": list_of(string), "runners": list_of(string),
               "workloads": list_of(string), "devices": list_of(string), "resolved_devices": list_of(string),
               "timeout": OPT_NUM, "quick": OPT_BOOL, "repeats": OPT_INT, "target": OPT_BOOL,
-              "memory_limit": OPT_STR, "probes": list_of(string), "options": OPTIONS, "argv": list_of(string)})
-WORKLOAD = obj({"name": string, "batch_size": OPT_INT, "mode": OPT_STR, "description": OPT_STR,
+              "memory_limit": OPT_STR, "probes": list_of(string), "options": OPTIONS, "argv": list_of(string),
+              "scenario": optional(one_of(*SCENARIO_NAMES)), "batch_sizes": list_of(integer)})
+WORKLOAD = obj({"name": string, "batch_size": OPT_INT, "mode": OPT_STR, "scenario": OPT_STR, "description": OPT_STR,
                 "layers": list_of(dict_of(anything)), "input_shape": list_of(integer), "classes": OPT_INT,
                 "optimizer": OPT_OBJ, "timing": OPT_OBJ, "distributed": OPT_OBJ}, required=("name",))
 WORKLOADS = dict_of(WORKLOAD)
@@ -295,6 +310,8 @@ class Cell(_Record):
     peak_rss_bytes: int | None = None
     peak_device_bytes: int | None = None
     parity: CellParity | None = None
+    scenario: str = "train"
+    base_workload: str = ""
     data: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -319,7 +336,7 @@ class Cell(_Record):
             peak_device_bytes=d.get("peak_device_bytes"),
             parity=CellParity(p.get("status", "n/a"), p.get("initial_loss"), p.get("kstep_loss"),
                               p.get("detail") or "") if p is not None else None,
-            data=d)
+            scenario=d.get("scenario", "train"), base_workload=d.get("base_workload") or d["workload"], data=d)
 
 
 @dataclass(frozen=True)

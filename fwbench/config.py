@@ -25,6 +25,9 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICE_CHOICES = ("cpu", "cuda", "tpu", "auto")
 COMMANDS = ("run", "probe", "ab")
 PHASES = ("timing", "parity", "target")
+SCENARIO_CHOICES = ("train", "latency", "throughput", "cold-start")  # fwbench.scenarios.SCENARIOS
+MAX_BATCH = 1_000_000  # the largest batch a workload file may set
+MAX_BATCH_SIZES = 64  # points of one --batch-size sweep
 
 # Sane bounds (issue 13): a run plans at most MAX_CELLS cells and MAX_REPEATS processes per cell; a cell
 # waits at most MAX_TIMEOUT_S. ``--threads`` beyond the cores this process may use oversubscribes them.
@@ -45,7 +48,7 @@ class ConfigError(UsageError):
 
 # Where a stored field's name differs from the command-line option that sets it.
 _FLAGS = {"workloads": "workload", "devices": "device", "resolved_devices": "device", "frameworks": "framework",
-          "runners": "runner", "probes": "probe"}
+          "runners": "runner", "probes": "probe", "batch_sizes": "batch_size"}
 
 
 def available_cores() -> int:
@@ -156,7 +159,9 @@ class RunConfig:
     """What an invocation asked for (names as given; workloads are resolved by the command).
 
     ``devices`` as given (``auto`` included) and ``resolved_devices`` as run; ``memory_limit`` as given
-    (``4GiB``), see :attr:`memory_limit_bytes`; ``argv`` the command line that made the run.
+    (``4GiB``), see :attr:`memory_limit_bytes`; ``argv`` the command line that made the run. ``scenario``:
+    what every cell measures (``None``: each workload's own default, ``train`` unless it names another);
+    ``batch_sizes``: the batch of every point of a sweep, ascending (empty: the scenario's natural batch).
     """
 
     command: str = "run"
@@ -171,6 +176,8 @@ class RunConfig:
     target: bool = True
     memory_limit: str | None = None
     probes: tuple[str, ...] = ()
+    scenario: str | None = None
+    batch_sizes: tuple[int, ...] = ()
     options: RunnerOptions = field(default_factory=RunnerOptions)
     argv: tuple[str, ...] = ()
 
@@ -201,18 +208,31 @@ class RunConfig:
             self.memory_limit_bytes  # noqa: B018 (parses; raises ConfigError when malformed)
         if not isinstance(self.options, RunnerOptions):
             raise ConfigError("options", "must be runner options")
+        if self.scenario is not None and self.scenario not in SCENARIO_CHOICES:
+            raise ConfigError("scenario", f"{self.scenario!r} is not a scenario; choose from: "
+                                          f"{', '.join(SCENARIO_CHOICES)}"[:200])
+        if not isinstance(self.batch_sizes, (list, tuple)):
+            raise ConfigError("batch_sizes", f"must be a list of batch sizes, got {self.batch_sizes!r}"[:200])
+        for b in self.batch_sizes:
+            _check_type("batch_sizes", b, int, "a whole number")
+            if not 1 <= b <= MAX_BATCH:
+                raise ConfigError("batch_sizes", f"must be between 1 and {MAX_BATCH}, got {b}")
+        if len(self.batch_sizes) > MAX_BATCH_SIZES:
+            raise ConfigError("batch_sizes", f"is given {len(self.batch_sizes)} times; at most {MAX_BATCH_SIZES} points")
+        object.__setattr__(self, "batch_sizes", tuple(sorted(set(self.batch_sizes))))
 
     @property
     def memory_limit_bytes(self) -> int | None:
         return parse_size(self.memory_limit) if self.memory_limit is not None else None
 
-    @property
-    def phases(self) -> tuple[str, ...]:
-        return ("timing", "parity") + (("target",) if self.target else ())
+    def phases(self, scenario: str = "train") -> tuple[str, ...]:
+        """What a worker runs for a cell of ``scenario``: time-to-target belongs to training only."""
+        return ("timing", "parity") + (("target",) if self.target and scenario == "train" else ())
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name in ("frameworks", "runners", "workloads", "devices", "resolved_devices", "probes", "argv"):
+        for name in ("frameworks", "runners", "workloads", "devices", "resolved_devices", "probes", "argv",
+                     "batch_sizes"):
             d[name] = list(d[name])
         d["options"] = self.options.to_dict()
         return d

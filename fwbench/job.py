@@ -14,7 +14,8 @@ class Job:
 
     ``workload``: the validated workload spec as a dict (:meth:`fwbench.workload.WorkloadSpec.to_dict`);
     ``options``: how the worker runs it (:class:`~fwbench.config.RunnerOptions`, typed); ``phases``: which
-    of ``timing``, ``parity``, ``target`` (or ``probe``) to run.
+    of ``timing``, ``parity``, ``target`` (or ``probe``) to run; ``base``: the workload a scenario variant
+    was made from (:mod:`fwbench.scenarios`; ``None``: the workload itself).
     """
 
     workload: dict[str, Any]
@@ -24,6 +25,15 @@ class Job:
     options: RunnerOptions = field(default_factory=RunnerOptions)
     phases: tuple[str, ...] = ("timing", "parity")
     probe: str | None = None
+    base: str | None = None
+
+    @property
+    def scenario(self) -> str:
+        return self.workload.get("scenario", "train")
+
+    @property
+    def base_workload(self) -> str:
+        return self.base or self.workload["name"]
 
     @property
     def cell_id(self) -> str:
@@ -36,13 +46,14 @@ class Job:
 
     def to_dict(self) -> dict[str, Any]:
         return {"workload": self.workload, "runner": self.runner, "device": self.device, "repeat": self.repeat,
-                "options": self.options.to_dict(), "phases": list(self.phases), "probe": self.probe}
+                "options": self.options.to_dict(), "phases": list(self.phases), "probe": self.probe,
+                "base": self.base}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Job":
         return cls(workload=d["workload"], runner=d["runner"], device=d["device"], repeat=d.get("repeat", 0),
                    options=RunnerOptions.from_dict(d.get("options", {})), phases=tuple(d.get("phases", ())),
-                   probe=d.get("probe"))
+                   probe=d.get("probe"), base=d.get("base"))
 
 
 def cell_id(workload: str, runner: str, device: str, repeat: int) -> str:

@@ -55,6 +55,7 @@ def worker_env(job: Job, extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 PR_SET_PDEATHSIG = 1
+SPAWNED_ENV = "FWBENCH_SPAWNED_AT"  # time.monotonic() just before the worker was spawned (read by the worker)
 
 
 def _load_prctl() -> Any:
@@ -171,7 +172,9 @@ def run_cell(job: Job, workdir: Path, timeout: float, memory_limit: int | None =
                 proc = subprocess.Popen(
                     [python or sys.executable, "-m", module, str(job_path), str(result_path)],  # module: the entry point
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    env=worker_env(job, {**(extra_env or {}), phase.ENV: str(phase_path)}),
+                    # the spawn instant on the system-wide monotonic clock, for a cold start's process-start time
+                    env=worker_env(job, {**(extra_env or {}), phase.ENV: str(phase_path),
+                                         SPAWNED_ENV: f"{time.monotonic():.9f}"}),
                     start_new_session=True, preexec_fn=child_setup(memory_limit),
                 )
             except (OSError, subprocess.SubprocessError, ValueError) as exc:  # EACCES, ENOENT, ENOMEM, E2BIG …

@@ -18,6 +18,12 @@ one workload and device, each runner is compared with a reference runner (``torc
   difference is far below the tolerance, but a batch norm over flat features with a small batch can show it
   (see ``docs/workloads.md``).
 
+An inference cell (the latency, throughput and cold-start scenarios) records instead the first rows of its
+logits on the shared batch 0 (``logits``); it must agree with the reference runner's within
+``atol + rtol * max |reference|`` (:data:`OUTPUT_TOLERANCES`; fp32: 1e-5 + 1e-4 x the largest logit), and records
+``max_abs_diff`` and ``tolerance``. This is how a deployed runtime (ONNX Runtime, LiteRT, AOTInductor) shows
+that its export of the shared weights computes what the framework computes.
+
 Per cell ``parity.status`` is ``reference``, ``ok``, ``mismatch`` (with ``detail``) or ``n/a`` (no losses,
 e.g. a failed cell, or the only runner of its group). Reduced precision widens both tolerances
 (``TOLERANCES``).
@@ -123,11 +129,13 @@ def evaluate(cells: list[dict[str, Any]], reference: str = "torch", precision: s
         if not isinstance(p, dict):
             continue
         p["status"], p["detail"] = "n/a", ""
-        if cell.get("family") in EXCLUDED_FAMILIES or p.get("initial_loss") is None:
+        if cell.get("family") in EXCLUDED_FAMILIES or (p.get("initial_loss") is None and not p.get("logits")):
             continue
         groups.setdefault((cell["workload"], cell["device"], cell.get("repeat", 0)), []).append(cell)
     summary: dict[str, Any] = {"reference": reference, "precision": precision,
-                               "tolerances": {"initial_loss": t_init, "kstep_loss": t_k},
+                               "tolerances": {"initial_loss": t_init, "kstep_loss": t_k,
+                                              "output_atol": OUTPUT_TOLERANCES.get(precision, OUTPUT_TOLERANCES["fp32"])[0],
+                                              "output_rtol": OUTPUT_TOLERANCES.get(precision, OUTPUT_TOLERANCES["fp32"])[1]},
                                "groups": [], "mismatches": []}
     for (workload, device, repeat), members in groups.items():
         if len(members) < 2:
@@ -142,7 +150,11 @@ def evaluate(cells: list[dict[str, Any]], reference: str = "torch", precision: s
                 continue
             p = cell["parity"]
             problems = []
-            if not close(p["initial_loss"], rp["initial_loss"], t_init):
+            if p.get("logits") or rp.get("logits"):  # an inference cell: its outputs against the reference's
+                worst, tol, problem = output_difference(rp.get("logits"), p.get("logits"), precision)
+                p["max_abs_diff"], p["tolerance"], p["reference"] = worst, tol, ref["runner"]
+                problems += [f"{problem} ({ref['runner']})"] if problem else []
+            elif not close(p["initial_loss"], rp["initial_loss"], t_init):
                 problems.append(f"initial loss {p['initial_loss']:.6g} vs {rp['initial_loss']:.6g} ({ref['runner']})")
             if p.get("kstep_loss") is not None and rp.get("kstep_loss") is not None \
                     and not close(p["kstep_loss"], rp["kstep_loss"], t_k):

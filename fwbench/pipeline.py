@@ -22,27 +22,46 @@ from fwbench.distributed.launch import run_distributed_cell
 from fwbench.job import Job
 from fwbench.launch import run_cell
 from fwbench.runners.registry import RUNNERS, RunnerInfo
+from fwbench.scenarios import points
 from fwbench.workload_spec import WorkloadSpec
 
 Event = Callable[[str, int, int, Job, dict[str, Any]], None]
 REFERENCE_RUNNER = "torch"
-INSTALL_HINTS = {"torch": "torch", "tensorflow": "tensorflow", "keras": "keras", "jax": "jax"}
+ARTIFACTS_ENV = "FWBENCH_ARTIFACTS"  # read by fwbench.runners.artifacts
+INSTALL_HINTS = {"torch": "torch", "tensorflow": "tensorflow", "keras": "keras", "jax": "jax",
+                 "onnxruntime": "onnxruntime", "onnx": "onnx", "openvino": "openvino"}
+
+
+def install_hint(missing: list[str]) -> str:
+    """The pip packages that provide the missing modules."""
+    return " ".join(sorted({INSTALL_HINTS.get(m, m) for m in missing}))
 
 
 def plan(workloads: list[WorkloadSpec], runners: list[RunnerInfo], devices: list[str], config: RunConfig) -> list[Job]:
-    """Every (workload, runner, device, repeat) cell, workloads outermost."""
-    return [Job(workload=w.to_dict(), runner=r.name, device=d, repeat=k, options=config.options,
-                phases=config.phases)
-            for w in workloads for d in devices for r in runners for k in range(config.repeats)]
+    """Every (workload point, runner, device, repeat) cell: workloads outermost, then devices and runners, then
+    the points of a batch sweep in ascending batch (so that one running out of memory can end the larger
+    ones, :func:`cell_kind`), then repeats. A point is a scenario variant of its workload (:mod:`fwbench.scenarios`)."""
+    jobs = []
+    for w in workloads:
+        variants = points(w, config.scenario, config.batch_sizes)
+        for d in devices:
+            for r in runners:
+                for v in variants:
+                    base = None if v.name == w.name else w.name
+                    jobs += [Job(workload=v.to_dict(), runner=r.name, device=d, repeat=k, options=config.options,
+                                 phases=config.phases(v.scenario), base=base) for k in range(config.repeats)]
+    return jobs
 
 
 def precheck(job: Job, machine_devices: dict[str, bool]) -> str | None:
     """Why this job cannot run here (it is recorded as skipped without starting a worker), or ``None``."""
     info = RUNNERS[job.runner]
+    problem = info.scenario_problem(job.scenario)
+    if problem:
+        return problem
     missing = info.missing()
     if missing:
-        hint = " ".join(sorted({INSTALL_HINTS.get(m, m) for m in missing}))
-        return f"{', '.join(missing)} not installed (pip install {hint})"
+        return f"{', '.join(missing)} not installed (pip install {install_hint(missing)})"
     return device_problem(job, machine_devices)
 
 
@@ -98,24 +117,72 @@ def run_jobs(doc: dict[str, Any], jobs: list[Job], out: Path, kind: JobKind, tim
 def base_cell(job: Job) -> dict[str, Any]:
     info = RUNNERS[job.runner]
     spec = job.workload
-    return {"id": job.cell_id, "workload": spec["name"], "runner": job.runner, "family": info.family,
+    cell = {"id": job.cell_id, "workload": spec["name"], "runner": job.runner, "family": info.family,
             "device": job.device, "repeat": job.repeat, "mode": spec["mode"], "batch_size": spec["batch_size"],
             "threads": job.options.threads, "options": job.options.to_dict(), "versions": info.versions(),
             "status": "skipped", "reason": ""}
+    if job.scenario != "train" or job.base is not None:
+        cell.update(scenario=job.scenario, base_workload=job.base_workload)
+    return cell
 
 
 def _run_cell(job: Job, workdir: Path, timeout: float, memory_limit: int | None) -> dict[str, Any]:
     # a data-parallel cell runs its ranks through the framework's own launcher (torchrun / TF_CONFIG)
-    run = run_distributed_cell if job.workload.get("distributed") else run_cell
-    return run(job, workdir, timeout, memory_limit)
+    if job.workload.get("distributed"):
+        return run_distributed_cell(job, workdir, timeout, memory_limit)
+    if job.scenario == "cold-start" and job.repeat == 0:
+        return _primed_cold_start(job, workdir, timeout, memory_limit)
+    return run_cell(job, workdir, timeout, memory_limit, artifacts_env(workdir))
+
+
+def artifacts_env(workdir: Path) -> dict[str, str]:
+    """Where a deployed runtime's worker finds (or exports once) its artifacts: one folder per run, beside
+    the jobs' folders, so that every cell of a runner at one batch loads the same exported model."""
+    return {ARTIFACTS_ENV: str(workdir.parent / "artifacts")}
+
+
+def _primed_cold_start(job: Job, workdir: Path, timeout: float, memory_limit: int | None) -> dict[str, Any]:
+    """A cold start's first process is preceded by one that is not recorded: it exports a deployed runtime's
+    artifact (a deployment ships it ready) and brings the runner's libraries into the OS file cache, so every
+    recorded process of every runner starts from the same state: a fresh process, files cached."""
+    prime_dir = workdir / "prime"
+    prime_dir.mkdir()
+    prime = run_cell(job, prime_dir, timeout, memory_limit, artifacts_env(workdir))
+    if prime.get("status") != "ok":
+        return {**prime, "reason": f"the untimed first process failed, so no cold start was measured: "
+                                   f"{prime.get('reason') or prime.get('status')}"}
+    cell = run_cell(job, workdir, timeout, memory_limit, artifacts_env(workdir))
+    cell["duration_s"] = cell.get("duration_s", 0.0) + prime.get("duration_s", 0.0)
+    return cell
+
+
+def sweep_key(job: Job) -> tuple[str, str, str, str]:
+    """The sweep a job's point belongs to: one (workload, runner, device, scenario), all repeats."""
+    return job.base_workload, job.runner, job.device, job.scenario
 
 
 def cell_kind(precision: str) -> JobKind:
+    out_of_memory: dict[tuple[str, str, str, str], int] = {}  # sweep -> the smallest batch that ran out
+
     def store(doc: dict[str, Any], cell: dict[str, Any]) -> None:
         results.upsert_cell(doc, cell)
         doc["parity"] = parity.evaluate(doc["cells"], REFERENCE_RUNNER, precision)
 
-    return JobKind(base=base_cell, run=_run_cell, store=store)
+    def why_not(job: Job) -> str | None:
+        smaller = out_of_memory.get(sweep_key(job))
+        if smaller is not None and job.workload["batch_size"] > smaller:
+            return (f"not run: batch {smaller} of this sweep already ran out of memory, and batch "
+                    f"{job.workload['batch_size']} needs more")
+        return None
+
+    def run(job: Job, workdir: Path, timeout: float, memory_limit: int | None) -> dict[str, Any]:
+        cell = _run_cell(job, workdir, timeout, memory_limit)
+        if cell.get("status") == "oom":
+            key = sweep_key(job)
+            out_of_memory[key] = min(out_of_memory.get(key, job.workload["batch_size"]), job.workload["batch_size"])
+        return cell
+
+    return JobKind(base=base_cell, run=run, store=store, why_not=why_not)
 
 
 def execute(doc: dict[str, Any], jobs: list[Job], out: Path, config: RunConfig,

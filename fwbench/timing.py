@@ -26,6 +26,26 @@ class Window(Protocol):
     def stop(self) -> None: ...
 
 
+class _Both:
+    """Several windows as one: started in order, stopped in reverse (the innermost measures the least)."""
+
+    def __init__(self, *windows: Window):
+        self.windows = windows
+
+    def start(self) -> None:
+        for w in self.windows:
+            w.start()
+
+    def stop(self) -> None:
+        for w in reversed(self.windows):
+            w.stop()
+
+
+def both(*windows: Window) -> Window:
+    """One :class:`Window` that starts and stops every one of ``windows``."""
+    return _Both(*windows)
+
+
 @dataclass
 class TimingResult:
     """Raw times in seconds. ``warmup_s[0]`` is the first step (trace/compile cost included)."""

@@ -36,6 +36,8 @@ from fwbench.workload_graph import NETWORK_INPUT, ShapeError, check_graph, expan
 LOSSES = ("sparse_categorical_crossentropy",)
 OPTIMIZERS = ("adam", "sgd")
 MODES = ("train", "infer")
+# What a cell measures (fwbench.scenarios): a workload's `scenario` key names its default.
+SCENARIOS = ("train", "latency", "throughput", "cold-start")
 DATA_SOURCES = ("synthetic", "digits", "markov", "recall")
 TOKEN_SOURCES = ("markov", "recall")  # sources of token sequences (see fwbench.data)
 DEFAULT_ALPHABET = 16
@@ -118,6 +120,7 @@ class WorkloadSpec:
     parity_learning_rate: float | None = None
     target: Target | None = None
     distributed: Distributed | None = None
+    scenario: str = "train"
     source: str = ""
 
     @property
@@ -202,7 +205,7 @@ def activation_count(input_shape: tuple[int, ...], layers: tuple[Layer, ...]) ->
 
 
 # --------------------------------------------------------------------------------------------- parsing
-_TOP_KEYS = {"name", "description", "mode", "input_shape", "vocabulary", "classes", "batch_size", "seed", "loss",
+_TOP_KEYS = {"name", "description", "mode", "scenario", "input_shape", "vocabulary", "classes", "batch_size", "seed", "loss",
              "optimizer", "data", "timing", "parity", "target", "distributed", "layers", "blocks"}
 _NAME = (lambda v: 0 < len(v) <= MAX_NAME and v.isprintable(), f"a printable string of 1-{MAX_NAME} characters")
 _DESCRIPTION = (lambda v: len(v) <= MAX_DESCRIPTION and v.isprintable(),
@@ -306,6 +309,8 @@ def _parse(doc: Mapping[str, Any], source: str, default_name: str | None = None)
     batch = _check(doc["batch_size"], int, lambda v: 1 <= v <= 1_000_000, "an integer from 1 to 1000000", "batch_size")
     seed = _check(doc.get("seed", 0), int, lambda v: 0 <= v < 2**32, "an integer from 0 to 2**32-1", "seed")
     mode = _check(doc.get("mode", "train"), str, lambda v: v in MODES, f"one of {', '.join(MODES)}", "mode")
+    scenario = _check(doc.get("scenario", "train"), str, lambda v: v in SCENARIOS,
+                      f"one of {', '.join(SCENARIOS)}", "scenario")
     loss = _check(doc.get("loss", LOSSES[0]), str, lambda v: v in LOSSES, f"one of {', '.join(LOSSES)}", "loss")
     vocabulary = doc.get("vocabulary")
     if vocabulary is not None:
@@ -383,7 +388,7 @@ def _parse(doc: Mapping[str, Any], source: str, default_name: str | None = None)
         data=data.get("source", "synthetic"), test_fraction=data.get("test_fraction", 0.25),
         vocabulary=vocabulary, alphabet=alphabet, timing=t,
         parity_steps=parity.get("steps", 5), parity_learning_rate=parity.get("learning_rate"), target=Target(**target) if target else None,
-        distributed=Distributed(**dist) if "distributed" in doc else None, source=source,
+        distributed=Distributed(**dist) if "distributed" in doc else None, scenario=scenario, source=source,
     )
 
 
@@ -490,8 +495,8 @@ def _document_of_stored(d: Any) -> tuple[dict[str, Any], str]:
             raise WorkloadError(_key(k), f"unknown key; allowed: {', '.join(_STORED_KEYS)}")
     source = _check(d.get("source", ""), str, lambda v: len(v) <= MAX_SOURCE and v.isprintable(),
                     f"a printable string of at most {MAX_SOURCE} characters", "source")
-    doc = {k: d[k] for k in ("name", "description", "classes", "batch_size", "seed", "mode", "loss", "optimizer",
-                             "timing") if k in d}
+    doc = {k: d[k] for k in ("name", "description", "classes", "batch_size", "seed", "mode", "scenario", "loss",
+                             "optimizer", "timing") if k in d}
     if d.get("vocabulary") is not None:
         doc["vocabulary"] = d["vocabulary"]
     for k in ("input_shape", "layers"):

@@ -92,13 +92,14 @@ def timeout_option(default: float, what: str) -> object:
                         help=f"Seconds before a {what}'s worker is killed.")
 
 
-def select_runners(frameworks: list[str], runners: list[str]) -> list["RunnerInfo"]:
-    """The runners ``--framework``/``--runner`` name; neither: the :data:`DEFAULT_FRAMEWORK` family."""
+def select_runners(frameworks: list[str], runners: list[str], scenario: str = "train") -> list["RunnerInfo"]:
+    """The runners ``--framework``/``--runner`` name (``all``: those that run ``scenario``); neither: the
+    :data:`DEFAULT_FRAMEWORK` family."""
     from fwbench.runners.registry import select
 
     if not frameworks and not runners:
         frameworks = [DEFAULT_FRAMEWORK]
-    chosen = select(frameworks, runners)
+    chosen = select(frameworks, runners, scenario)
     if not chosen:
         raise UsageError("no runner selected: none of the chosen frameworks is installed (see `fwbench list`)")
     return chosen

@@ -43,13 +43,16 @@ def list_all(as_json: AsJson = False) -> None:
     print_table(console, wt)
 
     rt = Table(title="Runners")
-    for col in ("runner", "family", "mode", "installed", "versions", "devices"):
+    for col in ("runner", "family", "mode", "installed", "versions", "devices", "scenarios"):
         rt.add_column(col)
     for r in runner_entries():
         versions = ", ".join(f"{k} {v}" for k, v in r["versions"].items()) or "-"
-        installed = "yes" if r["installed"] else f"no ({', '.join(r['missing'])} missing)"
+        installed = "yes" if r["installed"] else f"no ({', '.join(r['missing'])} missing; pip install {r['install']})"
+        scenarios = "all" if r["trains"] and len(r["scenarios"]) == 4 else ", ".join(r["scenarios"])
+        if not r["trains"]:
+            scenarios += " (cannot train)"
         rt.add_row(r["name"] + (" (test double)" if r["test_double"] else ""), r["family"], r["mode"], installed,
-                   versions, ", ".join(r["devices"]))
+                   versions, ", ".join(r["devices"]), scenarios)
     print_table(console, rt)
 
     dev = device_entries()
@@ -123,14 +126,16 @@ def workload_rows(found: dict[str, Any]) -> list[tuple[str, str, str, str, str, 
 
 def runner_entries() -> list[dict[str, Any]]:
     """Every registered runner: family, mode, framework, installed (else the missing modules), versions, devices."""
+    from fwbench.pipeline import install_hint
     from fwbench.runners.registry import RUNNERS
 
     out = []
     for info in RUNNERS.values():
         missing = info.missing()
         out.append({"name": info.name, "family": info.family, "mode": info.mode, "framework": info.framework,
-                    "installed": not missing, "missing": missing, "versions": info.versions(),
-                    "devices": list(info.devices), "test_double": info.hidden})
+                    "installed": not missing, "missing": missing, "install": install_hint(missing) if missing else None,
+                    "versions": info.versions(), "devices": list(info.devices), "scenarios": list(info.scenarios),
+                    "trains": info.trains, "test_double": info.hidden})
     return out
 
 

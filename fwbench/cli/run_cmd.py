@@ -9,13 +9,15 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
 from fwbench.cli import common
 from fwbench.cli.progress import EXIT_SIGNALS
-from fwbench.config import MAX_CELLS, MAX_REPEATS, PRECISIONS, ConfigError, RunConfig, RunnerOptions
+from fwbench.config import (MAX_BATCH, MAX_CELLS, MAX_REPEATS, PRECISIONS, SCENARIO_CHOICES, ConfigError, RunConfig,
+                            RunnerOptions)
+from fwbench.scenarios import COLD_START_REPEATS
 from fwbench.errors import UsageError
 from fwbench.textsafe import shell_join, term_plain
 
@@ -61,8 +63,16 @@ def run(
     timeout: float = common.timeout_option(600.0, "cell"),
     quick: common.Quick = False,
     threads: common.Threads = 0,
-    repeats: int = typer.Option(1, "--repeats", min=1, max=MAX_REPEATS, metavar="N",
-                                help="Run each cell in this many fresh worker processes."),
+    repeats: Optional[int] = typer.Option(None, "--repeats", min=1, max=MAX_REPEATS, metavar="N",
+                                          help="Run each cell in this many fresh worker processes "
+                                               f"[default: 1; {COLD_START_REPEATS} for --scenario cold-start]."),
+    scenario: Optional[str] = typer.Option(None, "--scenario", metavar="|".join(SCENARIO_CHOICES),
+                                           help="What to measure: training steps, inference latency at batch 1 "
+                                                "(p50/p90/p99), inference throughput (samples/s), or a fresh "
+                                                "process's cold start [default: each workload's own, train]."),
+    batch_size: List[int] = typer.Option([], "--batch-size", "-b", min=1, max=MAX_BATCH, metavar="N",
+                                         help="Override the workload's batch; repeat it for a sweep "
+                                              "(e.g. -b 1 -b 16 -b 64 -b 256)."),
     channels_last: bool = typer.Option(False, "--channels-last", help="PyTorch: NHWC (channels_last) memory format."),
     precision: str = typer.Option("fp32", "--precision", metavar="|".join(PRECISIONS),
                                   help="Mixed precision for bf16/fp16: autocast / Keras policy."),
@@ -120,12 +130,14 @@ def run(
             config, specs = new_run(
                 RunConfig(command="run", frameworks=framework, runners=runner, workloads=workload or ["cnn"],
                           devices=device, resolved_devices=common.resolve_devices(device), timeout=timeout,
-                          quick=quick, repeats=repeats, target=target, memory_limit=memory_limit,
+                          quick=quick, target=target, memory_limit=memory_limit, scenario=scenario,
+                          batch_sizes=tuple(batch_size),
+                          repeats=repeats if repeats is not None else COLD_START_REPEATS if scenario == "cold-start" else 1,
                           options=RunnerOptions(threads=common.threads(threads), precision=precision, tf32=tf32,
                                                 channels_last=channels_last),
                           argv=sys.argv[1:]),
                 DistOptions(workers, nnodes, node_rank, master_addr, master_port))
-        runners = common.select_runners(list(config.frameworks), list(config.runners))
+        runners = common.select_runners(list(config.frameworks), list(config.runners), config.scenario or "train")
         devices = list(config.resolved_devices)
         jobs = plan(specs, runners, devices, config)
         if len(jobs) > MAX_CELLS:

@@ -7,13 +7,11 @@ import importlib.util
 from dataclasses import KW_ONLY, dataclass
 
 from fwbench.errors import UsageError
+from fwbench.scenarios import INFERENCE, SCENARIOS  # what a cell measures (docs/scenarios.md)
 
 # The array libraries runners compute with (``none``: no arithmetic, the fake runner; ``runtime``: a deployed
 # inference runtime with its own kernels, such as ONNX Runtime or LiteRT, which no matmul calibration covers).
 FRAMEWORKS = ("torch", "tensorflow", "jax", "runtime", "none")
-# What a cell measures (see docs/scenarios.md): training steps, or inference as a deployment serves it.
-SCENARIOS = ("train", "latency", "throughput", "cold-start")
-INFERENCE = ("latency", "throughput", "cold-start")
 
 
 @dataclass(frozen=True)
