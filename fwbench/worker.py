@@ -7,28 +7,33 @@ reason. Faults that kill the process (signals, hangs) are classified by the laun
 
 from __future__ import annotations
 
-import importlib
+import time
+
+MAIN_AT = time.monotonic()  # before this module's imports: a cold start's "import" phase begins here
+
+import importlib  # noqa: E402
 import json
 import math
 import os
 import resource
 import sys
-import time
 import traceback
 from typing import Any, Callable
 
 import numpy as np
 
-from fwbench import calibrate, devices, flops, interference, peaks, phase, synccheck
+from fwbench import calibrate, devices, energy, flops, interference, peaks, phase, synccheck
 from fwbench.data import DataSource
 from fwbench.errors import CellSkipped, brief
 from fwbench.job import Job
 from fwbench.jsonio import write_json_atomic
+from fwbench.latency import LatencyPolicy, measure_requests
+from fwbench.quantiles import latency_summary
 from fwbench.reference import cross_entropy
 from fwbench.runners.base import BATCH_POOL, Session
 from fwbench.runners.registry import RUNNERS
 from fwbench.stats import summarize
-from fwbench.timing import measure
+from fwbench.timing import both, measure
 from fwbench.weights import init_params
 from fwbench.workload_spec import WorkloadSpec
 
@@ -41,6 +46,10 @@ def load_session(job: Job) -> Session:
 def run_job(job: Job) -> dict[str, Any]:
     """Run the job's phases and return the measured fields of the cell."""
     spec = WorkloadSpec.from_dict(job.workload)
+    if spec.scenario == "cold-start":
+        return cold_start(job, spec)
+    if spec.scenario in ("latency", "throughput"):
+        return serving(job, spec)
     phase.report("loading")  # the progress line's phase (fwbench.phase); never between a step's clock readings
     session = load_session(job)
     session.setup()
@@ -77,6 +86,9 @@ def utilisation(job: Job, spec: WorkloadSpec, out: dict[str, Any]) -> dict[str, 
     fields: dict[str, Any] = {"flops_per_step": flops.flops_per_step(spec)}
     if framework == "none":  # the fake runner does no arithmetic: a FLOP rate would mean nothing
         cal = calibrate.Calibration(None, "none", precision, note="not measured: this runner does no arithmetic")
+    elif framework == "runtime":  # its kernels are its own: no framework's matmul peak would be its ceiling
+        cal = calibrate.Calibration(None, "none", precision,
+                                    note="not measured: a deployed runtime has no matmul calibration here")
     else:
         phase.report("calibration")
         cal = calibrate.calibrate(job.device, framework, precision)
@@ -107,10 +119,13 @@ def timing_phase(session: Session, spec: WorkloadSpec, params, data: DataSource)
     pool = [session.put(b) for b in data.batches(BATCH_POOL)]
     fn = _step_fn(session, spec)
     watch = interference.Watch(session.job.options.threads, noisy_threshold())
-    t = measure(lambda i: session.value(fn(pool[i % len(pool)])), spec.timing, window=phase.Announce("timing", watch))
+    meter = energy.meter_for(session.device)
+    t = measure(lambda i: session.value(fn(pool[i % len(pool)])), spec.timing,
+                window=phase.Announce("timing", both(watch, meter)))
     out: dict[str, Any] = {"warmup_s": t.warmup_s, "step_s": t.step_s, "stop_reason": t.stop_reason,
                            "first_step_s": t.warmup_s[0] if t.warmup_s else None,
-                           "final_loss": t.losses[-1] if t.losses else None, "retraces": session.retraces()}
+                           "final_loss": t.losses[-1] if t.losses else None, "retraces": session.retraces(),
+                           "energy": meter.result(len(t.step_s), spec.batch_size)}
     if watch.result is not None:  # what other processes did during the timed steps (fwbench.interference)
         out["interference"] = watch.result.to_dict()
     if t.diverged_step is not None:
@@ -140,6 +155,98 @@ def sync_check(session: Session, pool: list, fn) -> dict[str, Any]:
     barrier = devices.device_barrier(RUNNERS[session.job.runner].framework, session.device)
     res = synccheck.check(lambda i: fn(pool[i % len(pool)]), session.value, barrier)
     return res.to_dict()
+
+
+def serving(job: Job, spec: WorkloadSpec) -> dict[str, Any]:
+    """The latency and throughput scenarios: inference requests on host data, then output parity."""
+    phase.report("loading")
+    session = load_session(job)
+    session.setup()
+    params, data = init_params(spec), DataSource(spec)
+    out: dict[str, Any] = {"status": "ok"}
+    phase.report("warm-up")  # building, exporting or loading the model counts as warm-up
+    session.build(spec, params)
+    payloads = [session.host_input(x) for x, _ in data.batches(BATCH_POOL)]
+
+    def request(i: int) -> float:
+        logits = session.serve(payloads[i % len(payloads)])
+        return float(logits.reshape(-1)[0])  # a finite checksum; serve() already returned host memory
+
+    watch = interference.Watch(session.job.options.threads, noisy_threshold())
+    meter = energy.meter_for(job.device)
+    window = phase.Announce("timing", both(watch, meter))
+    if spec.scenario == "latency":
+        r = measure_requests(request, latency_policy(spec), window=window)
+        warmup_s, step_s, stop = r.warmup_s, r.latency_s, r.stop_reason
+    else:
+        t = measure(request, spec.timing, window=window)
+        warmup_s, step_s, stop = t.warmup_s, t.step_s, t.stop_reason
+        if t.diverged_step is not None:
+            out.update(status="failed", reason=f"non-finite logits at request {t.diverged_step}")
+    if stop == "non-finite output":
+        out.update(status="failed", reason="non-finite logits")
+    out.update(warmup_s=warmup_s, step_s=step_s, stop_reason=stop, first_step_s=warmup_s[0] if warmup_s else None,
+               energy=meter.result(len(step_s), spec.batch_size))
+    if watch.result is not None:
+        out["interference"] = watch.result.to_dict()
+    if step_s:
+        s = summarize(step_s)
+        out["summary"] = s.to_dict()
+        out["samples_per_s"] = spec.batch_size / s.median
+        out["samples_per_s_ci"] = [spec.batch_size / s.ci_high, spec.batch_size / s.ci_low]
+        if spec.scenario == "latency":
+            out["latency"] = latency_summary(step_s)
+    if "parity" in job.phases:
+        phase.report("parity", step_s=out.get("summary", {}).get("median"))
+        out["parity"] = output_parity(session.serve(session.host_input(data.batch(0)[0])))
+    out["settings"] = session.settings()
+    out["peak_device_bytes"] = session.peak_device_bytes()
+    out.update(utilisation(job, spec, out))
+    return out
+
+
+def latency_policy(spec: WorkloadSpec) -> LatencyPolicy:
+    """The latency scenario's bounds, scaled from the workload's ``[timing]`` table (defaults: 20 warm-up
+    requests, at least 1000 requests and 2 s, at most 100000 requests or 60 s; ``--quick``: 8, 50, 0 s,
+    2000, 8 s). See ``docs/scenarios.md``."""
+    t = spec.timing
+    return LatencyPolicy(warmup=4 * t.warmup, min_requests=min(1000, max(50, t.max_steps)),
+                         max_requests=max(1000, 100 * t.max_steps), min_seconds=2.0 * t.min_seconds,
+                         max_seconds=4.0 * t.max_seconds)
+
+
+OUTPUT_ROWS = 8  # rows of the first batch's logits a cell keeps for the output-parity check
+
+
+def output_parity(logits: np.ndarray) -> dict[str, Any]:
+    """The first rows of the logits of the shared batch 0 (at 7 significant digits), for the run's check."""
+    rows = np.asarray(logits, dtype=np.float64)[:OUTPUT_ROWS]
+    return {"logits": [[float(f"{v:.7g}") for v in row.reshape(-1)] for row in rows], "rows": int(len(rows))}
+
+
+def cold_start(job: Job, spec: WorkloadSpec) -> dict[str, Any]:
+    """Spawn → first inference result in this fresh process, split into process start (the interpreter, until
+    this module began), import (NumPy, fwbench and the framework or runtime), build/load (weights, the model,
+    an exported artifact loaded) and first call (one request of batch 0 served to host memory)."""
+    spawned = float(os.environ.get("FWBENCH_SPAWNED_AT", MAIN_AT))
+    session = load_session(job)
+    imported = time.monotonic()
+    session.setup()
+    params, data = init_params(spec), DataSource(spec)
+    session.build(spec, params)
+    built = time.monotonic()
+    logits = session.serve(session.host_input(data.batch(0)[0]))
+    answered = time.monotonic()
+    out: dict[str, Any] = {"status": "ok", "cold_start": {
+        "process_start_s": max(0.0, MAIN_AT - spawned), "import_s": imported - MAIN_AT, "build_s": built - imported,
+        "first_call_s": answered - built, "total_s": answered - spawned}}
+    if not np.all(np.isfinite(logits)):
+        out.update(status="failed", reason="non-finite logits on the first request")
+    if "parity" in job.phases:
+        out["parity"] = output_parity(logits)
+    out["settings"] = session.settings()
+    out["peak_device_bytes"] = session.peak_device_bytes()
+    return out
 
 
 def parity_phase(session: Session, spec: WorkloadSpec, params, data: DataSource) -> dict[str, Any]:
