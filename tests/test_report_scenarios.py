@@ -104,6 +104,10 @@ def test_latency_table_pools_processes_and_sorts_by_p50() -> None:
     assert re.search(r", \d+(\.\d+)?% CI\)$", tflite["p99"]) and "CI" not in tflite["p50"]
     assert tflite["parity"] == "mismatch: max |Δ logits| 0.3 > tolerance 1e-4"
     assert "energy: not available (no RAPL / NVML)" in t.notes
+    alone = [c for c in doc["cells"] if c["runner"] == "tf-eager"]
+    alone[0]["step_s"] = []  # a file trimmed of its requests: the stored summary of its one process
+    (t,) = tables("latency", doc=doc)
+    assert next(v for v in t.values if v["runner"] == "tf-eager")["latency"] == alone[0]["latency"]
 
 
 def test_latency_energy_per_request_where_measured() -> None:
@@ -236,3 +240,24 @@ def test_hostile_names_render_inert(tmp_path) -> None:
     assert "[/x]<img src=x onerror=alert(1)>" in out and "\x1b[2J" not in out
     made = plots.make_plots(corpus(doc), tmp_path, "en")  # `$y$` in a title or legend must not start mathtext
     assert all(re.fullmatch(r"plots/[A-Za-z0-9_-]+\.png", rel) for _, rel in made)
+
+
+def test_scenarios_csv_holds_the_raw_figures(tmp_path) -> None:
+    import csv
+    import json
+
+    from fwbench.report.write import write_report
+
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(scenario_doc()), encoding="utf-8")
+    write_report([path], tmp_path / "rep", fmt="csv")
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "rep" / "scenarios.csv").read_text(encoding="utf-8"))))
+    p99 = next(r for r in rows if r["scenario"] == "latency" and r["runner"] == "tflite" and r["stat"] == "p99")
+    assert p99["attained"] == "False" and 0 < float(p99["coverage"]) < 0.95 and p99["n"] == "50"
+    oom = next(r for r in rows if r["runner"] == "torch" and r["batch_size"] == "256" and r["stat"] == "samples_per_s")
+    assert oom["status"] == "oom" and oom["value"] == ""
+    total = next(r for r in rows if r["scenario"] == "cold-start" and r["runner"] == "torch" and r["stat"] == "total_s")
+    assert float(total["value"]) == 2.1 and float(total["coverage"]) == pytest.approx(0.9375)
+    write_report([path], tmp_path / "json", fmt="json")
+    rep = json.loads((tmp_path / "json" / "report.json").read_text(encoding="utf-8"))
+    assert {t["kind"] for t in rep["scenarios"]} == {"latency", "throughput", "memory", "cold-start"}

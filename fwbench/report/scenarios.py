@@ -195,7 +195,7 @@ class LatencyRow:
 
     @property
     def ok(self) -> list[Record]:
-        return [r for r in self.records if r.ok and r.get("step_s")]
+        return [r for r in self.records if r.ok and (r.get("step_s") or r.get("latency"))]
 
     def p(self, name: str) -> dict[str, Any] | None:
         return next((q for q in (self.summary or {}).get("percentiles", []) if q["name"] == name), None)
@@ -206,7 +206,10 @@ def latency_rows(records: list[Record]) -> list[LatencyRow]:
     rows = []
     for runner, recs in runner_groups(records).items():
         pooled = [s for r in recs if r.ok for s in (r.get("step_s") or [])]
-        rows.append(LatencyRow(runner, tuple(recs), latency_summary(pooled) if pooled else None))
+        stored = [r.get("latency") for r in recs if r.ok and isinstance(r.get("latency"), dict)]
+        # without the requests (a file trimmed of step_s), one process's stored summary is still exact
+        summary = latency_summary(pooled) if pooled else stored[0] if len(stored) == 1 else None
+        rows.append(LatencyRow(runner, tuple(recs), summary))
     return sorted(rows, key=lambda r: (r.summary is None, r.p("p50")["value"] if r.summary else 0.0))
 
 
@@ -243,7 +246,8 @@ def latency_tables(corpus: Corpus, lang: str = "en") -> list[ScenarioTable]:
             cells += [status, sources(list(row.records))]
             texts.append(cells)
             values.append({"runner": row.runner, "batch_size": b, "processes": len(row.ok),
-                           "latency": s, "energy_j_per_request": energy[row.runner], "parity": parity_text(list(row.records))})
+                           "latency": s, "energy_j_per_request": energy[row.runner], "parity": parity_text(list(row.records)),
+                           "source": sources(list(row.records))})
         lacking = [r for row in rows for r in row.ok if not (r.get("energy") or {}).get("available")]
         notes = [t["latency_note"]] + _energy_reasons(lacking, lang)
         out.append(ScenarioTable("latency", w, d, t["latency"].format(w=w, d=d, b=b), head, texts, values, notes))
@@ -373,7 +377,7 @@ def throughput_tables(corpus: Corpus, lang: str = "en") -> list[ScenarioTable]:
                            "within_noise_of": near.batch if near else None,
                            "points": [{"batch_size": p.batch, "samples_per_s": p.rate, "ci_low": p.rate_low,
                                        "ci_high": p.rate_high, "peak_bytes": p.peak_bytes, "peak_kind": p.peak_kind,
-                                       "status": p.status} for p in line.points]})
+                                       "status": p.status, "source": sources(list(p.records))} for p in line.points]})
             for p in line.points:
                 bad = [r for r in p.records if not r.ok]
                 if bad and (p.rate is None or len(bad) < len(p.records)):
@@ -430,7 +434,7 @@ def cold_start_tables(corpus: Corpus, lang: str = "en") -> list[ScenarioTable]:
                          + [units.seconds(row.phases[k]) for k in PHASES]
                          + [str(len(row.ok)), status, sources(list(row.records))])
             values.append({"runner": row.runner, "processes": len(row.ok), "total": q.to_dict() if q else None,
-                           **{f"median_{k}": row.phases[k] for k in PHASES}})
+                           **{f"median_{k}": row.phases[k] for k in PHASES}, "source": sources(list(row.records))})
         out.append(ScenarioTable("cold-start", w, d, t["cold-start"].format(w=w, d=d), head, texts, values,
                                  [t["cold_note"]]))
     return out
