@@ -44,6 +44,7 @@ def deployed_latency(family: str) -> Fill:
     runtimes, eagers = DEPLOYED[family]
 
     def fill(ev: Evidence, corpus: Corpus, lang: str) -> None:
+        corpus = getattr(corpus, "full", corpus)  # seed.train_view: the scenarios' cells too
         for (w, d, b), records in latency_groups(corpus).items():
             if b != 1:
                 continue
@@ -78,6 +79,7 @@ def best_batch(family: str) -> Fill:
     runners = SWEPT[family]
 
     def fill(ev: Evidence, corpus: Corpus, lang: str) -> None:
+        corpus = getattr(corpus, "full", corpus)  # seed.train_view: the scenarios' cells too
         for s in sweeps(corpus):
             for line in s.lines:
                 if line.runner not in runners:

@@ -7,6 +7,7 @@ missing from the given results names the command that would produce it.
 
 from __future__ import annotations
 
+import copy
 import shlex
 import statistics
 
@@ -18,7 +19,7 @@ from fwbench.report.derived import break_even_steps
 from fwbench.report.labels import ROWS, TABLES, phrase
 from fwbench.report.model import Evidence, SeedRow, SeedTable
 from fwbench.report.perf import median
-from fwbench.report.scenarios import base_workload
+from fwbench.report.scenarios import base_workload, scenario
 from fwbench.report.scenario_evidence import best_batch, deployed_latency
 from fwbench.report.probe_text import describe_probe, error_kind, probe_detail
 from fwbench.report.speeds import centre, group, group_source, ratio_text, speed_ratio
@@ -392,9 +393,23 @@ EVIDENCE: dict[tuple[str, str], dict[str, Fill]] = {
 }
 
 
+def train_view(corpus: Corpus) -> Corpus:
+    """``corpus`` with its training cells only (``scenario`` absent or ``train``), ``full`` the whole corpus.
+
+    The document's rows are read from training runs, as before inference scenarios existed: a sweep's
+    out-of-memory point or a latency variant must not turn "graph mode vs eager" into a failure or a mix of
+    batch sizes. The scenarios' own lines (:mod:`fwbench.report.scenario_evidence`: deployment latency,
+    best batch) read ``full``."""
+    view = copy.copy(corpus)
+    view.cells = [r for r in corpus.cells if scenario(r) == "train"]
+    view.full = corpus  # type: ignore[attr-defined]
+    return view
+
+
 def seed_tables(corpus: Corpus, lang: str) -> list[SeedTable]:
     """The document's three tables with the document's claims and the measured evidence per cell."""
     zh = lang == "zh"
+    corpus = train_view(corpus)
     tables = []
     for key, (title_en, title_zh, columns) in TABLES.items():
         rows = []
