@@ -166,7 +166,8 @@ def test_report_renders_scenarios_deployment_and_hardware_rows() -> None:
     dep = seed[("pytorch_tensorflow", "deployment")].evidence
     lines = dep["pytorch"].parts
     assert any(re.fullmatch(r"cnn: onnxruntime p50 [\d.]+ µs vs torch [\d.]+ ms at batch 1", p) for p in lines), lines
-    assert any(p.startswith("cnn: tflite p50 ") and " vs tf-eager " in p for p in dep["tensorflow"].parts)
+    (tfl,) = dep["tensorflow"].parts
+    assert tfl.startswith("cnn: tflite p50 ") and " vs tf-eager " in tfl and tfl.endswith("(output parity mismatch)")
     assert all(s.endswith(": step_s") for s in dep["pytorch"].sources)
     # the document's training rows read training cells: a sweep's out-of-memory point is not a failure there
     assert not seed[("pytorch_tensorflow", "graph")].evidence["pytorch"].findings
@@ -266,3 +267,19 @@ def test_scenarios_csv_holds_the_raw_figures(tmp_path) -> None:
     write_report([path], tmp_path / "json", fmt="json")
     rep = json.loads((tmp_path / "json" / "report.json").read_text(encoding="utf-8"))
     assert {t["kind"] for t in rep["scenarios"]} == {"latency", "throughput", "memory", "cold-start"}
+
+
+def test_show_prints_the_scenario_tables(cli, tmp_path) -> None:
+    import json
+
+    from conftest import invoke
+
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(scenario_doc()), encoding="utf-8")
+    r = invoke(cli, "show", str(path))
+    assert r.exit_code == 0, r.output
+    for what in ("cnn — cpu, latency at batch 1", "cnn — cpu, throughput across batch sizes", "best batch",
+                 "64 (within noise of 16)", "cnn — cpu, cold start", "(latency: per request"):
+        assert what in r.output, what
+    (sweep,) = scenarios.sweeps(corpus())
+    assert plots.sweep_title(sweep, "sweep-throughput", "zh") == "cnn (cpu): 各运行器吞吐量随批大小变化(样本/秒,95% 置信区间)"

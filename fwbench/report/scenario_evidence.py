@@ -20,7 +20,7 @@ from fwbench import units
 from fwbench.report.corpus import Corpus
 from fwbench.report.labels import phrase
 from fwbench.report.model import Evidence
-from fwbench.report.scenarios import latency_groups, latency_rows, rate_text, short_reason, sources, sweeps
+from fwbench.report.scenarios import latency_groups, latency_rows, parity_text, rate_text, short_reason, sources, sweeps
 
 # framework -> (its deployed runtimes, the framework's own eager runners they are read against)
 DEPLOYED = {"torch": (("onnxruntime", "torch-export", "openvino"), ("torch",)),
@@ -67,6 +67,9 @@ def deployed_latency(family: str) -> Fill:
                     text = phrase(lang, "deploy_alone", runtime=rt, t=units.seconds(p50), b=b)
                     ev.need_run([eagers[0]], f"-w {shlex.quote(w)} --scenario latency"
                                 + (f" -d {shlex.quote(d)}" if d != "cpu" else ""))
+                if parity_text(list(row.records)).startswith("mismatch"):  # not the same model: say so beside its speed
+                    text += phrase(lang, "deploy_mismatch")
+                    srcs[0] = sources(list(row.records)) + ": step_s, parity"
                 ev.add(f"{label}: {text}", srcs)
                 ev.values.setdefault("deployed_latency", []).append(
                     {"workload": w, "device": d, "runtime": rt, "p50_s": p50,
