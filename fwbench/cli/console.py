@@ -17,7 +17,9 @@ from rich.text import Text
 from fwbench import units
 from fwbench.estimate import WIDE_CI
 from fwbench.report import summary
-from fwbench.report.combined import combine_doc
+from fwbench.report.combined import combine
+from fwbench.report.corpus import Corpus
+from fwbench.report.scenarios import ScenarioTable, scenario, scenario_tables
 from fwbench.report.terminal import fit, make_console, print_table, text
 from fwbench.tables import COLUMNS, TTA_COLUMNS, run_rows, tta_rows
 
@@ -87,6 +89,7 @@ def print_run_tables(doc: dict[str, Any], console: Console | None = None) -> Non
         for row in rows:
             table.add_row(*(text(row[c]) for c in TTA_COLUMNS), style="green" if row["reached"] == "yes" else "red")
         print_table(console, table)
+    print_scenario_tables(doc, console)
     parity = doc.get("parity") or {}
     # each (workload, device) group's reference: torch where it ran, else the group's first runner
     refs = ", ".join(sorted({str(g.get("reference")) for g in parity.get("groups") or []})) or parity.get("reference")
@@ -106,9 +109,36 @@ def print_run_tables(doc: dict[str, Any], console: Console | None = None) -> Non
     print_summary(doc, console)
 
 
+def scenario_table(t: ScenarioTable) -> Table:
+    """One scenario table (:mod:`fwbench.report.scenarios`) for the terminal: every column but the source
+    (cell ids; the report cites them). Rows with a parity mismatch or a failed point are red."""
+    table = Table(title=text(t.title), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    left = {t.headers[0], "parity", "status"}
+    for head in t.headers[:-1]:
+        table.add_column(text(head), justify="left" if head in left else "right", no_wrap=head != "status",
+                         overflow="fold")
+    for row in t.rows:
+        bad = any(c.startswith(("mismatch", "out of memory", "failed", "crashed", "timeout")) for c in row[1:-1])
+        table.add_row(*(text(c) for c in row[:-1]), style="red" if bad else "")
+    return table
+
+
+def print_scenario_tables(doc: dict[str, Any], console: Console, label: str = "run.json") -> None:
+    """The latency (p50/p90/p99 with CIs), throughput sweep (with its memory) and cold-start tables, where
+    the run has such cells, each with the lines under it (what the figures are, energy, failed points): the
+    report's own builders, rendered for the terminal (English)."""
+    for t in scenario_tables(Corpus([(label, doc)]), "en"):
+        print_table(console, scenario_table(t))
+        for note in t.notes:
+            console.print(text(f"  {note}"), highlight=False)
+        console.print()
+
+
 def print_summary(doc: dict[str, Any], console: Console) -> None:
-    """The summary (fastest runner per workload and device, the others' ratios to it) after the tables."""
-    lines = summary.terminal(summary.summarise(combine_doc(doc)))
+    """The summary (fastest runner per workload and device, the others' ratios to it) after the tables;
+    cold-start cells (no steps) are in their own table only."""
+    corpus = Corpus([("run.json", doc)])
+    lines = summary.terminal(summary.summarise(combine([r for r in corpus.cells if scenario(r) != "cold-start"])))
     if lines:
         console.print()
     for line in lines:

@@ -9,6 +9,7 @@ from fwbench.report.corpus import Corpus, source
 from fwbench.report.labels import LANGS, phrase
 from fwbench.report.model import ProbeRow, Report
 from fwbench.report.perf import noisy_note, perf_tables, reason
+from fwbench.report.scenarios import scenario, scenario_tables
 from fwbench.report.seed import describe_probe, seed_tables
 from fwbench.report.combined import combine
 from fwbench.report.summary import summarise
@@ -33,8 +34,15 @@ def build_report(docs: list[tuple[str, dict[str, Any]]], reference: str = "torch
                   performance=perf_tables(corpus, reference, lang, machine_of),
                   seed_tables=seed_tables(corpus, lang), probes=probe_rows(corpus, lang),
                   utilisation=utilisation_rows(corpus), utilisation_notes=calibration_notes(corpus, lang),
-                  summary=summarise(combine(corpus.cells, machine_of)),
-                  context=build_context(docs, [r.data for r in corpus.cells], lang))
+                  summary=summarise(combine(timed(corpus), machine_of)),
+                  context=build_context(docs, [r.data for r in corpus.cells], lang),
+                  scenarios=scenario_tables(corpus, lang))
+
+
+def timed(corpus: Corpus) -> list:
+    """The cells that time steps or requests: cold-start cells (one first result per process, no ``step_s``)
+    have their own table and no place in the summary."""
+    return [r for r in corpus.cells if scenario(r) != "cold-start"]
 
 
 def machine(doc: dict[str, Any]) -> str:

@@ -14,6 +14,8 @@ from fwbench.report.labels import FEATURE, phrase
 from fwbench.report.model import Evidence, Report
 from fwbench.report import summary
 from fwbench.report.perf import PERF_COLUMNS, PERF_NOTE, headers
+from fwbench.report.scenarios import TEXT as SCENARIO_TEXT
+from fwbench.report.scenarios import ScenarioTable
 from fwbench.report.utilisation import UTIL_HEADERS, UTIL_NOTE, UTIL_TITLE
 from fwbench.textsafe import md_code, md_text
 
@@ -106,6 +108,19 @@ def context_lines(ctx: Context, lang: str) -> list[str]:
     return lines
 
 
+def scenario_lines(tables: list[ScenarioTable], lang: str) -> list[str]:
+    """The inference scenarios' tables (latency, throughput sweep and its memory, cold start), each with the
+    lines under it (what the figures are, energy, the failed points' reasons) as a bulleted list."""
+    if not tables:
+        return []
+    lines = [f"## {SCENARIO_TEXT[lang]['section']}", ""]
+    for t in tables:
+        rows = [[md_text(c, True) for c in r[:-1]] + [md_code(r[-1], in_table=True)] for r in t.rows]
+        lines += [f"### {md_text(t.title)}", ""] + table(t.headers, rows) + [""]
+        lines += [f"- {md_text(n)}" for n in t.notes] + ([""] if t.notes else [])
+    return lines
+
+
 def render(report: Report) -> str:
     lang = report.lang
     lines = [f"# {phrase(lang, 'title')}", ""]
@@ -129,6 +144,7 @@ def render(report: Report) -> str:
         lines += [f"### {UTIL_TITLE[lang]}", ""] + table(list(UTIL_HEADERS[lang]), util) + [""]
         lines += [UTIL_NOTE[lang], ""]
         lines += [f"> {md_text(n)}" for n in report.utilisation_notes] + ([""] if report.utilisation_notes else [])
+    lines += scenario_lines(report.scenarios, lang)
     if report.plots:
         lines += [f"## {phrase(lang, 'plots')}", ""]
         for caption, path in report.plots:  # path: fwbench's own slug; one figure per paragraph

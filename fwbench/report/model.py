@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from fwbench.report.scenarios import ScenarioTable
     from fwbench.report.summary import Summary
 
 from fwbench.report.context import Context
@@ -167,6 +168,7 @@ class Report:
     context: Context | None = None  # the reader's context (fwbench.report.context)
     utilisation_notes: list[str] = field(default_factory=list)  # e.g. peaks that disagree within one run
     summary: Summary | None = None  # fwbench.report.summary: the fastest runner and ratios per (workload, device)
+    scenarios: list[ScenarioTable] = field(default_factory=list)  # fwbench.report.scenarios: latency, sweeps, cold start
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -16,6 +16,7 @@ from fwbench.report.combined import Combined, combine, speedup_text, spread, ste
 from fwbench.report.corpus import Corpus, Record, source
 from fwbench.report.labels import phrase
 from fwbench.report.model import PerfRow, PerfTable
+from fwbench.report.scenarios import scenario
 
 PERF_COLUMNS = ("runner", "step", "processes", "rate", "speedup", "first", "mem", "parity", "status", "source")
 PERF_HEADERS = {"runner": "col_runner", "rate": "col_rate", "speedup": "col_speedup", "first": "col_first",
@@ -83,7 +84,8 @@ def perf_tables(corpus: Corpus, reference: str, lang: str,
 
     ``machine_of`` (file label -> machine), given when the files come from several machines: one table per
     (workload, device, machine), and a speedup only against the reference measured on the same machine."""
-    groups = combine(corpus.cells, machine_of)
+    # cold-start cells time one first result per fresh process, no steps: their own table shows them
+    groups = combine([r for r in corpus.cells if scenario(r) != "cold-start"], machine_of)
     out = []
     for workload, device in corpus.groups():
         for where in dict.fromkeys(g.machine for g in groups):

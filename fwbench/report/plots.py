@@ -21,11 +21,13 @@ from typing import Any, Callable
 
 from fwbench.estimate import cell_estimate, group
 from fwbench.report.corpus import Corpus
+from fwbench.report.scenarios import Sweep, sweeps
 from fwbench.textsafe import plot_text
 
 FIG_SIZE_IN = (8.0, 4.5)
 DPI = 100  # -> 800 x 450 pixels
 KINDS = ("throughput", "memory", "steps")  # the figures of one (workload, device), in the report's order
+SWEEP_KINDS = ("sweep-throughput", "sweep-memory")  # the figures of one throughput sweep (base workload, device)
 
 PLOT_TEXT: dict[str, dict[str, str]] = {
     "en": {"throughput": "throughput per runner (samples/s, higher is better)",
@@ -33,12 +35,18 @@ PLOT_TEXT: dict[str, dict[str, str]] = {
            "memory": "peak memory and first-step (trace/compile) time per runner",
            "memory_x": "peak memory (MiB, {kind})", "first_x": "first-step time (s{log})",
            "steps": "step-time distribution per runner (lower is better)", "steps_x": "step time (ms, log scale)",
-           "log": ", log scale", "device": "device", "host": "host RSS", "mixed": "device or host RSS"},
+           "log": ", log scale", "device": "device", "host": "host RSS", "mixed": "device or host RSS",
+           "sweep-throughput": "throughput vs batch size per runner (samples/s, 95% CI)",
+           "sweep-memory": "peak memory vs batch size per runner", "batch_x": "batch size (log2 scale)",
+           "rate_y": "samples per second", "mem_y": "peak memory (MiB, {kind})"},
     "zh": {"throughput": "各运行器吞吐量(每秒样本数,越高越好)", "throughput_x": "每秒样本数(重复合并,95% 置信区间)",
            "memory": "各运行器峰值内存与首步(追踪/编译)时间", "memory_x": "峰值内存(MiB,{kind})",
            "first_x": "首步时间(秒{log})", "steps": "各运行器步时间分布(越低越好)",
            "steps_x": "步时间(毫秒,对数刻度)", "log": ",对数刻度", "device": "设备", "host": "主机 RSS",
-           "mixed": "设备或主机 RSS"},
+           "mixed": "设备或主机 RSS",
+           "sweep-throughput": "各运行器吞吐量随批大小变化(样本/秒,95% 置信区间)",
+           "sweep-memory": "各运行器峰值内存随批大小变化", "batch_x": "批大小(log2 刻度)",
+           "rate_y": "每秒样本数", "mem_y": "峰值内存(MiB,{kind})"},
 }
 CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
                 "Droid Sans Fallback", "AR PL UMing CN", "AR PL UKai CN", "SimHei", "Microsoft YaHei", "PingFang SC",
@@ -185,7 +193,62 @@ def make_plots(corpus: Corpus, out_dir: Path, lang: str,
                 fig.savefig(out_dir / rel, dpi=DPI)
                 plt.close(fig)
                 made.append((title(g, kind, lang), rel))
+        for sw in sweeps(corpus):  # one pair per throughput sweep (fwbench.report.scenarios)
+            (out_dir / "plots").mkdir(parents=True, exist_ok=True)
+            for kind in SWEEP_KINDS:
+                rel = f"plots/{slug(sw.workload)}-{slug(sw.device)}-{kind}.png"
+                fig, ax = plt.subplots(figsize=FIG_SIZE_IN, dpi=DPI)
+                _sweep(ax, sw, kind, drawn_lang)
+                fig.suptitle(plot_text(sweep_title(sw, kind, drawn_lang)))
+                fig.tight_layout()
+                fig.savefig(out_dir / rel, dpi=DPI)
+                plt.close(fig)
+                made.append((sweep_title(sw, kind, lang), rel))
     return made
+
+
+def sweep_title(sw: Sweep, kind: str, lang: str) -> str:
+    return f"{sw.workload} ({sw.device}): {PLOT_TEXT[lang][kind]}"
+
+
+def sweep_series(sw: Sweep, kind: str) -> list[tuple[str, list[int], list[float], list[float], list[float]]]:
+    """What a sweep figure draws, one line per runner: ``(label, batches, y, y - low, high - y)`` over the
+    points that have a value (samples/s with its CI whiskers, or peak MiB without); pure, tested."""
+    out = []
+    for line in sw.lines:
+        if kind == "sweep-throughput":
+            pts = [p for p in line.points if p.rate is not None]
+            ys = [p.rate for p in pts]
+            lo = [max(0.0, p.rate - p.rate_low) if p.rate_low is not None else 0.0 for p in pts]  # type: ignore[operator]
+            hi = [max(0.0, p.rate_high - p.rate) if p.rate_high is not None else 0.0 for p in pts]  # type: ignore[operator]
+        else:
+            pts = [p for p in line.points if p.peak_bytes]
+            ys = [p.peak_bytes / 2**20 for p in pts]  # type: ignore[operator]
+            lo = hi = [0.0] * len(pts)
+        if pts:
+            out.append((line.runner, [p.batch for p in pts], ys, lo, hi))  # type: ignore[misc]
+    return out
+
+
+def _sweep(ax: Any, sw: Sweep, kind: str, lang: str) -> None:
+    t = PLOT_TEXT[lang]
+    for label, xs, ys, lo, hi in sweep_series(sw, kind):
+        if kind == "sweep-throughput":
+            ax.errorbar(xs, ys, yerr=[lo, hi], capsize=4, marker="o", label=plot_text(label))
+        else:
+            ax.plot(xs, ys, marker="o", label=plot_text(label))
+    ax.set_xscale("log", base=2)
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xticks(list(sw.batches), [str(b) for b in sw.batches])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(t["batch_x"])
+    kinds = {p.peak_kind for line in sw.lines for p in line.points if p.peak_bytes}
+    ax.set_ylabel(t["rate_y"] if kind == "sweep-throughput"
+                  else t["mem_y"].format(kind=t[kinds.pop() if len(kinds) == 1 else "mixed"]))
+    ax.grid(alpha=0.3, which="both")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small")
 
 
 def _figure(plt: Any, kind: str, bars: list[Bar], names: list[str], lang: str) -> Any:

@@ -7,6 +7,7 @@ missing from the given results names the command that would produce it.
 
 from __future__ import annotations
 
+import copy
 import shlex
 import statistics
 
@@ -18,6 +19,8 @@ from fwbench.report.derived import break_even_steps
 from fwbench.report.labels import ROWS, TABLES, phrase
 from fwbench.report.model import Evidence, SeedRow, SeedTable
 from fwbench.report.perf import median
+from fwbench.report.scenarios import base_workload, scenario
+from fwbench.report.scenario_evidence import best_batch, deployed_latency
 from fwbench.report.probe_text import describe_probe, error_kind, probe_detail
 from fwbench.report.speeds import centre, group, group_source, ratio_text, speed_ratio
 from fwbench.report.verdicts import judge
@@ -42,6 +45,9 @@ def need(ev: Evidence, corpus: Corpus, runners: tuple[str, ...] | list[str], wor
          extra: str = "") -> None:
     """Ask for a run of ``runners`` on ``workload`` (default: the workloads these results hold)."""
     workloads = [workload] if workload else (corpus.workloads() or ["cnn"])
+    # a scenario's variant workload (``cnn@latency``) is run by naming its base workload
+    bases = {r["workload"]: base_workload(r) for r in corpus.cells}
+    workloads = list(dict.fromkeys(bases.get(w, w) for w in workloads))
     # the names are user data: shell-quoted, so a suggested command is safe to paste
     ev.need_run(runners, " ".join(f"-w {shlex.quote(w)}" for w in workloads) + extra)
 
@@ -361,8 +367,10 @@ EVIDENCE: dict[tuple[str, str], dict[str, Fill]] = {
                            probe_findings("shape-error", ("torch",))),
         "tensorflow": combine(probe_findings("debug-value", ("tf-eager", "tf-graph")),
                               probe_findings("shape-error", ("tf-eager",)))},
-    ("pytorch_tensorflow", "hardware"): {"pytorch": hardware("torch"), "tensorflow": hardware("tensorflow")},
-    ("pytorch_tensorflow", "deployment"): {"pytorch": exports("torch"), "tensorflow": exports("tensorflow")},
+    ("pytorch_tensorflow", "hardware"): {"pytorch": combine(hardware("torch"), best_batch("torch")),
+                                         "tensorflow": combine(hardware("tensorflow"), best_batch("tensorflow"))},
+    ("pytorch_tensorflow", "deployment"): {"pytorch": combine(exports("torch"), deployed_latency("torch")),
+                                           "tensorflow": combine(exports("tensorflow"), deployed_latency("tensorflow"))},
     ("pytorch_tensorflow", "distributed"): {"pytorch": distributed(FAMILY_RUNNERS["torch"]),
                                             "tensorflow": distributed(FAMILY_RUNNERS["tensorflow"])},
     ("keras_tensorflow", "api_level"): {"keras": keras_price, "tensorflow": tf_graph_step},
@@ -371,7 +379,8 @@ EVIDENCE: dict[tuple[str, str], dict[str, Fill]] = {
                                           "tensorflow": distributed(FAMILY_RUNNERS["tensorflow"])},
     ("keras_tensorflow", "debugging"): {"keras": probe_findings("debug-value", ("keras",)),
                                         "tensorflow": probe_findings("debug-value", ("tf-eager", "tf-graph"))},
-    ("keras_tensorflow", "hardware"): {"keras": hardware("keras"), "tensorflow": hardware("tensorflow")},
+    ("keras_tensorflow", "hardware"): {"keras": combine(hardware("keras"), best_batch("keras")),
+                                       "tensorflow": combine(hardware("tensorflow"), best_batch("tensorflow"))},
     ("static_dynamic", "construction"): {
         "static": combine(first_steps(STATIC, True), probe_if_run("seq-length", STATIC + ("keras-jax",))),
         "dynamic": combine(first_steps(DYNAMIC, False), probe_if_run("seq-length", DYNAMIC))},
@@ -384,9 +393,23 @@ EVIDENCE: dict[tuple[str, str], dict[str, Fill]] = {
 }
 
 
+def train_view(corpus: Corpus) -> Corpus:
+    """``corpus`` with its training cells only (``scenario`` absent or ``train``), ``full`` the whole corpus.
+
+    The document's rows are read from training runs, as before inference scenarios existed: a sweep's
+    out-of-memory point or a latency variant must not turn "graph mode vs eager" into a failure or a mix of
+    batch sizes. The scenarios' own lines (:mod:`fwbench.report.scenario_evidence`: deployment latency,
+    best batch) read ``full``."""
+    view = copy.copy(corpus)
+    view.cells = [r for r in corpus.cells if scenario(r) == "train"]
+    view.full = corpus  # type: ignore[attr-defined]
+    return view
+
+
 def seed_tables(corpus: Corpus, lang: str) -> list[SeedTable]:
     """The document's three tables with the document's claims and the measured evidence per cell."""
     zh = lang == "zh"
+    corpus = train_view(corpus)
     tables = []
     for key, (title_en, title_zh, columns) in TABLES.items():
         rows = []

@@ -77,6 +77,14 @@ PHRASES = {
 }
 
 
+# what one timed "step" of an inference scenario is, named in the block's title
+SCENARIO_WORDS = {
+    "en": {"latency": "latency: per request, fastest by median request time (p50)",
+           "throughput": "throughput: inference at this batch"},
+    "zh": {"latency": "延迟:每个请求,按请求时间中位数(p50)排最快", "throughput": "吞吐量:此批大小的推理"},
+}
+
+
 @dataclass(frozen=True)
 class Line:
     """One runner of a block: its estimate, and its ratio to the fastest runner (``None`` for the fastest)."""
@@ -110,6 +118,7 @@ class Block:
     device: str
     machine: str | None
     lines: tuple[Line, ...]
+    scenario: str = "train"  # latency: each "step" is one request at batch 1, the typical one its median (p50)
 
     @property
     def fastest(self) -> Line | None:
@@ -152,7 +161,7 @@ def summarise(groups: list[Combined]) -> Summary:
                       g is best, g.parity, "", g.busy, len(g.failed), len(g.records)) for g in ok]
         lines += [Line(g.name, g.status, None, None, False, g.parity, short_reason(g.first.get("reason") or ""))
                   for g in members if not g.ok]
-        blocks.append(Block(*key, tuple(lines)))
+        blocks.append(Block(*key, tuple(lines), str(members[0].first.get("scenario") or "train")))
     return Summary(tuple(blocks))
 
 
@@ -187,6 +196,8 @@ def line_text(line: Line, lang: str, alone: bool = False) -> str:
 def block_title(block: Block, lang: str) -> str:
     p = PHRASES[lang]
     where = f"{block.workload} — {block.device}" + (f", {block.machine}" if block.machine else "")
+    if block.scenario != "train":  # the variant workload's scenario, and what its "step" is
+        where += f" ({SCENARIO_WORDS[lang].get(block.scenario, block.scenario)})"
     bad = block.mismatched
     unchecked = [line.runner for line in block.lines if line.parity not in ("ok", "reference", "mismatch")]
     if bad:

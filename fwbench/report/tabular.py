@@ -17,6 +17,8 @@ PERF_FIELDS = ("workload", "device", "runner", "processes", "status", "method", 
 SEED_FIELDS = ("table", "row", "row_label", "column", "column_label", "status", "verdict", "why", "evidence", "hints",
                "claim", "sources")
 PROBE_FIELDS = ("probe", "runner", "status", "result", "source")
+SCENARIO_FIELDS = ("scenario", "workload", "device", "runner", "batch_size", "stat", "value", "low", "high",
+                   "coverage", "attained", "n", "processes", "unit", "status", "source")
 
 
 def _csv(fields: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
@@ -48,6 +50,43 @@ def seed_csv(report: Report) -> str:
                              "evidence": "; ".join(ev.parts), "hints": "; ".join(ev.hints),
                              "claim": r.claims[key], "sources": "; ".join(ev.sources)})
     return _csv(SEED_FIELDS, rows)
+
+
+def scenarios_csv(report: Report) -> str:
+    """One line per figure of the inference scenarios' tables (long format): latency p50/p90/p99 (with
+    interval, coverage, request count) and max, energy per request; samples/s and peak bytes per sweep point;
+    cold-start median total (with interval and coverage) and phase medians. Seconds, samples/s, bytes, joules."""
+    rows: list[dict[str, Any]] = []
+    for t in report.scenarios:
+        base = {"workload": t.workload, "device": t.device}
+        for v in t.values:
+            one = {**base, "scenario": t.kind, "runner": v["runner"], "processes": v.get("processes"),
+                   "source": v.get("source")}
+            if t.kind == "latency":
+                s = v.get("latency") or {}
+                one["batch_size"] = v.get("batch_size")
+                for q in s.get("percentiles", []):
+                    rows.append({**one, "stat": q["name"], "value": q["value"], "low": q["low"], "high": q["high"],
+                                 "coverage": q["coverage"], "attained": q["attained"], "n": q["n"], "unit": "s"})
+                if s:
+                    rows.append({**one, "stat": "max", "value": s["max"], "n": s["n"], "unit": "s"})
+                if v.get("energy_j_per_request") is not None:
+                    rows.append({**one, "stat": "energy_per_request", "value": v["energy_j_per_request"], "unit": "J"})
+            elif t.kind == "throughput":
+                for p in v["points"]:
+                    point = {**one, "scenario": "throughput", "batch_size": p["batch_size"], "status": p["status"],
+                             "source": p["source"], "processes": None}
+                    rows.append({**point, "stat": "samples_per_s", "value": p["samples_per_s"], "low": p["ci_low"],
+                                 "high": p["ci_high"], "unit": "samples/s"})
+                    rows.append({**point, "stat": f"peak_{p['peak_kind']}_bytes", "value": p["peak_bytes"], "unit": "B"})
+            elif t.kind == "cold-start":
+                q = v.get("total") or {}
+                if q:
+                    rows.append({**one, "stat": "total_s", "value": q["value"], "low": q["low"], "high": q["high"],
+                                 "coverage": q["coverage"], "attained": q["attained"], "n": q["n"], "unit": "s"})
+                rows += [{**one, "stat": k[len("median_"):], "value": x, "unit": "s"} for k, x in v.items()
+                         if k.startswith("median_")]
+    return _csv(SCENARIO_FIELDS, rows)
 
 
 def probes_csv(report: Report) -> str:

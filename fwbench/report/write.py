@@ -39,7 +39,7 @@ def write_report(paths: list[Path], out_dir: Path, fmt: str = "markdown", lang: 
 
     markdown: ``report.md`` and, with ``plots``, ``plots/*.png``; html: ``report.html`` alone (the markdown
     report as one self-contained page, the plots embedded in it: see :mod:`fwbench.report.html`); csv: ``performance.csv``,
-    ``seed_tables.csv``, ``probes.csv``; json: ``report.json``. ``reference``: see :func:`pick_reference`.
+    ``seed_tables.csv``, ``probes.csv`` (and ``scenarios.csv`` where there are inference scenarios); json: ``report.json``. ``reference``: see :func:`pick_reference`.
     ``warn`` receives what a reader must not miss (results from several machines), besides the report.
     """
     if fmt not in FORMATS:
@@ -84,6 +84,8 @@ def write_report(paths: list[Path], out_dir: Path, fmt: str = "markdown", lang: 
     elif fmt == "csv":
         files = {"performance.csv": tabular.performance_csv(report), "seed_tables.csv": tabular.seed_csv(report),
                  "probes.csv": tabular.probes_csv(report)}
+        if report.scenarios:  # inference scenarios (fwbench.report.scenarios), where the results have them
+            files["scenarios.csv"] = tabular.scenarios_csv(report)
     else:
         files = {"report.json": tabular.to_json(report)}
     for name, text in files.items():
