@@ -62,6 +62,8 @@ def run_rows(doc: dict[str, Any]) -> dict[str, list[RunRow]]:
     :func:`fwbench.estimate.cell_estimate` (the figures of the report and ``fwbench export``), in run order."""
     out: dict[str, list[RunRow]] = {}
     for g in combine_doc(doc):
+        if g.first.get("scenario") == "cold-start":  # no timed steps: the cold-start table shows these
+            continue
         e = g.estimate
         mfu = _mfu(g)
         status = g.status + (f" · noisy {spread(e)}" if e and e.wide else "")
