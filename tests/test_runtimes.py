@@ -266,3 +266,34 @@ def test_torch_export_aot_package_matches_the_reference(cache):
     assert "aoti_compile_and_package" in rt["exporter"]
     with pytest.raises(CellSkipped, match="torch-export cannot train"):
         s.train_step(None)
+
+
+def test_two_exports_of_one_artifact_run_once(tmp_path, monkeypatch, cnn):
+    """The lock: a second ``ensure`` waits for the first export and takes its file instead of exporting again."""
+    import threading
+    import time
+
+    monkeypatch.setenv("FWBENCH_ARTIFACTS", str(tmp_path))
+    spec, params, _, _, _ = cnn
+    calls = []
+
+    def fake_child(cmd, **kwargs):  # stands in for the exporting child process
+        request = json.loads(open(cmd[-1]).read())
+        calls.append(request["path"])
+        time.sleep(0.3)
+        path = artifacts.Path(request["path"])
+        tmp = path.with_name("x.onnx")
+        tmp.write_bytes(b"onnx")
+        artifacts.write(tmp, path, {"format": "onnx", "export_s": 0.3, "artifact_bytes": 4})
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(artifacts.subprocess, "run", fake_child)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(artifacts.ensure(spec, params, "onnx", "cpu", {})))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(got) == 2 and got[0].path == got[1].path
+    assert sorted(a.meta["cached"] for a in got) == [False, True]

@@ -114,6 +114,7 @@ class InferenceSession(Session):
         meta = art.meta if art is not None else {}
         runtime = {"format": self.fmt, "exporter": meta.get("exporter"), "export_s": meta.get("export_s"),
                    "artifact_bytes": meta.get("artifact_bytes"), "artifact_cached": meta.get("cached"),
+                   "artifact": art.path.name if art is not None else None,
                    "exporter_versions": meta.get("versions"),
                    "static_batch": getattr(getattr(self, "spec", None), "batch_size", None),
                    **self.runtime_settings()}

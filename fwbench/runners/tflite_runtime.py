@@ -52,7 +52,7 @@ class TFLiteSession(InferenceSession):
     def serve(self, payload: Any) -> np.ndarray:
         self.interp.set_tensor(self.input_index, payload)
         self.interp.invoke()
-        return self.interp.get_tensor(self.output_index).copy()  # the buffer is the interpreter's, reused
+        return self.interp.get_tensor(self.output_index)  # get_tensor copies out of the interpreter's buffer
 
     def runtime_settings(self) -> dict[str, Any]:
         name = getattr(self, "interpreter_name", "")
