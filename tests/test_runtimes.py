@@ -297,3 +297,25 @@ def test_two_exports_of_one_artifact_run_once(tmp_path, monkeypatch, cnn):
         t.join()
     assert len(calls) == 1 and len(got) == 2 and got[0].path == got[1].path
     assert sorted(a.meta["cached"] for a in got) == [False, True]
+
+
+def test_a_run_can_warm_the_cache_from_a_job(tmp_path, monkeypatch, cnn):
+    """``python -m fwbench.runners.artifacts --job JOB.json``: the cell's artifact, same path as the worker's."""
+    monkeypatch.setenv("FWBENCH_ARTIFACTS", str(tmp_path))
+    spec, params, _, _, _ = cnn
+    requests = []
+
+    def fake_child(cmd, **kwargs):
+        requests.append(json.loads(open(cmd[-1]).read()))
+        path = artifacts.Path(requests[-1]["path"])
+        (tmp_path / "x").write_bytes(b"tfl")
+        artifacts.write(tmp_path / "x", path, {"format": "tflite", "export_s": 0.0, "artifact_bytes": 3})
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(artifacts.subprocess, "run", fake_child)
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps(Job(workload=spec.to_dict(), runner="tflite", device="cpu").to_dict()))
+    assert artifacts.main(["--job", str(job)]) == 0
+    assert requests[0]["format"] == "tflite" and requests[0]["path"] == str(
+        artifacts.artifact_path(spec, "tflite", "fp32", "cpu", params))
+    assert artifacts.main(["--job", str(job)]) == 0 and len(requests) == 1  # cached now

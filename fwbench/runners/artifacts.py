@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,7 +218,8 @@ def export_onnx(spec: WorkloadSpec, params: Params, path: Path, options: dict[st
     model, _ = torch_model(spec, params, "cpu", options)
     x = torch.from_numpy(example_input(spec, "torch"))
     dynamo = importlib.util.find_spec("onnxscript") is not None
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's; recorded as `exporter`
         torch.onnx.export(model, (x,), str(path), input_names=["x"], output_names=["logits"], dynamo=dynamo,
                           **({} if dynamo else {"opset_version": 17}))
     return {"exporter": "torch.onnx.export(dynamo=True)" if dynamo else
@@ -300,10 +302,35 @@ def write(tmp: Path, path: Path, meta: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+RUNNER_FORMATS = {"onnxruntime": "onnx", "openvino": "onnx", "tflite": "tflite", "torch-export": "aoti"}
+
+
+def prepare(job_dict: dict[str, Any]) -> Artifact:
+    """The artifact a cell of ``job_dict`` (a :class:`~fwbench.job.Job` as JSON) will serve, exported now if it is
+    not cached: a run can warm the cache before cold-start cells, so that no fresh process pays the export.
+    The shared weights are the workload's (:func:`fwbench.weights.init_params`), as the worker's."""
+    from fwbench.job import Job
+    from fwbench.weights import init_params
+
+    job = Job.from_dict(job_dict)
+    spec = WorkloadSpec.from_dict(job.workload)
+    return ensure(spec, init_params(spec), RUNNER_FORMATS[job.runner], job.device, job.options.to_dict())
+
+
 def main(argv: list[str] | None = None) -> int:
+    """``python -m fwbench.runners.artifacts REQUEST.json``: export one artifact (the child of :func:`ensure`);
+    ``python -m fwbench.runners.artifacts --job JOB.json``: make sure the artifact of a cell's job is cached
+    (prints its path; exit 1 with the one-line reason when the export fails)."""
     args = argv if argv is not None else sys.argv[1:]
-    request = json.loads(Path(args[0]).read_text(encoding="utf-8"))
-    export(request)
+    if args[0] == "--job":
+        try:
+            art = prepare(json.loads(Path(args[1]).read_text(encoding="utf-8")))
+        except ArtifactError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print(art.path)
+        return 0
+    export(json.loads(Path(args[0]).read_text(encoding="utf-8")))
     return 0
 
 
