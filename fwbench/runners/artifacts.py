@@ -94,7 +94,7 @@ def params_digest(params: Params) -> str:
 
 def artifact_key(spec: WorkloadSpec, fmt: str, precision: str, device: str, params: Params) -> str:
     """The hash an artifact's file is named by: everything that determines its bytes, nothing else."""
-    suffix, framework, per_device = FORMATS[fmt]
+    _, framework, per_device = FORMATS[fmt]
     network = {k: v for k, v in spec.without_dropout().to_dict().items() if k not in _NOT_THE_NETWORK}
     key = {"network": network, "format": fmt, "batch": spec.batch_size, "precision": precision,
            "device": device if per_device else None, "exporter": f"{framework} {_version(framework)}",
@@ -288,7 +288,10 @@ def export(request: dict[str, Any]) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown artifact format {fmt!r}; choose from: {', '.join(FORMATS)}")
     meta = {"format": fmt, "export_s": time.perf_counter() - t1, "import_s": t1 - t0, **meta, "artifact_bytes": tmp.stat().st_size,
-            "batch": spec.batch_size, "precision": "fp32", "device": request["device"]}
+            "batch": spec.batch_size, "precision": "fp32",
+            # an ONNX or TFLite file is exported on the CPU and serves any device; an AOTInductor package is
+            # compiled for the device it names
+            "device": request["device"] if FORMATS[fmt][2] else "any (exported on cpu)"}
     return write(tmp, path, meta)
 
 
