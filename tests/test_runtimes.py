@@ -54,13 +54,13 @@ def infer_spec(text: str) -> WorkloadSpec:
     return dataclasses.replace(parse_workload(tomllib.loads(text)), mode="infer")
 
 
-def session(runner: str, spec: WorkloadSpec, **options):
+def session(runner: str, spec: WorkloadSpec, device: str = "cpu", **options):
     missing = RUNNERS[runner].missing()  # checked without importing: the serving session imports what it needs
     if missing:
         pytest.skip(f"{runner}: {', '.join(missing)} not installed")
     from fwbench.worker import load_session
 
-    s = load_session(Job(workload=spec.to_dict(), runner=runner, device="cpu", options=RunnerOptions(**options)))
+    s = load_session(Job(workload=spec.to_dict(), runner=runner, device=device, options=RunnerOptions(**options)))
     s.setup()
     return s
 
@@ -173,6 +173,17 @@ def test_runtime_cannot_train_and_runs_fp32_only(cnn):
     with pytest.raises(CellSkipped, match="runs fp32 exports only"):
         session("onnxruntime", spec, precision="bf16")
     assert "cannot train" in RUNNERS["tflite"].scenario_problem("train")
+
+
+def test_a_device_the_runtime_cannot_use_is_a_clear_skip(monkeypatch, cnn):
+    spec = cnn[0]
+    with pytest.raises(CellSkipped, match="tflite supports cpu, not cuda"):
+        session("tflite", spec, device="cuda")
+    import onnxruntime as ort
+
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(CellSkipped, match="no CUDAExecutionProvider .* install onnxruntime-gpu"):
+        session("onnxruntime", spec, device="cuda")
 
 
 def test_runtime_not_installed_names_the_pip_package(monkeypatch):

@@ -110,14 +110,19 @@ class InferenceSession(Session):
         return {}
 
     def settings(self) -> dict[str, Any]:
+        """``{"runtime": {...}, "threads", "layout", "dtype", "precision"}``. ``runtime`` holds: ``runtime`` (name
+        and version of what served), ``format``, ``exporter`` (what made the artifact, e.g. which ONNX exporter),
+        ``export_s`` (the export alone; ``export_import_s``: the exporter's framework import before it),
+        ``artifact_bytes``, ``artifact`` (file name), ``artifact_cached`` (false: this process's build exported
+        it), ``exporter_versions``, ``static_batch``, ``provider``, then the runtime's own keys."""
         art = getattr(self, "artifact", None)
         meta = art.meta if art is not None else {}
-        runtime = {"format": self.fmt, "exporter": meta.get("exporter"), "export_s": meta.get("export_s"),
-                   "artifact_bytes": meta.get("artifact_bytes"), "artifact_cached": meta.get("cached"),
-                   "artifact": art.path.name if art is not None else None,
-                   "exporter_versions": meta.get("versions"),
-                   "static_batch": getattr(getattr(self, "spec", None), "batch_size", None),
-                   **self.runtime_settings()}
+        own = self.runtime_settings()
+        runtime = {"runtime": own.pop("runtime", None), "format": self.fmt, "exporter": meta.get("exporter"),
+                   "export_s": meta.get("export_s"), "export_import_s": meta.get("import_s"),
+                   "artifact_bytes": meta.get("artifact_bytes"), "artifact": art.path.name if art is not None else None,
+                   "artifact_cached": meta.get("cached"), "exporter_versions": meta.get("versions"),
+                   "static_batch": getattr(getattr(self, "spec", None), "batch_size", None), **own}
         spec = getattr(self, "spec", None)
         layout = ("[batch, time] token ids" if spec is not None and spec.tokens
                   else "[batch, features]" if spec is not None and len(spec.input_shape) != 3
