@@ -21,8 +21,9 @@ HEAVY = ("torch", "tensorflow", "keras", "jax", "jaxlib", "numpy")
 WORKER_SIDE = ("fwbench.worker", "fwbench.runners.base", "fwbench.distributed.rank", "fwbench.data",
                "fwbench.weights", "fwbench.timing", "fwbench.stats", "fwbench.devices", "fwbench.probes.context",
                "fwbench.probes.worker", "fwbench.probes.shapes", "fwbench.reference", "fwbench.layout",
-               "fwbench.runners.tf_net", "fwbench.runners.keras_model", "fwbench.markov")
-WORKER_SUFFIXES = ("_runner", "_rank", "_probes")
+               "fwbench.runners.tf_net", "fwbench.runners.keras_model", "fwbench.markov",
+               "fwbench.runners.artifacts", "fwbench.runners.runtime_base", "fwbench.energy", "fwbench.latency")
+WORKER_SUFFIXES = ("_runner", "_rank", "_probes", "_runtime")
 
 PARENT_MODULES = ["fwbench.pipeline", "fwbench.cli.app", "fwbench.launch", "fwbench.distributed.launch",
                   "fwbench.distributed.aggregate", "fwbench.probes.catalog", "fwbench.runners.registry"]
