@@ -18,7 +18,11 @@ cell) or ``WORKLOAD=BEHAVIOUR`` entries. Behaviours:
 - ``badresult`` (writes a well-formed JSON result whose fields are nonsense, and exits);
 - ``nan`` (the loss turns NaN at step 3, i.e. step index 2); ``inf`` (the same with +inf).
 
-``FWBENCH_FAKE_STEP_MS`` sets the step time (default 2 ms). When ``FWBENCH_FAKE_PIDFILE`` names a
+``FWBENCH_FAKE_STEP_MS`` sets the step time (default 2 ms), also the time one inference request
+(:meth:`FakeSession.serve`) sleeps. ``FWBENCH_FAKE_SAMPLE_BYTES`` (default 0) makes ``build`` allocate and
+touch ``batch_size`` times that many bytes and keep them, like a framework's activations, so that a batch
+sweep under ``--memory-limit`` genuinely runs out of memory (``MemoryError`` under ``RLIMIT_AS``) from some
+batch size on. When ``FWBENCH_FAKE_PIDFILE`` names a
 file, every worker appends ``worker PID BEHAVIOUR`` to it (and ``grandchild PID`` for ``hang``), so
 that tests can check that no process outlives its cell.
 """
@@ -100,6 +104,10 @@ class FakeSession(Session):
 
     def build(self, spec: WorkloadSpec, params: Params) -> None:
         self.spec, self.steps = spec, 0
+        self.hoard = None  # the previous build's memory goes before this one's is asked for
+        per_sample = int(os.environ.get("FWBENCH_FAKE_SAMPLE_BYTES", "0") or 0)
+        if per_sample > 0:  # np.ones writes every page: resident, not merely reserved
+            self.hoard = np.ones(spec.batch_size * per_sample, np.uint8)
 
     def put(self, batch: Batch) -> Any:
         return batch
@@ -118,11 +126,19 @@ class FakeSession(Session):
     def value(self, loss: Any) -> float:
         return float(loss)
 
+    def serve(self, payload: Any) -> np.ndarray:
+        """One inference request: sleeps the step time, answers zero logits ``[batch, *label_shape, classes]``."""
+        time.sleep(self.step_s)
+        return self.predict(payload)
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.zeros((len(x), *self.spec.label_shape, self.spec.classes), np.float32)
 
     def settings(self) -> dict[str, Any]:
-        return {"step_ms": self.step_s * 1000.0, "behaviour": self.behaviour}
+        out: dict[str, Any] = {"step_ms": self.step_s * 1000.0, "behaviour": self.behaviour}
+        if getattr(self, "hoard", None) is not None:
+            out["held_bytes"] = int(self.hoard.nbytes)
+        return out
 
 
 _STUBBORN_CHILD = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True: time.sleep(3600)"

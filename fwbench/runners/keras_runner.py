@@ -19,6 +19,9 @@ Which Keras API is measured:
   plus the loss), so the inference loss comes from Keras's own compiled function, as in training;
   ``model(x, training=False)`` would run eagerly on the tensorflow backend. ``predict`` (accuracy)
   uses ``predict_on_batch``.
+- serving (the inference scenarios): ``model.predict_on_batch(x)`` on a NumPy request, Keras's own
+  single-batch inference API: it converts the batch, runs the compiled predict function (under the same
+  ``jit_compile``) and returns NumPy. Its traces are counted like the train and test functions'.
 - ``jit_compile`` is set explicitly, never ``"auto"`` (whose meaning depends on the machine): ``False`` on
   tensorflow (so ``keras`` pairs with ``tf-graph``, the hand-written ``tf.function`` step: the price of
   the high-level API; ``tf-xla`` is the XLA counterpart), ``True`` on jax (Keras-jax without jit runs op
@@ -158,9 +161,9 @@ class KerasSession(Session):
         set_random_seed(keras, self.backend, spec.seed)  # dropout masks, reproducible per build
         self.graph = compiled_graph(keras, spec, params, self.jit_compile)
         self.model = self.graph.model
-        self._bodies = {"train": 0, "test": 0}  # Python runs of the step bodies: traces where compiled
-        self.traces = {"train": 0, "test": 0}  # calls that traced
-        for kind in self.traces:  # the compiled train/test functions pick these up (make_train_function)
+        self._bodies = {"train": 0, "test": 0, "predict": 0}  # Python runs of the step bodies: traces where compiled
+        self.traces = {"train": 0, "test": 0, "predict": 0}  # calls that traced (predict: serve's calls only)
+        for kind in self.traces:  # the compiled train/test/predict functions pick these up (make_*_function)
             setattr(self.model, f"{kind}_step", self._counted(getattr(self.model, f"{kind}_step"), kind))
 
     def _counted(self, step: Any, kind: str) -> Any:
@@ -179,8 +182,8 @@ class KerasSession(Session):
         return out
 
     def retraces(self) -> int | None:
-        """Calls of the train and test functions that traced, after each one's first (None where Keras runs
-        eagerly: the torch back end, or jax without jit)."""
+        """Calls of the train, test and (from :meth:`serve`) predict functions that traced, after each one's
+        first (None where Keras runs eagerly: the torch back end, or jax without jit)."""
         traced = self.backend == "tensorflow" or (self.backend == "jax" and self.model.jit_compile)
         if self.model.run_eagerly or not traced:  # torch: eager (torch.compile would replay the count)
             return None
@@ -221,6 +224,17 @@ class KerasSession(Session):
                 torch.cuda.synchronize()
             # jax: the loss and the updated state come out of one jitted computation, already finished
         return float(loss)  # Keras already returned a host number, i.e. waited for the device
+
+    def host_input(self, x: np.ndarray) -> np.ndarray:
+        """NumPy, channels-last, as ``predict_on_batch`` takes it: float32 features, int32 token ids."""
+        return np.ascontiguousarray(self._inputs(x))
+
+    def serve(self, payload: np.ndarray) -> np.ndarray:
+        """``model.predict_on_batch(x)``: Keras converts the NumPy batch to a back-end tensor on the device, runs
+        its compiled predict function (``tf.function`` on tensorflow, ``jax.jit`` on jax, under the model's
+        ``jit_compile``; eager under ``no_grad`` on torch, ``torch.compile`` if jit_compile is asked for) and
+        returns NumPy; a reduced-precision policy's logits are cast to float32."""
+        return np.asarray(self._call("predict", self.model.predict_on_batch, (payload,)), dtype=np.float32)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.predict_on_batch(self._inputs(x)), dtype=np.float32)

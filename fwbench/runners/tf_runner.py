@@ -15,6 +15,11 @@ sessions differ only in how they wrap them: called as they are (eager), through 
 A Python side effect inside the step counts traces: it runs once per trace and never when the graph
 runs, so :meth:`TFGraphSession.retraces` is the number of traces after the first.
 
+Serving (the inference scenarios): :func:`make_serve` is ``net(x, training=False)`` with its logits cast to
+float32, wrapped the session's way like the steps (eager; ``tf.function``, traced once per input shape, each
+trace counted as ``serve``; ``tf.function(jit_compile=True)``). A request is NumPy on the host; ``serve``
+puts it on the device with ``tf.constant`` and fetches the logits with ``.numpy()``, which waits for them.
+
 The optimizers are TensorFlow's own fused kernels (``ResourceApplyAdam``, ``ResourceApplyKerasMomentum``,
 ``ResourceApplyGradientDescent``), which implement exactly the Keras update rules (Adam's epsilon is
 added to sqrt(v) with the bias correction folded into the step size; SGD momentum ``v = m*v - lr*g``)
@@ -156,6 +161,16 @@ def make_steps(net: Net, opt: Optimizer, scaler: LossScale | None = None):
     return train_step, infer_step, forward
 
 
+def make_serve(net: Net) -> Callable[[tf.Tensor], tf.Tensor]:
+    """An inference request's computation: the forward pass in inference mode, its logits cast to float32 on
+    the device (as PyTorch's ``.float()``), no loss and no labels."""
+
+    def serve(x: tf.Tensor) -> tf.Tensor:
+        return tf.cast(net(x, training=False), tf.float32)
+
+    return serve
+
+
 class TFEagerSession(Session):
     """TensorFlow eager: the ``GradientTape`` step runs op by op from Python."""
 
@@ -207,7 +222,7 @@ class TFEagerSession(Session):
 
     def build(self, spec: WorkloadSpec, params: Params) -> None:
         self.spec = spec
-        self.traces = {"train": 0, "infer": 0}
+        self.traces = {"train": 0, "infer": 0, "serve": 0}
         scope = self.strategy.scope() if self.strategy is not None else tf.device(self.tf_device)
         with scope:
             tf.random.set_seed(spec.seed)
@@ -217,11 +232,13 @@ class TFEagerSession(Session):
             self.opt = Optimizer(spec, self.net.trainable, self.dtype)
             self.scaler = LossScale() if self.precision == "fp16" else None
         train, infer, forward = make_steps(self.net, self.opt, self.scaler)
+        serve = make_serve(self.net)
         if self.strategy is not None:  # one replica: run each step through the strategy, unwrap its value
-            train, infer, forward = (self._replicated(f) for f in (train, infer, forward))
+            train, infer, forward, serve = (self._replicated(f) for f in (train, infer, forward, serve))
         self._train = self._wrap(train, "train")
         self._infer = self._wrap(infer, "infer")
         self._forward = self._wrap(forward, None)
+        self._serve = self._wrap(serve, "serve")
 
     def _wrap(self, fn: Callable, kind: str | None) -> Callable:
         return fn
@@ -253,6 +270,17 @@ class TFEagerSession(Session):
             # .numpy() waits only for the loss; the optimizer's updates, queued after it, must finish too
             tf.test.experimental.sync_devices()
         return float(loss.numpy())  # .numpy() waits for the device
+
+    def host_input(self, x: np.ndarray) -> np.ndarray:
+        """Host memory in TensorFlow's own layout (NHWC, as the data comes): float32 features, int64 token ids."""
+        return np.ascontiguousarray(x, np.int64 if self.spec.tokens else self.dtype.as_numpy_dtype)
+
+    def serve(self, payload: np.ndarray) -> np.ndarray:
+        """The payload onto the device (``tf.constant``), ``net(x, training=False)`` run the session's way
+        (eager op by op, a ``tf.function`` graph traced once per input shape, or XLA-compiled), and the float32
+        logits back on the host (``.numpy()`` waits for the device)."""
+        with tf.device(self.tf_device):
+            return self._serve(tf.constant(payload)).numpy()
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         with tf.device(self.tf_device):

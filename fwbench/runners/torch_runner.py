@@ -28,6 +28,12 @@ Precision (option ``precision``): ``fp32`` (parameters and math in float32; TF32
 option is set), ``bf16`` / ``fp16`` (``torch.autocast`` of forward pass and loss, float32 parameters
 and optimizer; ``fp16`` adds a ``GradScaler`` with dynamic loss scaling). On ``tpu`` the model runs on
 torch_xla's lazy device and each step ends with ``torch_xla.sync()``.
+
+Serving (the inference scenarios, :meth:`TorchSession.serve`): the request is a host tensor in the model's
+layout (:meth:`TorchSession.host_input`); each request runs under ``torch.inference_mode()`` (and the
+precision's autocast) with the model in eval mode: the tensor to the device, the forward pass, the logits
+``.float().cpu().numpy()`` (the copy to the host is the synchronisation). ``torch-compile`` serves through
+the same compiled module; its first request compiles for eval mode and inference mode.
 """
 
 from __future__ import annotations
@@ -445,6 +451,35 @@ class TorchSession(Session):
             torch.cuda.synchronize()  # explicit: all queued kernels, the optimizer update included
         return float(loss.item())  # .item() also waits for the device (and, on XLA, runs the graph)
 
+    def host_input(self, x: np.ndarray) -> torch.Tensor:
+        """A CPU tensor as a PyTorch server receives it: images NCHW and contiguous (in the channels-last memory
+        format when the ``channels_last`` option is set, as :meth:`put` lays them out), token ids int64."""
+        if x.ndim == 4:
+            t = torch.from_numpy(nhwc_to_nchw(x))
+            return t.contiguous(memory_format=torch.channels_last) if self.channels_last else t
+        return torch.from_numpy(np.ascontiguousarray(x, np.int64 if self.spec.tokens else np.float32))
+
+    def serve(self, payload: torch.Tensor) -> np.ndarray:
+        """``torch.inference_mode()`` (and the precision's autocast): the payload to the device, the model's
+        forward in eval mode, the logits as float32 back on the host (``.cpu()`` waits for the device).
+
+        An ``infer`` build is in eval mode from :meth:`build` on; a ``train`` build is put in eval mode for the
+        request and back in train mode after it (never the case in a timed inference cell)."""
+        if self.model.training:
+            self.model.eval()
+            try:
+                return self._serve(payload)
+            finally:
+                self.model.train()
+        return self._serve(payload)
+
+    def _serve(self, payload: torch.Tensor) -> np.ndarray:
+        with torch.inference_mode(), self._autocast():
+            logits = self.forward(payload.to(self.dev)).float()
+            if self.xla_sync is not None:
+                self.xla_sync()
+            return logits.cpu().numpy()
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         was_training = self.model.training
         self.model.eval()
@@ -558,6 +593,13 @@ class TorchCompileSession(TorchSession):
         if self._frames_after_first is None:
             self._frames_after_first = _compiled_frames()
         return loss
+
+    def serve(self, payload: torch.Tensor) -> np.ndarray:
+        """The compiled module in eval mode under ``inference_mode`` (the first request compiles for it)."""
+        logits = super().serve(payload)
+        if self._frames_after_first is None:
+            self._frames_after_first = _compiled_frames()
+        return logits
 
     def retraces(self) -> int | None:
         """Frames compiled after the first step: each a recompilation (a new input shape, such as another
