@@ -96,16 +96,16 @@ def print_run_tables(doc: dict[str, Any], console: Console | None = None) -> Non
     if parity.get("mismatches"):
         line = Text("Parity check FAILED", style="bold red")
         line.append(text(f" for {', '.join(map(str, parity['mismatches']))}: these runners did not compute the "
-                         f"same losses as the reference ({refs}); their timings are not "
-                         "comparable."))
+                         f"same losses (or, inference, the same logits) as the reference ({refs}); their "
+                         "timings are not comparable."))
         console.print(line)
         for cell in doc["cells"]:
             detail = (cell.get("parity") or {}).get("detail")
             if detail:
                 console.print(text(f"  {cell['id']}: {detail}"), highlight=False)
     elif parity.get("groups"):
-        console.print(text(f"Parity: every runner matched the reference ({refs}) "
-                           "on the initial and K-step losses."), highlight=False)
+        console.print(text(f"Parity: every runner matched the reference ({refs}): training cells on the initial "
+                           "and K-step losses, inference cells on their logits."), highlight=False)
     print_summary(doc, console)
 
 

@@ -132,7 +132,7 @@ PHRASES: dict[str, dict[str, str]] = {
                      "are kept apart per machine and speedups are computed only within one machine; the source "
                      "document's tables below draw on all of them, so read cross-machine figures there with care."),
         "reference": "speedup against {ref}",
-        "parity_ok": "Every runner matched the reference ({ref}) on the initial and K-step losses.",
+        "parity_ok": "Every runner matched the reference ({ref}): training cells on the initial and K-step losses, inference cells on their logits.",
         "parity_bad": "Parity check FAILED for {cells}: their timings are not comparable.",
         "parity_none": "No parity groups (fewer than two runners per workload and device).",
         "parity_bn": "Batch-norm moving statistics after the K steps, largest difference from the reference: {groups}.",
@@ -243,7 +243,7 @@ PHRASES: dict[str, dict[str, str]] = {
         "machines": ("警告:这些结果来自 {n} 台不同的机器({machines})。性能表按机器分开,加速比只在同一台机器内"
                      "计算;下面源文档的表格使用了全部结果,跨机器的数字请谨慎解读。"),
         "reference": "相对 {ref} 的加速比",
-        "parity_ok": "所有运行器的初始损失和 K 步损失都与参考({ref})一致。",
+        "parity_ok": "所有运行器都与参考({ref})一致:训练单元比较初始损失和 K 步损失,推理单元比较输出 logits。",
         "parity_bad": "一致性检查失败:{cells},其计时不可比较。",
         "parity_none": "没有可比较的组(每个工作负载和设备少于两个运行器)。",
         "parity_bn": "K 步之后批归一化的滑动统计量与参考的最大差异:{groups}。",
