@@ -116,10 +116,13 @@ def _bar(cells: list[Any]) -> Bar | None:
 
 def plot_data(corpus: Corpus) -> list[PlotGroup]:
     """What the figures draw: per (workload, device) in the order they ran, one :class:`Bar` per runner
-    with samples (its repeats combined); (workload, device) pairs with no samples are left out."""
+    with samples (its repeats combined); (workload, device) pairs with no samples are left out, and so are
+    the points of throughput sweeps: the sweep's own figures (:func:`sweep_series`) draw every point."""
     out = []
     for workload, device in corpus.groups():
         cells = [r.data for r in corpus.cells if (r["workload"], r["device"]) == (workload, device)]
+        if any(c.get("scenario") == "throughput" for c in cells):
+            continue
         bars = [b for b in (_bar(g) for g in group(cells).values()) if b is not None]
         if bars:
             out.append(PlotGroup(workload, device, bars))
