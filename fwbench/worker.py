@@ -226,12 +226,13 @@ def output_parity(logits: np.ndarray) -> dict[str, Any]:
 
 def cold_start(job: Job, spec: WorkloadSpec) -> dict[str, Any]:
     """Spawn → first inference result in this fresh process, split into process start (the interpreter, until
-    this module began), import (NumPy, fwbench and the framework or runtime), build/load (weights, the model,
-    an exported artifact loaded) and first call (one request of batch 0 served to host memory)."""
+    this module began), import (NumPy, fwbench, the framework or runtime, and its set-up: Keras is imported
+    there, after its backend and thread settings), build/load (weights, the model, an exported artifact
+    loaded) and first call (one request of batch 0 served to host memory)."""
     spawned = float(os.environ.get("FWBENCH_SPAWNED_AT", MAIN_AT))
     session = load_session(job)
-    imported = time.monotonic()
     session.setup()
+    imported = time.monotonic()
     params, data = init_params(spec), DataSource(spec)
     session.build(spec, params)
     built = time.monotonic()

@@ -77,7 +77,7 @@ def test_run_config_round_trips_whole_and_refuses_unknown_fields():
                   options=RunnerOptions(threads=2), argv=["run", "-f", "torch"])
     d = json.loads(json.dumps(c.to_dict()))
     assert RunConfig.from_dict(d) == c
-    assert c.memory_limit_bytes == 2 * 2**30 and c.phases == ("timing", "parity", "target")
+    assert c.memory_limit_bytes == 2 * 2**30 and c.phases() == ("timing", "parity", "target")
     with pytest.raises(ConfigError, match="unknown field"):
         RunConfig.from_dict({**d, "evil": 1})
 
