@@ -1,19 +1,32 @@
 """The timing self-check: does a runner's synchronisation really wait for the device? (framework-free)
 
-Accelerators run asynchronously: a step *returns* as soon as its kernels are queued. fwbench times each
-step up to ``session.value(loss)``, which must wait for the device. If a runner's ``value`` returned
-early, its step times would measure only the launch and look impossibly fast. The check, on the same
-warm model and batches as the timing phase, measures three per-step times:
+Accelerators run asynchronously: a step *returns* as soon as its kernels are queued. Per-step timing
+(:func:`fwbench.timing.measure`) times each step up to ``session.value(loss)``, which must wait for the
+device. If a runner's ``value`` returned early, its step times would measure only the launch and look
+impossibly fast. The check, on the same warm model and batches as the timing phase, measures three
+per-step times:
 
-- ``synced_s``: median step time with the runner's own sync after every step (how fwbench times);
+- ``synced_s``: median step time with the runner's own sync after every step (how per-step timing times);
 - ``launch_s``: median time to *issue* a step with no sync at all (what a naive timer would report);
 - ``drained_s``: ``K`` steps issued back to back, then a device-wide barrier (``torch.cuda.synchronize``,
-  ``tf.test.experimental.sync_devices``), divided by ``K``: the device's real throughput per step.
+  ``tf.test.experimental.sync_devices``), divided by ``K``: the device's real throughput per step, i.e.
+  what windowed timing (:func:`fwbench.timing.measure_windowed`) measures, with one window of ``K`` steps.
 
 A properly synchronised step can never be much shorter than the drained throughput (pipelining only
 makes the drained time *shorter*), so ``synced_s < UNSYNCED_RATIO * drained_s`` flags the runner as
 ``unsynchronised``. ``launch_s`` far below ``synced_s`` shows the device was indeed asynchronous, i.e.
 that the synchronisation mattered. Without a device-wide barrier (JAX) the verdict is ``unchecked``.
+
+``sync_cost_ratio = synced_s / drained_s`` is the **cost of per-step synchronisation** on this cell: how
+many times longer a step takes when the host waits for the device after every step (per-step timing) than
+when steps are queued back to back (a real training loop, windowed timing). About 1 means per-step
+timing loses nothing: the device is always busy anyway (a large model), or there is no queue to drain (a
+CPU, where the frameworks' ops have finished when they return). 2 means per-step timing halves the
+measured throughput: launch overhead and the device idling between steps, typical of small models on a
+fast GPU, and worst for the runners with the most host-side work per step (eager ones). Below 1 only by
+noise; far below (``< UNSYNCED_RATIO``) is the ``unsynchronised`` verdict. ``None`` without a barrier.
+It comes from ``steps`` steps of each kind (10 by default, one window of 10 for the drained time), so it
+is a rough figure; a cell timed both ways gives the precise one (the ratio of its two medians).
 """
 
 from __future__ import annotations
@@ -29,7 +42,9 @@ DEFAULT_STEPS = 10
 
 @dataclass
 class SyncCheck:
-    """Per-step seconds of the three measurements, and the verdict (``ok``, ``unsynchronised``, ``unchecked``)."""
+    """Per-step seconds of the three measurements, the verdict (``ok``, ``unsynchronised``, ``unchecked``),
+    and ``sync_cost_ratio`` = ``synced_s / drained_s`` (per-step synchronised / windowed step time; see the
+    module docstring; ``None`` without a device-wide barrier)."""
 
     synced_s: float
     launch_s: float
@@ -37,9 +52,17 @@ class SyncCheck:
     steps: int
     verdict: str
     note: str = ""
+    sync_cost_ratio: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def sync_cost_ratio(synced_s: float, drained_s: float | None) -> float | None:
+    """Per-step synchronised step time over the drained (windowed) step time; ``None`` when unmeasured (pure)."""
+    if drained_s is None or drained_s <= 0:
+        return None
+    return synced_s / drained_s
 
 
 def verdict(synced_s: float, launch_s: float, drained_s: float | None) -> tuple[str, str]:
@@ -79,4 +102,4 @@ def check(step: Callable[[int], Any], value: Callable[[Any], float], barrier: Ca
     value(loss)  # leave nothing queued behind us
     s, l = statistics.median(synced), statistics.median(launches)
     v, note = verdict(s, l, drained)
-    return SyncCheck(s, l, drained, steps, v, note)
+    return SyncCheck(s, l, drained, steps, v, note, sync_cost_ratio(s, drained))
