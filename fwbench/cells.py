@@ -181,10 +181,16 @@ ENERGY = obj({"available": boolean, "reason": OPT_STR, "source": OPT_STR, "domai
               "joules": optional(nonneg), "seconds": optional(nonneg), "steps": OPT_INT, "samples": OPT_INT,
               "j_per_step": optional(nonneg), "j_per_sample": optional(nonneg), "watts": optional(nonneg)},
              required=("available",))
+TIMING_MODE_NAMES = ("per-step", "windowed")  # fwbench.config.TIMING_MODES
+# Runner options, in ``config.options`` (``timing`` as given: null = each device's default) and in each cell's
+# ``options`` (``timing`` as the cell ran, where the run resolved it); absent fields: the defaults.
+OPTIONS = obj({"precision": OPT_STR, "tf32": OPT_BOOL, "channels_last": OPT_BOOL, "threads": OPT_INT,
+               "sync_check": OPT_BOOL, "keras_jit_compile": OPT_BOOL, "distributed": OPT_OBJ,
+               "timing": optional(one_of(*TIMING_MODE_NAMES)), "cuda_graphs": OPT_BOOL})
 CELL = obj({
     "id": string, "workload": string, "runner": string, "device": string, "status": one_of(*STATUSES),
     "family": OPT_STR, "repeat": integer, "mode": OPT_STR, "batch_size": OPT_INT, "threads": OPT_INT,
-    "options": OPT_OBJ, "versions": optional(dict_of(OPT_STR)), "settings": OPT_OBJ, "reason": OPT_STR,
+    "options": optional(OPTIONS), "versions": optional(dict_of(OPT_STR)), "settings": OPT_OBJ, "reason": OPT_STR,
     "log_tail": optional(lambda v, p: v if isinstance(v, (str, list)) else string(v, p)),
     "warmup_s": list_of(nonneg), "step_s": list_of(nonneg), "stop_reason": OPT_STR, "first_step_s": OPT_NUM,
     "final_loss": OPT_NUM, "retraces": OPT_INT, "summary": optional(SUMMARY), "samples_per_s": OPT_NUM,
@@ -224,13 +230,15 @@ RUN_PARITY = obj({"reference": OPT_STR, "precision": OPT_STR, "tolerances": opti
 ENVIRONMENT = obj({"cpu": OPT_STR, "cores": OPT_INT, "threads": OPT_INT, "gpus": optional(list_of(anything)),
                    "tpu": anything, "versions": optional(dict_of(OPT_STR)), "git_commit": OPT_STR,
                    "hostname": OPT_STR, "python": OPT_STR, "os": OPT_STR})
-OPTIONS = obj({"precision": OPT_STR, "tf32": OPT_BOOL, "channels_last": OPT_BOOL, "threads": OPT_INT,
-               "sync_check": OPT_BOOL, "keras_jit_compile": OPT_BOOL, "distributed": OPT_OBJ})
+# ``run --warmup/--min-steps/--max-steps/--max-time/--target-ci`` (null: not given); absent before issue 19
+TIMING_OVERRIDES = obj({"warmup": OPT_INT, "min_steps": OPT_INT, "max_steps": OPT_INT, "max_seconds": OPT_NUM,
+                        "target_ci": OPT_NUM})
 CONFIG = obj({"command": OPT_STR, "frameworks": list_of(string), "runners": list_of(string),
               "workloads": list_of(string), "devices": list_of(string), "resolved_devices": list_of(string),
               "timeout": OPT_NUM, "quick": OPT_BOOL, "repeats": OPT_INT, "target": OPT_BOOL,
               "memory_limit": OPT_STR, "probes": list_of(string), "options": OPTIONS, "argv": list_of(string),
-              "scenario": optional(one_of(*SCENARIO_NAMES)), "batch_sizes": list_of(integer)})
+              "scenario": optional(one_of(*SCENARIO_NAMES)), "batch_sizes": list_of(integer),
+              "timing_overrides": TIMING_OVERRIDES})
 WORKLOAD = obj({"name": string, "batch_size": OPT_INT, "mode": OPT_STR, "scenario": OPT_STR, "description": OPT_STR,
                 "layers": list_of(dict_of(anything)), "input_shape": list_of(integer), "classes": OPT_INT,
                 "optimizer": OPT_OBJ, "timing": OPT_OBJ, "distributed": OPT_OBJ}, required=("name",))

@@ -7,6 +7,14 @@ differing keys are named: the workload definition as it affects speed (shape, la
 optimizer, data), the cell's mode, batch size, thread count and runner options, the runner's framework
 versions, the CPU model, and for ``cuda`` cells the GPU model.
 
+The timing policy is not among them: a cell timed under another policy (the workload's effective ``[timing]``
+budget, e.g. ``--max-time`` or ``--quick``; the timing mode ``per-step`` or ``windowed``, ``options.timing``;
+CUDA graphs, ``options.cuda_graphs``) measured the same work, so it is compared, and
+:attr:`Comparison.notes` gets one line per distinct difference naming the cells, e.g. ``timing differs:
+baseline per-step, current windowed; max_seconds 15 → 5 (cnn/torch/cuda); compared anyway``. Windowed timing
+and CUDA graphs remove host overhead that per-step timing includes, so such a ratio can show a "change" that
+is the policy's, not the code's: the note says so where the table is read.
+
 Statistics (see :mod:`fwbench.stats`). Only cells with status ``ok`` contribute samples.
 
 * Both sides ran in >= 3 processes: the unit of replication is the **process**. Each process's median
@@ -61,6 +69,11 @@ VERDICTS = ("slower", "faster", "no change", "inconclusive", "missing", "incompa
 # workload fields that change the work a step does (description, seed, timing policy and source path do not)
 SPEED_KEYS = ("input_shape", "classes", "layers", "batch_size", "mode", "loss", "optimizer", "data", "distributed")
 CELL_KEYS = ("mode", "batch_size", "threads", "options")
+# the timing policy: compared anyway, and noted (see the module docstring)
+TIMING_KEYS = ("warmup", "min_steps", "max_steps", "min_seconds", "max_seconds", "target_ci")  # [timing] table
+TIMING_OPTIONS = ("timing", "cuda_graphs")  # runner options that change how steps are clocked, not the work
+LEGACY_TIMING_MODE = "per-step"  # a cell recorded before options.timing existed synchronised every step
+MAX_NOTED_CELLS = 4  # cells named in one timing note; the rest are counted
 
 Key = tuple[str, str, str]
 
@@ -165,6 +178,7 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], threshold: float 
     keys = list(base_groups) + [k for k in cur_groups if k not in base_groups]
     pending: list[tuple[Key, Any, str, float, float]] = []
     verdicts: dict[Key, CellVerdict] = {}
+    policies: dict[str, list[Key]] = {}  # a timing-policy difference -> the compared cells it applies to
     for key in keys:
         w, r, d = key
         if key not in cur_groups:
@@ -184,6 +198,9 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], threshold: float 
         if diffs and not allow_mismatch:
             verdicts[key] = CellVerdict(w, r, d, "incomparable", "; ".join(diffs))
             continue
+        policy = timing_difference(baseline, base_groups[key], current, cur_groups[key])
+        if policy:
+            policies.setdefault(policy, []).append(key)
         try:
             test = stats.compare_processes(b_samples, c_samples, confidence=1.0 - alpha, estimator=estimator)
         except ValueError as exc:  # the minimum of pooled steps: no sound CI
@@ -210,6 +227,7 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], threshold: float 
         notes.append(f"{pooled} of {len(pending)} compared cell(s) had fewer than 3 successful processes on a side: "
                      "only within-process noise was measured there; use --repeats 3 or more for a gate that "
                      "accounts for process-to-process variation")
+    notes += [timing_note(policy, cells) for policy, cells in policies.items()]
     return Comparison([verdicts[k] for k in keys], threshold, alpha, notes, estimator)
 
 
@@ -281,8 +299,10 @@ def differences(base_doc: dict[str, Any], base: list[Cell], cur_doc: dict[str, A
         bk, ck = getattr(b, key), getattr(c, key)
         if key == "options":
             # an option recorded on one side only was added to fwbench in between: the other side ran
-            # with its default, so only options recorded on both sides can disagree
-            out += [f"option {k}: {_show(bk[k])} vs {_show(ck[k])}" for k in sorted(set(bk) & set(ck)) if bk[k] != ck[k]]
+            # with its default, so only options recorded on both sides can disagree; the timing policy's
+            # options are noted by timing_difference instead
+            out += [f"option {k}: {_show(bk[k])} vs {_show(ck[k])}" for k in sorted(set(bk) & set(ck))
+                    if bk[k] != ck[k] and k not in TIMING_OPTIONS]
         elif bk != ck:
             out.append(f"{key.replace('_', ' ')}: {_show(bk)} vs {_show(ck)}")
     bw = _speed_definition(base_doc, b.workload)
@@ -302,6 +322,54 @@ def differences(base_doc: dict[str, Any], base: list[Cell], cur_doc: dict[str, A
         if bg != cg:
             out.append(f"GPU model: {_show(', '.join(bg) or None)} vs {_show(', '.join(cg) or None)}")
     return out
+
+
+def timing_mode(cell: Cell) -> str:
+    """How ``cell``'s steps were clocked: its ``options.timing``; ``null`` there is the device's default (a run
+    that left ``--timing`` out and recorded it unresolved); absent, a cell from before the option existed,
+    when every step was synchronised (``per-step``)."""
+    from fwbench.config import default_timing_mode
+
+    if "timing" not in cell.options:
+        return LEGACY_TIMING_MODE
+    mode = cell.options["timing"]
+    return mode if isinstance(mode, str) else default_timing_mode(cell.device)
+
+
+def timing_difference(base_doc: dict[str, Any], base: list[Cell], cur_doc: dict[str, Any], cur: list[Cell]) -> str:
+    """How the timing policy of a cell differs between the sides, e.g. ``baseline per-step, current windowed;
+    max_seconds 15 → 5``, or ``""``: timing mode, CUDA graphs, then the workload's effective ``[timing]``."""
+    b, c = base[0], cur[0]
+    parts = []
+    bm, cm = timing_mode(b), timing_mode(c)
+    if bm != cm:
+        parts.append(f"baseline {bm}, current {cm}")
+    bg, cg = bool(b.options.get("cuda_graphs", False)), bool(c.options.get("cuda_graphs", False))
+    if bg != cg:
+        parts.append(f"CUDA graphs: baseline {'on' if bg else 'off'}, current {'on' if cg else 'off'}")
+    bt, ct = _timing_table(base_doc, b.workload), _timing_table(cur_doc, c.workload)
+    if bt is not None and ct is not None:
+        parts += [f"{k} {_number(bt[k])} → {_number(ct[k])}" for k in TIMING_KEYS
+                  if k in bt and k in ct and bt[k] != ct[k]]
+    return "; ".join(parts)
+
+
+def timing_note(policy: str, cells: list[Key]) -> str:
+    """The note line of one timing-policy difference and the compared cells it applies to."""
+    named = ", ".join("/".join(k) for k in cells[:MAX_NOTED_CELLS])
+    more = f" and {len(cells) - MAX_NOTED_CELLS} more" if len(cells) > MAX_NOTED_CELLS else ""
+    return (f"timing differs: {policy} ({named}{more}); compared anyway, but part of a change there may be the "
+            "timing policy's, not the code's")
+
+
+def _timing_table(doc: dict[str, Any], workload: str) -> dict[str, Any] | None:
+    spec = (doc.get("workloads") or {}).get(workload)
+    timing = spec.get("timing") if isinstance(spec, dict) else None
+    return timing if isinstance(timing, dict) else None
+
+
+def _number(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 def _speed_definition(doc: dict[str, Any], workload: str) -> dict[str, Any] | None:

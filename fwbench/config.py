@@ -1,7 +1,9 @@
 """What to run and how: one typed, validated configuration, saved whole into every results file.
 
 - :class:`RunnerOptions`: how each worker runs its cell (threads, precision, TF32, layout, data-parallel
-  options). It rides in every :class:`~fwbench.job.Job` and is stored per cell.
+  options, timing mode, CUDA graphs). It rides in every :class:`~fwbench.job.Job` and is stored per cell.
+- :class:`TimingOverrides`: ``run --warmup/--min-steps/--max-steps/--max-time/--target-ci``, which replace
+  those fields of every workload's ``[timing]`` table for one run (:meth:`TimingOverrides.apply`).
 - :class:`RunConfig`: what a ``run`` or ``probe`` invocation asked for. ``RunConfig.to_dict()`` is the
   results file's ``config``; ``--resume`` reads it back with :meth:`RunConfig.from_dict`, which applies the
   same checks as the command line.
@@ -15,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from fwbench.distributed.config import DistOptions
@@ -28,6 +30,25 @@ PHASES = ("timing", "parity", "target")
 SCENARIO_CHOICES = ("train", "latency", "throughput", "cold-start")  # fwbench.scenarios.SCENARIOS
 MAX_BATCH = 1_000_000  # the largest batch a workload file may set
 MAX_BATCH_SIZES = 64  # points of one --batch-size sweep
+
+# How the timed steps are clocked (issue 19): ``per-step`` synchronises the device after every step (the loss
+# fetched to the host) and times each step on its own; ``windowed`` runs windows of k steps with no host
+# synchronisation inside a window and times the window. ``--timing`` chooses; left out, each device's default.
+TIMING_MODES = ("per-step", "windowed")
+DEFAULT_TIMING_MODES = {"cpu": "per-step", "cuda": "windowed", "tpu": "windowed"}
+
+# ``--quick``: a smoke run's budget, replacing the workload's [timing] fields it names.
+QUICK_TIMING: dict[str, Any] = {"warmup": 2, "min_steps": 5, "max_steps": 20, "min_seconds": 0.0, "max_seconds": 2.0}
+
+# The bounds of the timing flags: those of a workload file's [timing] table (fwbench.workload_spec._parse;
+# tests/test_timing_cli.py checks that the two agree), as (lowest, highest, what a value must be).
+TIMING_BOUNDS: dict[str, tuple[float, float, str]] = {
+    "warmup": (1, 10_000, "an integer from 1 to 10000"),
+    "min_steps": (3, 1_000_000, "an integer from 3 to 1000000"),
+    "max_steps": (3, 10_000_000, "an integer from 3 to 10000000"),
+    "max_seconds": (0, 86_400, "a number of seconds in (0, 86400]"),
+    "target_ci": (0, 1, "a relative half-width in (0, 1), e.g. 0.02 or 2%"),
+}
 
 # Sane bounds (issue 13): a run plans at most MAX_CELLS cells and MAX_REPEATS processes per cell; a cell
 # waits at most MAX_TIMEOUT_S. ``--threads`` beyond the cores this process may use oversubscribes them.
@@ -48,7 +69,7 @@ class ConfigError(UsageError):
 
 # Where a stored field's name differs from the command-line option that sets it.
 _FLAGS = {"workloads": "workload", "devices": "device", "resolved_devices": "device", "frameworks": "framework",
-          "runners": "runner", "probes": "probe", "batch_sizes": "batch_size"}
+          "runners": "runner", "probes": "probe", "batch_sizes": "batch_size", "max_seconds": "max_time"}
 
 
 def available_cores() -> int:
@@ -69,6 +90,11 @@ def tpu_precision_problem(device: str, precision: str) -> str | None:
     if device == "tpu" and precision == "fp16":
         return "TPUs compute in bf16, not fp16; use --precision bf16"
     return None
+
+
+def default_timing_mode(device: str) -> str:
+    """The timing mode a cell on ``device`` runs when ``--timing`` is not given (:data:`DEFAULT_TIMING_MODES`)."""
+    return DEFAULT_TIMING_MODES.get(device, "per-step")
 
 
 def _check_type(name: str, value: Any, typ: type | tuple[type, ...], what: str) -> None:
@@ -102,7 +128,11 @@ class RunnerOptions:
     (mixed precision); ``tf32``: allow TF32 tensor-core math for fp32 on NVIDIA GPUs; ``channels_last``:
     PyTorch NHWC memory format; ``sync_check``: run the timing self-check on the CPU too;
     ``keras_jit_compile``: override Keras's ``jit_compile`` (``None``: the backend's default);
-    ``distributed``: the run's data-parallel options when a workload is data-parallel.
+    ``distributed``: the run's data-parallel options when a workload is data-parallel; ``timing``: how the
+    timed steps are clocked, ``per-step`` or ``windowed`` (``None``: the device's default, see
+    :meth:`timing_mode`; a job's options hold the resolved mode once :meth:`for_device` made them);
+    ``cuda_graphs``: replay captured CUDA graphs where the framework offers them (``torch-compile`` compiles
+    with ``mode="reduce-overhead"``).
     """
 
     threads: int = 1
@@ -112,6 +142,8 @@ class RunnerOptions:
     sync_check: bool = False
     keras_jit_compile: bool | None = None
     distributed: DistOptions | None = None
+    timing: str | None = None
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         _check_type("threads", self.threads, int, "a whole number")
@@ -119,12 +151,24 @@ class RunnerOptions:
             raise ConfigError("threads", f"must be between 1 and {MAX_THREADS} after resolving 0, got {self.threads}")
         if self.precision not in PRECISIONS:
             raise ConfigError("precision", f"{self.precision!r} is not a precision; choose from: {', '.join(PRECISIONS)}")
-        for name in ("tf32", "channels_last", "sync_check"):
+        for name in ("tf32", "channels_last", "sync_check", "cuda_graphs"):
             _check_type(name, getattr(self, name), bool, "true or false")
+        if self.timing is not None and self.timing not in TIMING_MODES:
+            raise ConfigError("timing", f"{self.timing!r} is not a timing mode; choose from: "
+                                        f"{', '.join(TIMING_MODES)}"[:200])
         if self.keras_jit_compile is not None:
             _check_type("keras_jit_compile", self.keras_jit_compile, bool, "true, false or null")
         if self.distributed is not None and not isinstance(self.distributed, DistOptions):
             raise ConfigError("distributed", "must be data-parallel options")
+
+    def timing_mode(self, device: str) -> str:
+        """The timing mode a cell on ``device`` runs: ``timing`` as given, else the device's default."""
+        return self.timing if self.timing is not None else default_timing_mode(device)
+
+    def for_device(self, device: str) -> "RunnerOptions":
+        """These options for a cell on ``device``: ``timing`` resolved (what a job carries and a cell records)."""
+        mode = self.timing_mode(device)
+        return self if mode == self.timing else replace(self, timing=mode)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -155,13 +199,95 @@ def _dist_from_dict(d: Any) -> DistOptions:
 
 
 @dataclass(frozen=True)
+class TimingOverrides:
+    """``run --warmup/--min-steps/--max-steps/--max-time/--target-ci``: fields of every workload's ``[timing]``
+    table replaced for one run (``None``: the workload's own, or ``--quick``'s). ``max_seconds`` is set by
+    ``--max-time``. Bounds are the workload file's (:data:`TIMING_BOUNDS`); :meth:`apply` says how they combine
+    with a workload's table and with ``--quick``."""
+
+    warmup: int | None = None
+    min_steps: int | None = None
+    max_steps: int | None = None
+    max_seconds: float | None = None
+    target_ci: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("warmup", "min_steps", "max_steps"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            low, high, what = TIMING_BOUNDS[name]
+            _check_type(name, value, int, what)
+            if not low <= value <= high:
+                raise ConfigError(name, f"must be {what}, got {value}")
+        for name in ("max_seconds", "target_ci"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            low, high, what = TIMING_BOUNDS[name]
+            _check_type(name, value, (int, float), what)
+            inside = low < value <= high if name == "max_seconds" else low < value < high
+            if not (math.isfinite(value) and inside):
+                raise ConfigError(name, f"must be {what}, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if self.min_steps is not None and self.max_steps is not None and self.max_steps < self.min_steps:
+            raise ConfigError("max_steps", f"must be at least --min-steps ({self.min_steps}), got {self.max_steps}")
+
+    @property
+    def given(self) -> dict[str, Any]:
+        """The fields set, by their ``[timing]`` name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    def apply(self, timing: Any, quick: bool = False) -> dict[str, Any]:
+        """The ``[timing]`` fields to replace in a workload whose table is ``timing`` (a
+        :class:`fwbench.workload_spec.Timing`), for ``WorkloadSpec.with_timing(**...)``.
+
+        ``--quick``'s budget (:data:`QUICK_TIMING`) applies first, then every flag given, so an explicit flag
+        wins over ``--quick``. The result stays consistent: a ``--max-steps`` below the table's ``min_steps``
+        lowers ``min_steps`` to it, a ``--min-steps`` above its ``max_steps`` raises ``max_steps`` to it, and a
+        ``--max-time`` below ``min_seconds`` lowers ``min_seconds`` to it (a budget that ends sooner)."""
+        out: dict[str, Any] = dict(QUICK_TIMING) if quick else {}
+        out.update(self.given)
+        now = {name: out.get(name, getattr(timing, name)) for name in ("min_steps", "max_steps", "min_seconds",
+                                                                        "max_seconds")}
+        if now["max_steps"] < now["min_steps"]:
+            if self.max_steps is not None:
+                out["min_steps"] = self.max_steps
+            else:
+                out["max_steps"] = now["min_steps"]
+        if self.max_seconds is not None and now["max_seconds"] < now["min_seconds"]:
+            out["min_seconds"] = now["max_seconds"]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "TimingOverrides":
+        """Strict: unknown keys and wrong types are refused (:class:`ConfigError` naming the field)."""
+        return cls(**_known_fields(cls, d, "timing_overrides"))
+
+
+def parse_fraction(text: str, field_name: str) -> float:
+    """``2%``, ``2 %``, ``0.02`` -> 0.02 (as ``--threshold``: a bare number of 1 or more is a percentage,
+    ``2`` = 2%); :class:`ConfigError` naming ``field_name`` when malformed. Bounds are the caller's."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(%?)\s*", text)
+    if not m:
+        raise ConfigError(field_name, f"{text!r}: give a fraction such as 0.02 or a percentage such as 2%"[:200])
+    value = float(m.group(1))
+    return value / 100.0 if m.group(2) or value >= 1 else value
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """What an invocation asked for (names as given; workloads are resolved by the command).
 
     ``devices`` as given (``auto`` included) and ``resolved_devices`` as run; ``memory_limit`` as given
     (``4GiB``), see :attr:`memory_limit_bytes`; ``argv`` the command line that made the run. ``scenario``:
     what every cell measures (``None``: each workload's own default, ``train`` unless it names another);
-    ``batch_sizes``: the batch of every point of a sweep, ascending (empty: the scenario's natural batch).
+    ``batch_sizes``: the batch of every point of a sweep, ascending (empty: the scenario's natural batch);
+    ``timing_overrides``: the timing flags given (:class:`TimingOverrides`; each workload's effective
+    ``[timing]`` is stored with the workload).
     """
 
     command: str = "run"
@@ -178,6 +304,7 @@ class RunConfig:
     probes: tuple[str, ...] = ()
     scenario: str | None = None
     batch_sizes: tuple[int, ...] = ()
+    timing_overrides: TimingOverrides = field(default_factory=TimingOverrides)
     options: RunnerOptions = field(default_factory=RunnerOptions)
     argv: tuple[str, ...] = ()
 
@@ -208,6 +335,8 @@ class RunConfig:
             self.memory_limit_bytes  # noqa: B018 (parses; raises ConfigError when malformed)
         if not isinstance(self.options, RunnerOptions):
             raise ConfigError("options", "must be runner options")
+        if not isinstance(self.timing_overrides, TimingOverrides):
+            raise ConfigError("timing_overrides", "must be timing overrides")
         if self.scenario is not None and self.scenario not in SCENARIO_CHOICES:
             raise ConfigError("scenario", f"{self.scenario!r} is not a scenario; choose from: "
                                           f"{', '.join(SCENARIO_CHOICES)}"[:200])
@@ -235,6 +364,7 @@ class RunConfig:
                      "batch_sizes"):
             d[name] = list(d[name])
         d["options"] = self.options.to_dict()
+        d["timing_overrides"] = self.timing_overrides.to_dict()
         return d
 
     @classmethod
@@ -245,6 +375,11 @@ class RunConfig:
             kwargs["options"] = RunnerOptions.from_dict(d.get("options", {}))
         except ConfigError as exc:  # named where it is stored
             raise ConfigError(exc.field if exc.field == "options" else f"options.{exc.field}", exc.message) from None
+        try:  # absent in files written before issue 19: no flag was given
+            kwargs["timing_overrides"] = TimingOverrides.from_dict(d.get("timing_overrides", {}))
+        except ConfigError as exc:
+            raise ConfigError(exc.field if exc.field == "timing_overrides" else f"timing_overrides.{exc.field}",
+                              exc.message) from None
         return cls(**kwargs)
 
 

@@ -155,6 +155,53 @@ def test_workload_definition_and_new_options() -> None:
     assert verdict_of(doc([cell()]), newer) == "no change"
 
 
+def _timing_notes(result) -> list[str]:
+    return [n for n in result.notes if n.startswith("timing differs")]
+
+
+def test_a_different_timing_policy_is_compared_and_noted() -> None:
+    """Timing mode, CUDA graphs and the workload's effective [timing] change how steps are clocked, not the
+    work: the cell is compared (never incomparable) and one note line names what differs."""
+    spec = {"name": "w", "input_shape": [4], "layers": [{"type": "dense", "units": 3}], "batch_size": 8,
+            "timing": {"warmup": 5, "max_seconds": 15.0, "target_ci": 0.02}}
+    shorter = dict(spec, timing={"warmup": 5, "max_seconds": 5.0, "target_ci": 0.05})
+    base = doc([cell(options={"channels_last": False, "timing": "per-step", "cuda_graphs": False})],
+               workloads={"w": spec})
+    cur = doc([cell(seed=2, options={"channels_last": False, "timing": "windowed", "cuda_graphs": True})],
+              workloads={"w": shorter})
+    result = compare(base, cur)
+    (v,) = result.cells
+    assert v.verdict == "no change" and "option" not in v.detail
+    assert _timing_notes(result) == [
+        "timing differs: baseline per-step, current windowed; CUDA graphs: baseline off, current on; "
+        "max_seconds 15 → 5; target_ci 0.02 → 0.05 (w/fake/cpu); compared anyway, but part of a change there may "
+        "be the timing policy's, not the code's"]
+    assert not _timing_notes(compare(base, doc([cell(seed=2, options=base["cells"][0]["options"])],
+                                               workloads={"w": spec})))
+
+
+def test_timing_mode_null_is_the_devices_default_and_absent_is_per_step() -> None:
+    env = dict(ENV, gpus=[{"name": "NVIDIA H100"}])
+    legacy = doc([cell(device="cuda")], env)  # written before options.timing existed: every step synchronised
+    default = doc([cell(device="cuda", seed=2, options={"channels_last": False, "timing": None})], env)
+    result = compare(legacy, default)
+    assert result.cells[0].verdict == "no change"
+    assert _timing_notes(result)[0].startswith("timing differs: baseline per-step, current windowed (w/fake/cuda)")
+    cpu_default = doc([cell(seed=2, options={"channels_last": False, "timing": None})])
+    assert not _timing_notes(compare(doc([cell()]), cpu_default))  # per-step on cpu either way
+
+
+def test_one_timing_note_per_difference_names_its_cells() -> None:
+    names = [f"w{i}" for i in range(6)]
+    base = doc([cell(w, options={"timing": "per-step"}) for w in names] + [cell("x", options={"timing": "per-step"})])
+    cur = doc([cell(w, seed=2, options={"timing": "windowed"}) for w in names]
+              + [cell("x", seed=2, options={"timing": "per-step", "cuda_graphs": True})])
+    notes = _timing_notes(compare(base, cur))
+    assert len(notes) == 2
+    assert "(w0/fake/cpu, w1/fake/cpu, w2/fake/cpu, w3/fake/cpu and 2 more)" in notes[0]
+    assert notes[1].startswith("timing differs: CUDA graphs: baseline off, current on (x/fake/cpu)")
+
+
 def test_json_dict_has_rounded_numbers() -> None:
     d = compare(doc(repeated(seed=1)), doc(repeated(1.3, seed=2))).to_dict()
     assert d["counts"]["slower"] == 1

@@ -242,3 +242,49 @@ def test_the_existence_check_is_repeated_under_the_lock(tmp_path, monkeypatch):
     monkeypatch.setattr(results, "lock", lock_after_a_rival_wrote)
     with contextlib.ExitStack() as held, pytest.raises(UsageError, match="exists; pass --force"):
         common.claim_output(held, out, tmp_path / "default.json", False, "run")
+
+
+# ------------------------------------------------------------------------------------------------ timing (issue 19)
+
+def test_timing_options_and_overrides_round_trip():
+    from fwbench.config import TimingOverrides
+
+    opts = RunnerOptions(threads=2, timing="windowed", cuda_graphs=True)
+    assert RunnerOptions.from_dict(json.loads(json.dumps(opts.to_dict()))) == opts
+    job = Job(workload={"name": "w"}, runner="torch-compile", device="cuda", options=opts)
+    assert Job.from_dict(json.loads(json.dumps(job.to_dict()))).options == opts
+    c = RunConfig(timing_overrides=TimingOverrides(warmup=3, max_seconds=5, target_ci=0.05), options=opts)
+    d = json.loads(json.dumps(c.to_dict()))
+    assert d["timing_overrides"] == {"warmup": 3, "min_steps": None, "max_steps": None, "max_seconds": 5.0,
+                                     "target_ci": 0.05}
+    assert RunConfig.from_dict(d) == c
+    del d["timing_overrides"], d["options"]["timing"], d["options"]["cuda_graphs"]  # a file from before
+    old = RunConfig.from_dict(d)
+    assert old.timing_overrides == TimingOverrides() and old.options.timing is None and not old.options.cuda_graphs
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"warmup": 0}, "--warmup must be an integer from 1 to 10000, got 0"),
+    ({"warmup": 2.0}, "--warmup must be an integer from 1 to 10000"),
+    ({"min_steps": True}, "--min-steps must be an integer"),
+    ({"max_seconds": 0}, "--max-time must be a number of seconds in (0, 86400]"),
+    ({"max_seconds": float("inf")}, "--max-time must be"),
+    ({"target_ci": 1.0}, "--target-ci must be a relative half-width in (0, 1)"),
+    ({"min_steps": 9, "max_steps": 4}, "--max-steps must be at least --min-steps (9), got 4"),
+])
+def test_timing_overrides_refuse_bad_values_naming_the_flag(kwargs, words):
+    from fwbench.config import TimingOverrides
+
+    with pytest.raises(ConfigError) as info:
+        TimingOverrides(**kwargs)
+    assert words in str(info.value)
+
+
+def test_timing_mode_is_checked():
+    with pytest.raises(ConfigError, match="--timing 'fast' is not a timing mode; choose from: per-step, windowed"):
+        RunnerOptions(timing="fast")
+    with pytest.raises(ConfigError, match="--cuda-graphs must be true or false"):
+        RunnerOptions(cuda_graphs="yes")
+    with pytest.raises(ConfigError) as info:
+        RunConfig.from_dict({"timing_overrides": {"warmup": -1}})
+    assert info.value.field == "timing_overrides.warmup"

@@ -3,7 +3,8 @@
 Each shared option has one meaning, one placeholder and one stated default wherever it appears:
 ``--framework``/``--runner`` (default: the torch family), ``--workload`` (repeatable, default cnn),
 ``--device`` (repeatable), ``--out`` (a results FILE), ``--force``, ``--threads``, ``--timeout``,
-``--memory-limit``. The resolvers turn them into typed values, once, at the edge.
+``--memory-limit``, and the timing flags (``--warmup``, ``--min-steps``, ``--max-steps``, ``--max-time``,
+``--target-ci``, ``--timing``, ``--cuda-graphs``). The resolvers turn them into typed values, once, at the edge.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fwbench.config import DEVICE_CHOICES, ConfigError, resolve_threads
 from fwbench.errors import FwbenchError, UsageError
 
 if TYPE_CHECKING:
+    from fwbench.config import TimingOverrides
     from fwbench.runners.registry import RunnerInfo
     from fwbench.workload_spec import WorkloadSpec
 
@@ -47,7 +49,30 @@ MemoryLimit = Annotated[Optional[str], typer.Option(
 ResultsDir = Annotated[Path, typer.Option(
     "--results-dir", metavar="DIR", help="Folder for results when --out is not given.")]
 Quick = Annotated[bool, typer.Option(
-    "--quick", help="Smoke run: 2 warm-up and at most 20 timed steps or 2 s per cell.")]
+    "--quick", help="Smoke run: 2 warm-up and at most 20 timed steps or 2 s per cell (timing flags given "
+                    "with it win).")]
+
+# Timing control, as hyperfine users expect: each flag replaces that field of every workload's [timing]
+# table for this run (fwbench.config.TimingOverrides; bounds as in a workload file).
+Warmup = Annotated[Optional[int], typer.Option(
+    "--warmup", metavar="N", help="Warm-up steps before timing (1-10000) [default: each workload's [timing]].")]
+MinSteps = Annotated[Optional[int], typer.Option(
+    "--min-steps", metavar="N", help="Timed steps at least, before the CI target may stop timing (3-1000000).")]
+MaxSteps = Annotated[Optional[int], typer.Option(
+    "--max-steps", metavar="N", help="Timed steps at most (3-10000000).")]
+MaxTime = Annotated[Optional[float], typer.Option(
+    "--max-time", metavar="SECONDS", help="Seconds of timed steps at most per cell, the workload's "
+                                          "[timing] max_seconds (above 0, at most 86400).")]
+TargetCI = Annotated[Optional[str], typer.Option(
+    "--target-ci", metavar="PCT", help="Stop once the 95% CI half-width of the median is within this share of it, "
+                                       "e.g. 2% or 0.02.")]
+TimingMode = Annotated[Optional[str], typer.Option(
+    "--timing", metavar="per-step|windowed",
+    help="per-step: synchronise and time every step; windowed: time windows of steps with no host "
+         "synchronisation inside [default: per-step on cpu, windowed on cuda and tpu].")]
+CudaGraphs = Annotated[bool, typer.Option(
+    "--cuda-graphs", help="Replay CUDA graphs where the framework offers them (torch-compile: "
+                          "mode=\"reduce-overhead\"); recorded per cell.")]
 
 # The regression gate's options (`compare`, `ab`); defaults in fwbench.compare.
 Threshold = Annotated[str, typer.Option(
@@ -128,6 +153,17 @@ def resolve_devices(devices: list[str]) -> list[str]:
         if d not in out:
             out.append(d)
     return out
+
+
+def timing_overrides(warmup: int | None, min_steps: int | None, max_steps: int | None, max_time: float | None,
+                     target_ci: str | None) -> "TimingOverrides":
+    """The timing flags as one checked :class:`~fwbench.config.TimingOverrides` (``--target-ci`` parsed: ``2%``
+    or ``0.02``); a bad value raises :class:`~fwbench.config.ConfigError` naming its flag (exit 2)."""
+    from fwbench.config import TimingOverrides, parse_fraction
+
+    ci = parse_fraction(target_ci, "target_ci") if target_ci is not None else None
+    return TimingOverrides(warmup=warmup, min_steps=min_steps, max_steps=max_steps, max_seconds=max_time,
+                           target_ci=ci)
 
 
 def threads(value: int) -> int:

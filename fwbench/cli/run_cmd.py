@@ -62,6 +62,13 @@ def run(
     results_dir: common.ResultsDir = Path("results"),
     timeout: float = common.timeout_option(600.0, "cell"),
     quick: common.Quick = False,
+    warmup: common.Warmup = None,
+    min_steps: common.MinSteps = None,
+    max_steps: common.MaxSteps = None,
+    max_time: common.MaxTime = None,
+    target_ci: common.TargetCI = None,
+    timing: common.TimingMode = None,
+    cuda_graphs: common.CudaGraphs = False,
     threads: common.Threads = 0,
     repeats: Optional[int] = typer.Option(None, "--repeats", min=1, max=MAX_REPEATS, metavar="N",
                                           help="Run each cell in this many fresh worker processes "
@@ -132,9 +139,11 @@ def run(
                           devices=device, resolved_devices=common.resolve_devices(device), timeout=timeout,
                           quick=quick, target=target, memory_limit=memory_limit, scenario=scenario,
                           batch_sizes=tuple(batch_size),
+                          timing_overrides=common.timing_overrides(warmup, min_steps, max_steps, max_time, target_ci),
                           repeats=repeats if repeats is not None else COLD_START_REPEATS if scenario == "cold-start" else 1,
                           options=RunnerOptions(threads=common.threads(threads), precision=precision, tf32=tf32,
-                                                channels_last=channels_last),
+                                                channels_last=channels_last, timing=timing,
+                                                cuda_graphs=cuda_graphs),
                           argv=sys.argv[1:]),
                 DistOptions(workers, nnodes, node_rank, master_addr, master_port))
         runners = common.select_runners(list(config.frameworks), list(config.runners), config.scenario or "train")
@@ -173,15 +182,17 @@ def run(
 
 
 def new_run(config: RunConfig, dist: "DistOptions") -> tuple[RunConfig, list[Any]]:
-    """The workloads of a new run (``--quick`` and data-parallel options applied) and its final configuration."""
+    """The workloads of a new run (``--quick``, then the timing flags, then data-parallel options applied) and
+    its final configuration. Each workload's effective ``[timing]`` is what the results file stores for it."""
     import dataclasses
 
     from fwbench.distributed.config import make_distributed
     from fwbench.limits import max_workers
 
     specs = common.load_workloads(list(config.workloads))
-    if config.quick:
-        specs = [s.with_timing(warmup=2, min_steps=5, max_steps=20, min_seconds=0.0, max_seconds=2.0) for s in specs]
+    timing = config.timing_overrides
+    if config.quick or timing.given:
+        specs = [s.with_timing(**timing.apply(s.timing, config.quick)) for s in specs]
     if dist.workers is not None and dist.workers > max_workers():
         raise UsageError(f"--workers {dist.workers}: at most {max_workers()} data-parallel ranks per node here "
                          "(4 per core); set FWBENCH_MAX_WORKERS to allow more")
