@@ -152,7 +152,10 @@ TIME_TO_ACCURACY = obj({"metric": OPT_STR, "target_accuracy": OPT_NUM, "reached"
                         "final_loss": OPT_NUM, "optimum_loss": OPT_NUM, "optimal_expected_loss": OPT_NUM,
                         "entropy_rate": OPT_NUM},
                        required=("reached", "train_s", "final_accuracy", "curve"))
-SYNC_CHECK = obj({"verdict": OPT_STR, "note": OPT_STR, "synced_s": OPT_NUM, "launch_s": OPT_NUM, "drained_s": OPT_NUM})
+SYNC_CHECK = obj({"verdict": OPT_STR, "note": OPT_STR, "synced_s": OPT_NUM, "launch_s": OPT_NUM, "drained_s": OPT_NUM,
+                  "sync_cost_ratio": OPT_NUM, "steps": OPT_INT})
+CELL_TIMING = obj({"mode": OPT_STR, "window_steps": OPT_INT, "target_window_s": OPT_NUM, "windows": OPT_INT,
+                   "timed_steps": OPT_INT, "sync_point": OPT_STR, "lazy_loss": OPT_BOOL})
 DISTRIBUTED = obj({"world_size": integer, "nnodes": OPT_INT, "workers_per_node": OPT_INT, "node_rank": OPT_INT,
                    "backend": OPT_STR, "engine": OPT_STR, "per_rank_batch": OPT_INT, "global_batch": OPT_INT,
                    "steps": OPT_INT, "window_s": OPT_NUM, "global_samples_per_s": OPT_NUM,
@@ -202,7 +205,7 @@ CELL = obj({
     "interference": optional(INTERFERENCE),
     "side": one_of("A", "B"),  # fwbench ab: which environment ran the cell (see SIDE)
     "scenario": one_of(*SCENARIO_NAMES), "base_workload": string, "latency": optional(LATENCY),
-    "cold_start": optional(COLD_START), "energy": optional(ENERGY),
+    "cold_start": optional(COLD_START), "energy": optional(ENERGY), "timing": optional(CELL_TIMING),
 }, required=("id", "workload", "runner", "device", "status"))
 
 # Findings of the capability probes (fwbench.probes), by key wherever it appears in a probe's findings.

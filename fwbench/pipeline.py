@@ -48,7 +48,8 @@ def plan(workloads: list[WorkloadSpec], runners: list[RunnerInfo], devices: list
             for r in runners:
                 for v in variants:
                     base = None if v.name == w.name else w.name
-                    jobs += [Job(workload=v.to_dict(), runner=r.name, device=d, repeat=k, options=config.options,
+                    jobs += [Job(workload=v.to_dict(), runner=r.name, device=d, repeat=k,
+                                 options=config.options.for_device(d),  # the timing mode resolved per device
                                  phases=config.phases(v.scenario), base=base) for k in range(config.repeats)]
     return jobs
 

@@ -33,7 +33,7 @@ from fwbench.reference import cross_entropy
 from fwbench.runners.base import BATCH_POOL, Session
 from fwbench.runners.registry import RUNNERS
 from fwbench.stats import summarize
-from fwbench.timing import both, measure
+from fwbench.timing import both, measure, measure_windowed
 from fwbench.weights import init_params
 from fwbench.workload_spec import WorkloadSpec
 
@@ -69,10 +69,27 @@ def run_job(job: Job) -> dict[str, Any]:
             out.update(status="diverged", diverged_step=tta["diverged_step"],
                        reason=f"loss became non-finite at step {tta['diverged_step']} while training to the target")
     out["settings"] = session.settings()
+    out["settings"].setdefault("cuda_graphs", cuda_graphs_note(job))
     out["peak_device_bytes"] = session.peak_device_bytes()  # read before the calibration allocates its operands
     if "timing" in job.phases:
         out.update(utilisation(job, spec, out))
     return out
+
+
+# What each runner does about CUDA graphs when it does not say so itself (torch-compile records its own mode).
+# Keras's benchmarks were criticised for giving the XLA back ends CUDA graphs and PyTorch none: every cell says.
+_XLA_GRAPHS = "XLA's own: XLA:GPU may replay CUDA graphs (command buffers) by its own defaults; fwbench sets nothing"
+CUDA_GRAPHS = {"torch": "not offered: eager PyTorch launches every kernel (torch-compile --cuda-graphs captures them)",
+               "tf-eager": "not offered: eager TensorFlow launches every op", "tf-graph": "not offered by tf.function",
+               "tf-xla": _XLA_GRAPHS, "keras-jax": _XLA_GRAPHS, "keras": "not offered (Keras on TensorFlow, no XLA)",
+               "keras-torch": "not offered: Keras's torch back end runs eagerly"}
+
+
+def cuda_graphs_note(job: Job) -> str:
+    """What this cell did about CUDA graphs (``settings.cuda_graphs``), for runners that do not record it."""
+    if job.device != "cuda":
+        return "n/a: not on a CUDA device"
+    return CUDA_GRAPHS.get(job.runner, "not offered by this runner")
 
 
 def utilisation(job: Job, spec: WorkloadSpec, out: dict[str, Any]) -> dict[str, Any]:
@@ -120,22 +137,29 @@ def timing_phase(session: Session, spec: WorkloadSpec, params, data: DataSource)
     fn = _step_fn(session, spec)
     watch = interference.Watch(session.job.options.threads, noisy_threshold())
     meter = energy.meter_for(session.device)
-    t = measure(lambda i: session.value(fn(pool[i % len(pool)])), spec.timing,
-                window=phase.Announce("timing", both(watch, meter)))
-    out: dict[str, Any] = {"warmup_s": t.warmup_s, "step_s": t.step_s, "stop_reason": t.stop_reason,
+    window = phase.Announce("timing", both(watch, meter))
+    mode = session.options.timing_mode(session.device)
+    if mode == "windowed":  # no host sync inside a window of k steps (docs/timing.md)
+        barrier = devices.device_barrier(RUNNERS[session.job.runner].framework, session.device)
+        t = measure_windowed(lambda i: fn(pool[i % len(pool)]), session.values, barrier, spec.timing, window=window)
+    else:
+        t = measure(lambda i: session.value(fn(pool[i % len(pool)])), spec.timing, window=window)
+    out: dict[str, Any] = {"warmup_s": t.warmup_s, "step_s": t.samples, "stop_reason": t.stop_reason,
                            "first_step_s": t.warmup_s[0] if t.warmup_s else None,
                            "final_loss": t.losses[-1] if t.losses else None, "retraces": session.retraces(),
-                           "energy": meter.result(len(t.step_s), spec.batch_size)}
+                           "energy": meter.result(t.timed_steps, spec.batch_size),
+                           "timing": {**t.record(), "lazy_loss": session.lazy_loss}}
     if watch.result is not None:  # what other processes did during the timed steps (fwbench.interference)
         out["interference"] = watch.result.to_dict()
     if t.diverged_step is not None:
+        bad = t.losses[t.diverged_step] if t.diverged_step < len(t.losses) else t.losses[-1]
         out.update(status="diverged", diverged_step=t.diverged_step,
-                   reason=f"loss became {t.losses[-1]} at step {t.diverged_step}")
+                   reason=f"loss became {bad} at step {t.diverged_step}")
     if session.device != "cpu" or session.options.sync_check:
         phase.report("sync-check")
         out["sync_check"] = sync_check(session, pool, fn)
-    if t.step_s:
-        s = summarize(t.step_s)
+    if t.samples:
+        s = summarize(t.samples)
         out["summary"] = s.to_dict()
         out["samples_per_s"] = spec.batch_size / s.median
         out["samples_per_s_ci"] = [spec.batch_size / s.ci_high, spec.batch_size / s.ci_low]

@@ -115,7 +115,10 @@ def test_the_results_file_stores_the_whole_typed_configuration(cli, tmp_path, wo
     doc = json.loads(out.read_text())
     config = RunConfig.from_dict(doc["config"])
     assert config.options.threads == 3 and config.repeats == 2 and config.command == "run"
-    assert all(c["options"] == config.options.to_dict() and c["threads"] == 3 for c in doc["cells"])
+    # each cell stores the run's options with the timing mode resolved for its device (per-step on a CPU)
+    assert all(c["options"] == config.options.for_device(c["device"]).to_dict() and c["threads"] == 3
+               for c in doc["cells"])
+    assert {c["options"]["timing"] for c in doc["cells"]} == {"per-step"}
 
 
 def test_out_refuses_to_overwrite_without_force(cli, tmp_path, workload_dir):

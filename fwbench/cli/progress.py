@@ -109,6 +109,9 @@ def finished_job(budget: Budget, record: dict[str, Any], duration_s: float) -> F
         return None
     steps = record.get("step_s")
     timed = sum(x for x in steps if _seconds(x) is not None) if isinstance(steps, list) else 0.0
+    k = (record.get("timing") or {}).get("window_steps") if isinstance(record.get("timing"), dict) else None
+    if (record.get("timing") or {}).get("mode") == "windowed" and isinstance(k, int) and k > 0:
+        timed *= k  # windowed: each sample is one window's mean step time
     return Finished(budget.key, budget.runner, duration_s, float(timed))
 
 

@@ -79,10 +79,22 @@ def utilisation_rows(corpus: Corpus) -> list[list[str]]:
             flops_text(peak) + ("FLOP/s" if peak else ""),
             units.percent(achieved / peak if achieved and peak else None),
             flops_text(published) + ("FLOP/s" if published else ""),
-            sync.get("verdict", "-"),
+            sync.get("verdict", "-") + _sync_cost(sync, rec.get("timing")),
             g.source + ": flops_per_step, step_s, peak_flops",
         ])
     return rows
+
+
+def _sync_cost(sync: dict[str, Any], timing: Any) -> str:
+    """The self-check's sync cost (per-step synced step time / drained step time) and the cell's timing mode,
+    where recorded: on a GPU, how much per-step synchronisation would understate throughput (docs/timing.md)."""
+    parts = []
+    ratio = sync.get("sync_cost_ratio")
+    if isinstance(ratio, (int, float)) and ratio > 0:
+        parts.append(f"sync cost ×{ratio:.2f}")
+    if isinstance(timing, dict) and timing.get("mode") == "windowed":
+        parts.append(f"windowed k={timing.get('window_steps')}")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def calibration_notes(corpus: Corpus, lang: str) -> list[str]:

@@ -51,6 +51,14 @@ class StepSession(ABC):
     def value(self, loss: Any) -> float:
         """Wait for the device and return ``loss`` as a Python float (this is the synchronisation point)."""
 
+    # Whether train_step's loss stays on the device until value() (False: the step itself returns host values,
+    # as Keras's train_on_batch does, so windowed timing cannot keep the host out of a window; recorded per cell).
+    lazy_loss: bool = True
+
+    def values(self, losses: list[Any]) -> list[float]:
+        """A window's losses as floats, after the device barrier (windowed timing fetches them once per window)."""
+        return [self.value(loss) for loss in losses]
+
 
 class Session(StepSession):
     """One runner in one worker process: the step protocol, plus inference and what a cell records."""

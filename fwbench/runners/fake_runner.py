@@ -59,6 +59,8 @@ def behaviour_for(workload: str, setting: str) -> str:
 class FakeSession(Session):
     """A framework-free session whose step sleeps ``FWBENCH_FAKE_STEP_MS`` milliseconds."""
 
+    lazy_loss = False  # its losses are Python floats (windowed timing records it)
+
     def setup(self) -> None:
         self.behaviour = behaviour_for(self.job.workload["name"], os.environ.get("FWBENCH_FAKE", ""))
         self.step_s = float(os.environ.get("FWBENCH_FAKE_STEP_MS", "2")) / 1000.0

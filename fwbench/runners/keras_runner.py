@@ -77,6 +77,8 @@ JAX_PLATFORMS = {"cpu": "cpu", "cuda": "gpu", "tpu": "tpu"}
 class KerasSession(Session):
     """Keras 3 ``train_on_batch`` / ``test_on_batch`` on the backend named by ``KERAS_BACKEND``."""
 
+    lazy_loss = False  # train_on_batch returns host values: each step waits for its loss (windowed timing records it)
+
     def setup(self) -> None:
         self.backend = os.environ.get("KERAS_BACKEND", "tensorflow")
         if self.device not in ("cpu", "cuda", "tpu"):

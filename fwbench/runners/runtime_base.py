@@ -30,6 +30,8 @@ from fwbench.workload_spec import WorkloadSpec
 class InferenceSession(Session):
     """A runtime serving an exported artifact at a static batch (``spec.batch_size``), in float32."""
 
+    lazy_loss = False  # a runtime computes on the host and returns NumPy (windowed timing records it)
+
     fmt = "onnx"  # the artifact format (a key of artifacts.FORMATS)
     layout = "torch"  # "torch": NCHW images, int64 tokens; "tf": channels-last images, int32 tokens
     devices: tuple[str, ...] = ("cpu",)

@@ -451,6 +451,14 @@ class TorchSession(Session):
             torch.cuda.synchronize()  # explicit: all queued kernels, the optimizer update included
         return float(loss.item())  # .item() also waits for the device (and, on XLA, runs the graph)
 
+    def values(self, losses: list[Any]) -> list[float]:
+        """A window's losses in one device-to-host transfer (after the barrier of windowed timing)."""
+        if not losses:
+            return []
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        return [float(v) for v in torch.stack([loss.detach().float() for loss in losses]).cpu().tolist()]
+
     def host_input(self, x: np.ndarray) -> torch.Tensor:
         """A CPU tensor as a PyTorch server receives it: images NCHW and contiguous (in the channels-last memory
         format when the ``channels_last`` option is set, as :meth:`put` lays them out), token ids int64."""
@@ -580,7 +588,14 @@ class TorchCompileSession(TorchSession):
         self._frames_after_first: int | None = None
         self._breaks0 = _graph_breaks()  # dynamo's counters outlive reset(): this session's are the increase
         self._graphs0 = _dynamo_count("stats", "unique_graphs")
-        return torch.compile(model, backend=self.backend)
+        return torch.compile(model, backend=self.backend, mode=self.compile_mode)
+
+    @property
+    def compile_mode(self) -> str:
+        """``reduce-overhead`` (inductor's CUDA graphs: the step's kernels captured once and replayed with one
+        launch) with ``--cuda-graphs`` on a GPU; else ``default``. On the CPU there are no CUDA graphs to
+        capture, so the option is recorded as not applied."""
+        return "reduce-overhead" if self.options.cuda_graphs and self.device == "cuda" else "default"
 
     def train_step(self, batch: Any) -> Any:
         loss = super().train_step(batch)
@@ -612,7 +627,11 @@ class TorchCompileSession(TorchSession):
         import torch._dynamo.config
 
         automatic = torch._dynamo.config.automatic_dynamic_shapes
-        out = {**super().settings(), "compile_backend": self.backend, "compile_mode": "default",
+        graphs = ("applied: torch.compile(mode='reduce-overhead')" if self.compile_mode == "reduce-overhead"
+                  else "asked for, not applied: CUDA graphs need a CUDA device" if self.options.cuda_graphs
+                  else "off (--cuda-graphs not given)")
+        out = {**super().settings(), "compile_backend": self.backend, "compile_mode": self.compile_mode,
+               "cuda_graphs": graphs,
                "dynamic_shapes": ("torch.compile(dynamic=None): the first shapes compile static; a dimension that "
                                   "changes (another sequence length) is made symbolic by one recompilation"
                                   if automatic else "torch.compile(dynamic=None), automatic_dynamic_shapes off: "
