@@ -34,7 +34,9 @@ needs_cuda = pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA GPU:
 def test_runners_declare_their_framework():
     assert {n: r.framework for n, r in RUNNERS.items()} == {
         "torch": "torch", "torch-compile": "torch", "tf-eager": "tensorflow", "tf-graph": "tensorflow",
-        "tf-xla": "tensorflow", "keras": "tensorflow", "keras-torch": "torch", "keras-jax": "jax", "fake": "none"}
+        "tf-xla": "tensorflow", "keras": "tensorflow", "keras-torch": "torch", "keras-jax": "jax", "fake": "none",
+        # deployed runtimes: their own kernels (no framework's matmul calibration), AOTInductor's are torch's
+        "onnxruntime": "runtime", "tflite": "runtime", "openvino": "runtime", "torch-export": "torch"}
     for info in RUNNERS.values():  # a Keras runner computes with the backend its worker is started with
         assert dict(info.env).get("KERAS_BACKEND", info.framework) == info.framework, info.name
 

@@ -93,14 +93,16 @@ def test_parity_tolerances_widen_for_reduced_precision():
                 for r, d in (("torch", 0.0), ("other", delta))]
     assert parity.evaluate(cells(5e-3), precision="fp32")["mismatches"] == ["w/other/cpu/0"]
     summary = parity.evaluate(cells(5e-3), precision="bf16")
-    assert summary["ok"] and summary["tolerances"] == {"initial_loss": 2e-2, "kstep_loss": 5e-2}
+    assert summary["ok"] and summary["tolerances"] == {"initial_loss": 2e-2, "kstep_loss": 5e-2,
+                                                       "output_atol": 1e-2, "output_rtol": 2e-2}
     assert parity.evaluate(cells(5e-3), precision="fp16")["ok"]
     assert not parity.evaluate(cells(0.2), precision="bf16")["ok"]
     # every precision the CLI offers has tolerances, and they only widen as precision drops
     from fwbench.cli.run_cmd import PRECISIONS
 
-    assert set(PRECISIONS) <= set(parity.TOLERANCES)
+    assert set(PRECISIONS) <= set(parity.TOLERANCES) and set(PRECISIONS) <= set(parity.OUTPUT_TOLERANCES)
     assert parity.TOLERANCES["fp32"] < parity.TOLERANCES["fp16"] < parity.TOLERANCES["bf16"]
+    assert parity.OUTPUT_TOLERANCES["fp32"] < parity.OUTPUT_TOLERANCES["fp16"] < parity.OUTPUT_TOLERANCES["bf16"]
 
 
 def test_cli_rejects_an_unknown_precision(cli, workload_dir, tmp_path):

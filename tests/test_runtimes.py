@@ -191,9 +191,9 @@ def test_runtime_not_installed_names_the_pip_package(monkeypatch):
     gone = {"onnxruntime", "openvino", "ai_edge_litert"}
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in gone else real(name, *a))
     assert RUNNERS["onnxruntime"].missing() == ["onnxruntime"]
-    job = Job(workload={"name": "cnn"}, runner="onnxruntime", device="cpu")
+    job = Job(workload={"name": "cnn@latency", "scenario": "latency"}, runner="onnxruntime", device="cpu")
     assert precheck(job, {"cpu": True}) == "onnxruntime not installed (pip install onnxruntime)"
-    job = Job(workload={"name": "cnn"}, runner="openvino", device="cpu")
+    job = Job(workload={"name": "cnn@latency", "scenario": "latency"}, runner="openvino", device="cpu")
     assert "pip install openvino" in precheck(job, {"cpu": True})
     # tflite without ai-edge-litert falls back to TensorFlow's interpreter, and says so
     pytest.importorskip("tensorflow")

@@ -233,13 +233,20 @@ def sweep_series(sw: Sweep, kind: str) -> list[tuple[str, list[int], list[float]
     return out
 
 
+_SWEEP_COLOURS = tuple(f"C{i}" for i in range(10)) + ("#393b79", "#8c6d31", "#843c39", "#7b4173", "#637939",
+                                                     "#17becf", "#bcbd22", "#ad494a")
+_SWEEP_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
+
+
 def _sweep(ax: Any, sw: Sweep, kind: str, lang: str) -> None:
     t = PLOT_TEXT[lang]
-    for label, xs, ys, lo, hi in sweep_series(sw, kind):
+    for i, (label, xs, ys, lo, hi) in enumerate(sweep_series(sw, kind)):
+        # tab20's colours and a marker per runner: a dozen runners never share a look
+        look = {"color": _SWEEP_COLOURS[i % len(_SWEEP_COLOURS)], "marker": _SWEEP_MARKERS[i % len(_SWEEP_MARKERS)]}
         if kind == "sweep-throughput":
-            ax.errorbar(xs, ys, yerr=[lo, hi], capsize=4, marker="o", label=plot_text(label))
+            ax.errorbar(xs, ys, yerr=[lo, hi], capsize=4, label=plot_text(label), **look)
         else:
-            ax.plot(xs, ys, marker="o", label=plot_text(label))
+            ax.plot(xs, ys, label=plot_text(label), **look)
     ax.set_xscale("log", base=2)
     from matplotlib.ticker import NullFormatter
 
