@@ -88,16 +88,7 @@ class Combined:
     @property
     def source(self) -> str:
         """``run.json#w/r/cpu/0`` for one process, ``run.json#w/r/cpu/{0,1,2}`` for repeats (one file each)."""
-        files = list(dict.fromkeys(r.file for r in self.records))
-        out = []
-        for f in files:
-            ids = [r.id for r in self.records if r.file == f]
-            stem = ids[0].rpartition("/")[0]
-            if len(ids) > 1 and all(i.rpartition("/")[0] == stem for i in ids):
-                out.append(f"{f}#{stem}/{{{','.join(i.rpartition('/')[2] for i in ids)}}}")
-            else:
-                out += [f"{f}#{i}" for i in ids]
-        return ", ".join(out)
+        return sources(self.records)
 
 
 def combine(records: list[Record], machine_of: dict[str, str] | None = None) -> list[Combined]:
@@ -195,3 +186,17 @@ def speedup_text(r: Ratio | None, lang: str = "en") -> str:
     t = ratio_words(r)
     return ((UNCERTAIN if t.uncertain else "") + SPEED[lang][t.slower].format(x=t.x, low=t.low, high=t.high)
             + ("" if t.apart else WITHIN[lang]))
+
+
+def sources(records: Any) -> str:
+    """The cell ids of ``records`` per results file: ``run.json#w/r/cpu/0``, or ``run.json#w/r/cpu/{0,1,2}``
+    for the repeats of one cell."""
+    out = []
+    for f in dict.fromkeys(r.file for r in records):
+        ids = [r.id for r in records if r.file == f]
+        stem = ids[0].rpartition("/")[0]
+        if len(ids) > 1 and all(i.rpartition("/")[0] == stem for i in ids):
+            out.append(f"{f}#{stem}/{{{','.join(i.rpartition('/')[2] for i in ids)}}}")
+        else:
+            out += [f"{f}#{i}" for i in ids]
+    return ", ".join(out)

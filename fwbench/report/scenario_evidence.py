@@ -20,7 +20,8 @@ from fwbench import units
 from fwbench.report.corpus import Corpus
 from fwbench.report.labels import phrase
 from fwbench.report.model import Evidence
-from fwbench.report.scenarios import latency_groups, latency_rows, parity_text, rate_text, short_reason, sources, sweeps
+from fwbench.report.combined import sources
+from fwbench.report.scenarios import latency_groups, latency_rows, parity_text, rate_text, short_reason, sweeps
 
 # framework -> (its deployed runtimes, the framework's own eager runners they are read against)
 DEPLOYED = {"torch": (("onnxruntime", "torch-export", "openvino"), ("torch",)),

@@ -25,6 +25,7 @@ from typing import Any
 from fwbench import units
 from fwbench.estimate import cell_estimate
 from fwbench.quantiles import latency_summary, quantile
+from fwbench.report.combined import sources
 from fwbench.report.corpus import Corpus, Record
 
 INFERENCE_SCENARIOS = ("latency", "throughput", "cold-start")
@@ -123,19 +124,6 @@ def runner_groups(records: list[Record]) -> dict[str, list[Record]]:
     for r in records:
         files.setdefault(r["runner"], set()).add(r.file)
     return _by(records, lambda r: r["runner"] + (f" [{r.file}]" if len(files[r["runner"]]) > 1 else ""))
-
-
-def sources(recs: list[Record]) -> str:
-    """``run.json#cnn@latency/torch/cpu/0`` or ``run.json#cnn@latency/torch/cpu/{0,1,2}``."""
-    out = []
-    for f in dict.fromkeys(r.file for r in recs):
-        ids = [r.id for r in recs if r.file == f]
-        stem = ids[0].rpartition("/")[0]
-        if len(ids) > 1 and all(i.rpartition("/")[0] == stem for i in ids):
-            out.append(f"{f}#{stem}/{{{','.join(i.rpartition('/')[2] for i in ids)}}}")
-        else:
-            out += [f"{f}#{i}" for i in ids]
-    return ", ".join(out)
 
 
 def short_reason(rec: Record, limit: int = 160) -> str:
