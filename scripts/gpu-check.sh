@@ -11,6 +11,9 @@
 #                                       cuDNN or not); no time-to-target (--no-target) to fit the time limit
 #   OUTDIR/cuda-seq-length.json         the seq-length probe on transformer (retraces at lengths 32, 48, 64)
 #   OUTDIR/cuda-bf16.json               torch x {cnn, mlp} on cuda in bf16 autocast (--quick)
+#   OUTDIR/cuda-per-step.json          every installed runner x {cnn, mlp} on cuda with --timing per-step: against
+#                                       cuda-fp32.json (windowed, the cuda default) it gives each cell's sync cost
+#   OUTDIR/cuda-graphs.json             torch-compile x {cnn, mlp} with --cuda-graphs (mode="reduce-overhead")
 #   OUTDIR/cuda-latency.json            every runner (deployed runtimes included) x cnn, latency at batch 1
 #                                       (--quick bounds: >= 50 requests); NVML energy per request
 #   OUTDIR/cuda-throughput.json         every runner x {cnn, mlp}, throughput at batch 1, 16, 64, 256 (--quick)
@@ -67,13 +70,18 @@ step seq-length timeout 120 fwbench probe -p seq-length --device cuda -w transfo
     --out "$out/cuda-seq-length.json" --force
 step bf16 timeout 60 fwbench run --framework torch --device cuda -w cnn -w mlp --precision bf16 --quick \
     --timeout 60 --out "$out/cuda-bf16.json" --force
+step per-step timeout 300 fwbench run --framework all --device cuda -w cnn -w mlp --timing per-step --timeout 150 \
+    --out "$out/cuda-per-step.json" --force
+step cuda-graphs timeout 120 fwbench run -r torch-compile --device cuda -w cnn -w mlp --cuda-graphs --timeout 100 \
+    --out "$out/cuda-graphs.json" --force
 step latency timeout 240 fwbench run --framework all --device cuda -w cnn --scenario latency --quick \
     --timeout 120 --out "$out/cuda-latency.json" --force
 step throughput timeout 420 fwbench run --framework all --device cuda -w cnn -w mlp --scenario throughput \
     -b 1 -b 16 -b 64 -b 256 --quick --timeout 120 --out "$out/cuda-throughput.json" --force
 files=()
 for f in "$out/cuda-fp32.json" "$out/cuda-resnet20.json" "$out/cuda-sequence.json" "$out/cuda-seq-length.json" \
-         "$out/cuda-bf16.json" "$out/cuda-latency.json" "$out/cuda-throughput.json"; do [ -f "$f" ] && files+=("$f"); done
+         "$out/cuda-bf16.json" "$out/cuda-per-step.json" "$out/cuda-graphs.json" "$out/cuda-latency.json" \
+         "$out/cuda-throughput.json"; do [ -f "$f" ] && files+=("$f"); done
 if [ ${#files[@]} -gt 0 ]; then
     step report fwbench report "${files[@]}" --format markdown --out-dir "$out/report"
 else
