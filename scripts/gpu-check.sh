@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The prepared GPU check: the whole runner matrix on CUDA for cnn, mlp, resnet20, transformer and lstm, in under
-# 10 minutes on one modern GPU, then the markdown report. Everything lands in OUTDIR:
+# The prepared GPU check: the whole runner matrix on CUDA for cnn, mlp, resnet20, transformer and lstm, then the
+# timing modes, CUDA graphs and the inference scenarios, then the markdown report. Sized for about 10 minutes on one
+# modern GPU before the per-step, cuda-graphs, latency and throughput steps were added; with them it has not run on a
+# GPU yet (each step has its own timeout, so a slow one cannot eat the rest). Everything lands in OUTDIR:
 #
 #   OUTDIR/env.txt, nvidia-smi.txt      the machine (fwbench env; the driver's own view)
 #   OUTDIR/cuda-tests.txt               the CUDA-only unit tests (they skip elsewhere)
